@@ -1,0 +1,60 @@
+//! `etl diff`: what a run with these two files would change in an env, without writing anything.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use shared::Env;
+
+use crate::{Connections, db};
+
+pub async fn run(connections: &Connections, nyt: &Path, jhu: &Path, env: &Env) -> anyhow::Result<ExitCode> {
+    let nyt_bytes = std::fs::read(nyt).with_context(|| format!("reading {}", nyt.display()))?;
+    let jhu_bytes = std::fs::read(jhu).with_context(|| format!("reading {}", jhu.display()))?;
+    let curated = match dataset::transform(&nyt_bytes, &jhu_bytes) {
+        Ok(curated) => curated,
+        Err(err) => {
+            println!("a run with these files would fail at transform: {err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let client = db::connect(&connections.database_url).await?;
+    let stored = db::stored_rows(&client, env).await?;
+    let diff = dataset::diff::diff(&stored, &curated.rows);
+    let counts = diff.counts();
+
+    println!(
+        "a run with these files in env {env} would: insert {}, update {}, leave {} unchanged, remove {}; {} dates revised upstream",
+        counts.inserted, counts.updated, counts.unchanged, counts.removed, counts.revised
+    );
+    if let (Some(first), Some(last)) = (curated.rows.first(), curated.rows.last()) {
+        println!("dataset: {} days from {} to {}", curated.rows.len(), first.date, last.date);
+    }
+    let dropped = &curated.dropped;
+    if dropped.only_nyt + dropped.only_jhu > 0 {
+        println!("dropped by the join: {} days only in NYT, {} only in JHU", dropped.only_nyt, dropped.only_jhu);
+    }
+    for correction in &diff.corrections {
+        println!(
+            "  {} {}: {} -> {}",
+            correction.date,
+            correction.field.as_str(),
+            show(correction.old),
+            show(correction.new)
+        );
+    }
+    for date in &diff.removed {
+        println!("  {date}: would be removed");
+    }
+    for warning in &curated.warnings {
+        println!("warning: {warning}");
+    }
+    if let Err(err) = dataset::diff::check_removal(stored.len(), diff.removed.len(), 0.05) {
+        println!("the loader would refuse this run: {err}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(value: Option<i64>) -> String {
+    value.map_or_else(|| "not reported".to_owned(), |v| v.to_string())
+}

@@ -1,0 +1,101 @@
+//! `etl`, the operator's command-line tool: trigger runs, list them, show the pipeline's state,
+//! preview what a pair of files would change, and run the smoke test against a running stack.
+//!
+//! Each command has its own module; [`Connections`] reads the shared variables (`NATS_URL`,
+//! `DATABASE_URL`) the same way the services do.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use shared::Env;
+use shared::config::{NatsConfig, Vars};
+
+pub mod db;
+pub mod diff;
+pub mod runs;
+pub mod smoke;
+pub mod status;
+pub mod trigger;
+
+#[derive(Debug, Parser)]
+#[command(name = "etl", version, about = "Operate the covid-etl pipeline")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask the extractor to check upstream now.
+    Trigger {
+        #[arg(long, default_value = "prod")]
+        env: Env,
+        /// Run even if nothing changed upstream.
+        #[arg(long)]
+        force: bool,
+        /// Wait for the run's notification and print it.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait for the extractor's answer and, with --wait, for the notification.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// List recent runs of an environment.
+    Runs {
+        #[arg(long, default_value = "prod")]
+        env: Env,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Show streams, consumers and their lag, and the latest run of each environment.
+    Status,
+    /// Print what a run with these files would change, without writing anything.
+    Diff {
+        #[arg(long)]
+        nyt: std::path::PathBuf,
+        #[arg(long)]
+        jhu: std::path::PathBuf,
+        #[arg(long, default_value = "prod")]
+        env: Env,
+    },
+    /// Run the smoke test against a running stack (env `test`, dummy data); exit 0 only on success.
+    Smoke {
+        /// Seconds to wait for the notification.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+}
+
+/// Where the stack is, read from the same variables the services use.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    pub nats: NatsConfig,
+    pub database_url: String,
+}
+
+impl Connections {
+    pub fn from_vars(vars: &Vars) -> anyhow::Result<Self> {
+        let mut p = shared::config::Parser::new(vars);
+        let nats = NatsConfig::parse(&mut p);
+        let database_url = p.url("DATABASE_URL", db::DEFAULT_DATABASE_URL, &["postgres", "postgresql"]);
+        p.finish()?;
+        Ok(Self { nats, database_url: database_url.to_string() })
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let connections = Connections::from_vars(&Vars::from_env()).context("reading the environment")?;
+    match cli.command {
+        Command::Trigger { env, force, wait, timeout } => {
+            trigger::run(&connections, &env, force, wait, std::time::Duration::from_secs(timeout)).await
+        }
+        Command::Runs { env, limit } => runs::run(&connections, &env, limit).await,
+        Command::Status => status::run(&connections).await,
+        Command::Diff { nyt, jhu, env } => diff::run(&connections, &nyt, &jhu, &env).await,
+        Command::Smoke { timeout } => {
+            let report = smoke::run(&connections, std::time::Duration::from_secs(timeout)).await;
+            Ok(smoke::print(&report))
+        }
+    }
+}

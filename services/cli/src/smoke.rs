@@ -1,0 +1,208 @@
+//! `etl smoke`: proves a running stack works end to end, after the smoke test of the original
+//! challenge write-up. In env `test`, with a few lines of dummy data, it
+//!
+//! 1. removes whatever an earlier smoke run left behind (so a failed run cannot spoil the next),
+//! 2. subscribes to `notify.test` *before* starting the run,
+//! 3. stores the dummy payloads and publishes them as extracted, exactly as the extractor does,
+//! 4. waits for the run's notification and checks it (succeeded, 3 new days) and the table,
+//! 5. removes its test data again, and reports.
+//!
+//! Each smoke run is a forced run with its own id, so repeating it is never mistaken for a
+//! duplicate of the previous one.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use shared::events::{Extracted, Notification, RunStatus, SCHEMA_VERSION, Trigger, TriggerKind, UpstreamRef};
+use shared::nats::{CURATED_BUCKET, RAW_BUCKET, Stores};
+use shared::{Env, Source, hash, run_id, store, subjects};
+
+use crate::{Connections, db};
+
+/// The env the smoke test runs in; nothing else uses it.
+pub const SMOKE_ENV: &str = "test";
+
+/// Three NYT days…
+pub const DUMMY_NYT: &str = "date,cases,deaths\n2020-01-22,1,0\n2020-01-23,1,0\n2020-01-24,2,0\n";
+/// …and JHU's US rows for the same days, with another country's row that must be ignored.
+pub const DUMMY_JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths\n\
+2020-01-22,Afghanistan,,0,0,0\n2020-01-22,US,,1,0,0\n2020-01-23,US,,1,0,0\n2020-01-24,US,,2,0,0\n";
+pub const EXPECTED_DAYS: u64 = 3;
+
+/// What happened, step by step.
+#[derive(Debug, Default)]
+pub struct SmokeReport {
+    pub steps: Vec<String>,
+    pub notification: Option<Notification>,
+    pub failure: Option<String>,
+}
+
+impl SmokeReport {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Prints the report and turns it into the process's exit code.
+pub fn print(report: &SmokeReport) -> ExitCode {
+    for step in &report.steps {
+        println!("smoke: {step}");
+    }
+    if let Some(notification) = &report.notification {
+        println!("\n{}\n\n{}", notification.subject, notification.text);
+    }
+    match &report.failure {
+        None => {
+            println!("smoke: PASSED");
+            ExitCode::SUCCESS
+        }
+        Some(reason) => {
+            println!("smoke: FAILED: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(connections: &Connections, timeout: Duration) -> SmokeReport {
+    let mut report = SmokeReport::default();
+    let env = Env::new(SMOKE_ENV).expect("the smoke env name is valid");
+    let outcome = async {
+        let client = shared::nats::connect(&connections.nats, "etl-smoke", &shared::Shutdown::new()).await?;
+        let stores = shared::nats::setup(client.clone()).await?;
+        let pg = db::connect(&connections.database_url).await?;
+
+        clean_up(&stores, &pg, &env).await?;
+        report.steps.push(format!("cleared env {env}"));
+
+        let result = exercise(&client, &stores, &pg, &env, timeout, &mut report).await;
+        // Clean up whatever the outcome, so the next smoke run starts from nothing.
+        let cleaned = clean_up(&stores, &pg, &env).await;
+        result?;
+        cleaned?;
+        report.steps.push(format!("removed the test data of env {env}"));
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(err) = outcome {
+        report.failure = Some(format!("{err:#}"));
+    }
+    report
+}
+
+async fn exercise(
+    client: &async_nats::Client,
+    stores: &Stores,
+    pg: &tokio_postgres::Client,
+    env: &Env,
+    timeout: Duration,
+    report: &mut SmokeReport,
+) -> anyhow::Result<()> {
+    let mut notifications = client.subscribe(subjects::notify(env)).await?;
+    client.flush().await?;
+    report.steps.push(format!("subscribed to {}", subjects::notify(env)));
+
+    let trigger = Trigger::forced(TriggerKind::Smoke, crate::trigger::new_trigger_id());
+    let nyt = publish_dummy(stores, env, Source::Nyt, DUMMY_NYT, &trigger).await?;
+    let jhu = publish_dummy(stores, env, Source::Jhu, DUMMY_JHU, &trigger).await?;
+    let run_id = run_id::derive(env, &nyt.object.sha256, &jhu.object.sha256, &trigger);
+    report.steps.push(format!("published dummy NYT and JHU payloads; waiting for run {run_id}"));
+
+    let deadline = tokio::time::Instant::now() + timeout;
+    let notification = loop {
+        let message = match tokio::time::timeout_at(deadline, notifications.next()).await {
+            Ok(Some(message)) => message,
+            Ok(None) => anyhow::bail!("the subscription to notify.{env} ended"),
+            Err(_) => anyhow::bail!(
+                "no notification for run {run_id} on notify.{env} within {timeout:?}: are the transformer, loader and notifier running?"
+            ),
+        };
+        match serde_json::from_slice::<Notification>(&message.payload) {
+            Ok(notification) if notification.run_id == run_id => break notification,
+            _ => continue,
+        }
+    };
+    report.notification = Some(notification.clone());
+    report.steps.push(format!("received the notification: {}", notification.subject));
+
+    if notification.status != RunStatus::Succeeded {
+        anyhow::bail!("the run failed: {}", notification.reason.as_deref().unwrap_or("no reason given"));
+    }
+    if notification.counts.inserted != EXPECTED_DAYS {
+        anyhow::bail!("the run inserted {} days, expected {EXPECTED_DAYS}", notification.counts.inserted);
+    }
+    let stored = db::stored_rows(pg, env).await?;
+    if stored.len() as u64 != EXPECTED_DAYS {
+        anyhow::bail!("{env}.us_daily holds {} rows, expected {EXPECTED_DAYS}", stored.len());
+    }
+    report.steps.push(format!("{env}.us_daily holds the {EXPECTED_DAYS} expected days"));
+    Ok(())
+}
+
+async fn publish_dummy(
+    stores: &Stores,
+    env: &Env,
+    source: Source,
+    content: &str,
+    trigger: &Trigger,
+) -> anyhow::Result<Extracted> {
+    let sha256 = hash::sha256_hex(content.as_bytes());
+    let location = source.default_location();
+    let commit_sha = format!("smoke{}", &sha256[..35]);
+    let now = chrono::Utc::now();
+    let metadata = HashMap::from([
+        ("repo".to_owned(), "smoke-test".to_owned()),
+        ("path".to_owned(), location.path.clone()),
+        ("commit_sha".to_owned(), commit_sha.clone()),
+        ("commit_time".to_owned(), now.to_rfc3339()),
+        ("fetched_at".to_owned(), now.to_rfc3339()),
+    ]);
+    let name = store::raw_object_name(env, source, &sha256);
+    let object = store::put_object(&stores.raw, RAW_BUCKET, &name, content.as_bytes(), metadata).await?;
+    let event = Extracted {
+        schema_version: SCHEMA_VERSION,
+        env: env.clone(),
+        source,
+        upstream: UpstreamRef {
+            repo: "smoke-test".to_owned(),
+            path: location.path,
+            commit_sha,
+            commit_time: now,
+            covered_commits: Vec::new(),
+        },
+        object,
+        trigger: trigger.clone(),
+        fetched_at: now,
+    };
+    store::record_extracted(stores, &event).await?;
+    Ok(event)
+}
+
+/// Removes everything env `test` holds: its rows, its KV keys and its objects. Nothing of any
+/// other env is touched: every name involved carries the env.
+pub async fn clean_up(stores: &Stores, pg: &tokio_postgres::Client, env: &Env) -> anyhow::Result<()> {
+    if db::schema_exists(pg, env).await? {
+        // Rows only: the schema and its migrations stay, as the loader expects them.
+        pg.batch_execute(&format!(
+            "BEGIN; DELETE FROM \"{env}\".us_daily_changes; DELETE FROM \"{env}\".us_daily; DELETE FROM \"{env}\".etl_runs; COMMIT;"
+        ))
+        .await?;
+    }
+    let prefix = format!("{env}.");
+    let keys: Vec<String> = stores.state.keys().await?.try_collect().await?;
+    for key in keys.iter().filter(|key| key.starts_with(&prefix)) {
+        stores.state.purge(key).await?;
+    }
+    let object_prefix = format!("{env}/");
+    for (bucket, store) in [(RAW_BUCKET, &stores.raw), (CURATED_BUCKET, &stores.curated)] {
+        let objects: Vec<_> = store.list().await?.try_collect().await?;
+        for object in objects.iter().filter(|o| o.name.starts_with(&object_prefix)) {
+            store
+                .delete(&object.name)
+                .await
+                .map_err(|err| anyhow::anyhow!("deleting {bucket}/{}: {err}", object.name))?;
+        }
+    }
+    Ok(())
+}

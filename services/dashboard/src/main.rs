@@ -1,0 +1,7 @@
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::install_crypto_provider();
+    let config = shared::config::load_or_exit("dashboard", dashboard::Config::from_vars);
+    let _telemetry = shared::telemetry::init("dashboard");
+    dashboard::run(config, shared::Shutdown::on_signals()).await
+}

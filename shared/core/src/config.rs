@@ -1,0 +1,307 @@
+//! Configuration from environment variables: typed, validated once at start, every bad value
+//! reported on its own line.
+//!
+//! Variables are read from a [`Vars`] snapshot rather than the process environment, so a test can
+//! start a service with settings of its own while other tests run beside it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::env::{Env, EnvScope};
+
+/// A snapshot of configuration variables.
+#[derive(Debug, Clone, Default)]
+pub struct Vars(HashMap<String, String>);
+
+impl Vars {
+    pub fn from_env() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.0.insert(name.into(), value.into());
+        self
+    }
+
+    /// Every set variable whose name starts with `prefix`, as `(name, value)`, sorted by name
+    /// (for families such as `EMAIL_TO_<ENV>`).
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(&str, &str)> {
+        let mut found: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .filter(|(name, value)| name.starts_with(prefix) && !value.trim().is_empty())
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    /// The value of `name`; an empty value counts as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Every problem found in the configuration, one line each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n{}", .lines.join("\n"))]
+pub struct ConfigError {
+    pub lines: Vec<String>,
+}
+
+/// Reads typed values, falling back to defaults, and collects every error instead of stopping at
+/// the first, so one start shows all that is wrong.
+pub struct Parser<'a> {
+    vars: &'a Vars,
+    errors: Vec<String>,
+}
+
+impl<'a> Parser<'a> {
+    pub fn new(vars: &'a Vars) -> Self {
+        Self { vars, errors: Vec::new() }
+    }
+
+    pub fn vars(&self) -> &Vars {
+        self.vars
+    }
+
+    /// Records a problem with `name`.
+    pub fn error(&mut self, name: &str, problem: impl fmt::Display) {
+        self.errors.push(format!("{name}: {problem}"));
+    }
+
+    pub fn optional_string(&self, name: &str) -> Option<String> {
+        self.vars.get(name).map(|v| v.trim().to_owned())
+    }
+
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.optional_string(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    pub fn secret(&self, name: &str) -> Option<Secret> {
+        self.vars.get(name).map(Secret::new)
+    }
+
+    /// Parses `name` with `FromStr`, or `default` when unset.
+    pub fn parse<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.vars.get(name) {
+            None => default,
+            Some(raw) => match raw.trim().parse() {
+                Ok(value) => value,
+                Err(err) => {
+                    self.error(name, format!("`{}` is invalid: {err}", raw.trim()));
+                    default
+                }
+            },
+        }
+    }
+
+    /// A duration such as `60s`, `5m` or `1h 30m` (humantime syntax); must not be zero.
+    pub fn duration(&mut self, name: &str, default: &str) -> Duration {
+        let fallback = humantime::parse_duration(default).expect("default durations are valid");
+        match self.vars.get(name) {
+            None => fallback,
+            Some(raw) => match humantime::parse_duration(raw.trim()) {
+                Ok(d) if d.is_zero() => {
+                    self.error(name, "must be greater than zero");
+                    fallback
+                }
+                Ok(d) => d,
+                Err(err) => {
+                    self.error(name, format!("`{}` is not a duration such as 60s or 5m: {err}", raw.trim()));
+                    fallback
+                }
+            },
+        }
+    }
+
+    /// An absolute URL whose scheme is one of `schemes`.
+    pub fn url(&mut self, name: &str, default: &str, schemes: &[&str]) -> url::Url {
+        let fallback = url::Url::parse(default).expect("default URLs are valid");
+        let Some(raw) = self.vars.get(name) else { return fallback };
+        match url::Url::parse(raw.trim()) {
+            Ok(url) if schemes.contains(&url.scheme()) => url,
+            Ok(url) => {
+                self.error(name, format!("scheme `{}` is not one of {}", url.scheme(), schemes.join(", ")));
+                fallback
+            }
+            Err(err) => {
+                // The raw value may hold credentials: never echo it.
+                self.error(name, format!("is not a valid URL: {err}"));
+                fallback
+            }
+        }
+    }
+
+    /// `ETL_ENV`: the environment a single-env service (extractor, dashboard) works for.
+    pub fn env(&mut self) -> Env {
+        self.parse("ETL_ENV", Env::prod())
+    }
+
+    /// `ETL_ENVS`: the environments a pipeline service serves, `*` (default) for all.
+    pub fn env_scope(&mut self) -> EnvScope {
+        self.parse("ETL_ENVS", EnvScope::All)
+    }
+
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.errors.is_empty() { Ok(()) } else { Err(ConfigError { lines: self.errors }) }
+    }
+}
+
+/// How to reach NATS: `NATS_URL` and, when the server needs it, `NATS_CREDS`,
+/// `NATS_USER` + `NATS_PASSWORD` or `NATS_TOKEN`.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    pub url: String,
+    pub auth: NatsAuth,
+}
+
+#[derive(Debug, Clone)]
+pub enum NatsAuth {
+    None,
+    CredsFile(String),
+    UserPassword { user: String, password: Secret },
+    Token(Secret),
+}
+
+impl NatsConfig {
+    pub fn parse(p: &mut Parser<'_>) -> Self {
+        let url = p.url("NATS_URL", "nats://127.0.0.1:4222", &["nats", "tls", "ws", "wss"]);
+        let auth = if let Some(path) = p.optional_string("NATS_CREDS") {
+            NatsAuth::CredsFile(path)
+        } else if let Some(user) = p.optional_string("NATS_USER") {
+            match p.secret("NATS_PASSWORD") {
+                Some(password) => NatsAuth::UserPassword { user, password },
+                None => {
+                    p.error("NATS_PASSWORD", "must be set when NATS_USER is set");
+                    NatsAuth::None
+                }
+            }
+        } else if let Some(token) = p.secret("NATS_TOKEN") {
+            NatsAuth::Token(token)
+        } else {
+            NatsAuth::None
+        };
+        Self { url: url.to_string(), auth }
+    }
+
+    pub fn local(url: impl Into<String>) -> Self {
+        Self { url: url.into(), auth: NatsAuth::None }
+    }
+}
+
+/// The `--check-config` flag every service accepts: validate, print, exit.
+pub fn check_config_requested() -> bool {
+    std::env::args().skip(1).any(|arg| arg == "--check-config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_value_is_reported_on_its_own_line() {
+        let vars = Vars::from_pairs([
+            ("POLL_INTERVAL", "soon"),
+            ("NATS_URL", "http://x"),
+            ("ETL_ENV", "Prod!"),
+        ]);
+        let mut p = Parser::new(&vars);
+        p.duration("POLL_INTERVAL", "60s");
+        NatsConfig::parse(&mut p);
+        p.env();
+        let err = p.finish().unwrap_err();
+        assert_eq!(err.lines.len(), 3, "{err}");
+        assert!(err.lines[0].starts_with("POLL_INTERVAL: `soon` is not a duration"));
+        assert!(err.lines[1].starts_with("NATS_URL: scheme `http`"));
+        assert!(err.lines[2].starts_with("ETL_ENV: `Prod!` is invalid"));
+    }
+
+    #[test]
+    fn defaults_apply_when_unset_or_empty() {
+        let vars = Vars::from_pairs([("POLL_INTERVAL", "")]);
+        let mut p = Parser::new(&vars);
+        assert_eq!(p.duration("POLL_INTERVAL", "60s"), Duration::from_secs(60));
+        assert_eq!(p.env(), Env::prod());
+        assert_eq!(p.env_scope(), EnvScope::All);
+        assert!(p.finish().is_ok());
+    }
+
+    #[test]
+    fn a_family_of_variables_is_listed_by_prefix() {
+        let vars = Vars::from_pairs([("EMAIL_TO_TEST", "a@x"), ("EMAIL_TO", "b@x"), ("EMAIL_TO_E2E", " ")]);
+        assert_eq!(vars.with_prefix("EMAIL_TO_"), vec![("EMAIL_TO_TEST", "a@x")]);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
+    }
+
+    #[test]
+    fn a_bad_url_is_reported_without_its_credentials() {
+        let vars = Vars::from_pairs([("NATS_URL", "nats://user:hunter2@[bad")]);
+        let mut p = Parser::new(&vars);
+        NatsConfig::parse(&mut p);
+        let err = p.finish().unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+}
+
+/// What every `main` does first: parse the service's configuration from the process environment;
+/// on errors print them, one line each, and exit 1; with `--check-config` print the verdict and
+/// exit 0.
+pub fn load_or_exit<C>(service: &str, parse: impl FnOnce(&Vars) -> Result<C, ConfigError>) -> C {
+    match parse(&Vars::from_env()) {
+        Ok(config) => {
+            if check_config_requested() {
+                println!("{service}: configuration is valid");
+                std::process::exit(0);
+            }
+            config
+        }
+        Err(err) => {
+            for line in &err.lines {
+                eprintln!("{service}: invalid configuration: {line}");
+            }
+            std::process::exit(1);
+        }
+    }
+}

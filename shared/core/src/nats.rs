@@ -1,0 +1,319 @@
+//! Connecting to NATS, declaring the JetStream resources, and publishing events.
+//!
+//! Every service calls [`connect`] and then [`setup`], whichever starts first: declaring a stream,
+//! object store or bucket that already exists with the same settings is a no-op.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, object_store, stream};
+use async_nats::{Client, HeaderMap};
+use opentelemetry::propagation::{Extractor, Injector};
+use serde::Serialize;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::config::{NatsAuth, NatsConfig};
+use crate::shutdown::Shutdown;
+use crate::subjects;
+
+pub const ETL_STREAM: &str = "ETL";
+pub const NOTIFY_STREAM: &str = "NOTIFY";
+pub const RAW_BUCKET: &str = "etl-raw";
+pub const CURATED_BUCKET: &str = "etl-curated";
+pub const STATE_BUCKET: &str = "etl-state";
+
+/// How long JetStream remembers a `Nats-Msg-Id`: a retried publish within it is not a second
+/// event. Beyond it, idempotence comes from the run id (loader and notifier records).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(60 * 60);
+
+/// The message-id header; async-nats header names are case-sensitive, so it is spelled once.
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("could not connect to NATS at {url}: {source}")]
+    Connect { url: String, source: async_nats::ConnectError },
+    #[error("could not read the NATS credentials file {path}: {source}")]
+    Credentials { path: String, source: std::io::Error },
+    #[error("shut down before NATS was reachable")]
+    ShutDown,
+    #[error("could not declare JetStream {what} `{name}`: {source}")]
+    Declare { what: &'static str, name: String, source: async_nats::Error },
+    #[error("could not publish to {subject}: {source}")]
+    Publish { subject: String, source: async_nats::Error },
+    #[error("could not encode the event for {subject}: {source}")]
+    Encode { subject: String, source: serde_json::Error },
+}
+
+/// Connects, retrying the first connection with capped, jittered backoff until `shutdown`: a
+/// service may start before the broker does.
+pub async fn connect(config: &NatsConfig, name: &str, shutdown: &Shutdown) -> Result<Client, NatsError> {
+    let mut attempt: u32 = 0;
+    loop {
+        let options = options(config, name).await?;
+        match options.connect(config.url.as_str()).await {
+            Ok(client) => {
+                tracing::info!(url = %redact_url(&config.url), "connected to NATS");
+                return Ok(client);
+            }
+            Err(source) => {
+                attempt += 1;
+                let delay = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
+                tracing::warn!(url = %redact_url(&config.url), error = %source, attempt, ?delay, "NATS not reachable yet, retrying");
+                if attempt >= 3 && shutdown.is_triggered() {
+                    return Err(NatsError::Connect { url: redact_url(&config.url), source });
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.wait() => return Err(NatsError::ShutDown),
+                }
+            }
+        }
+    }
+}
+
+async fn options(config: &NatsConfig, name: &str) -> Result<async_nats::ConnectOptions, NatsError> {
+    let options = match &config.auth {
+        NatsAuth::None => async_nats::ConnectOptions::new(),
+        NatsAuth::CredsFile(path) => async_nats::ConnectOptions::new()
+            .credentials_file(path)
+            .await
+            .map_err(|source| NatsError::Credentials { path: path.clone(), source })?,
+        NatsAuth::UserPassword { user, password } => async_nats::ConnectOptions::new()
+            .user_and_password(user.clone(), password.expose().to_owned()),
+        NatsAuth::Token(token) => async_nats::ConnectOptions::new().token(token.expose().to_owned()),
+    };
+    Ok(options
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        // Jittered so that many services reconnecting after a broker restart do not do so in step.
+        .reconnect_delay_callback(|attempts| {
+            backoff(attempts as u32, Duration::from_millis(100), Duration::from_secs(4))
+        })
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connection (re)established"),
+                async_nats::Event::Disconnected => tracing::warn!("NATS connection lost, reconnecting"),
+                other => tracing::debug!(event = %other, "NATS event"),
+            }
+        }))
+}
+
+/// Exponential backoff from `base`, capped at `max`, with up to 50 % random jitter added.
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(max);
+    let jitter = rand::random_range(0.0..0.5);
+    capped.mul_f64(1.0 + jitter)
+}
+
+/// The URL without any user or password in it, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+            }
+            parsed.to_string()
+        }
+        Err(_) => "[unparseable url]".to_owned(),
+    }
+}
+
+/// The JetStream handles every service works with.
+#[derive(Clone)]
+pub struct Stores {
+    pub js: jetstream::Context,
+    pub raw: object_store::ObjectStore,
+    pub curated: object_store::ObjectStore,
+    pub state: kv::Store,
+}
+
+/// Declares streams `ETL` and `NOTIFY`, object stores `etl-raw` and `etl-curated` and the KV
+/// bucket `etl-state`, idempotently.
+pub async fn setup(client: Client) -> Result<Stores, NatsError> {
+    let js = jetstream::new(client);
+    declare_stream(&js, stream::Config {
+        name: ETL_STREAM.to_owned(),
+        description: Some("covid-etl pipeline events".to_owned()),
+        subjects: subjects::ETL_STREAM_SUBJECTS.iter().map(|s| (*s).to_owned()).collect(),
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    })
+    .await?;
+    declare_stream(&js, stream::Config {
+        name: NOTIFY_STREAM.to_owned(),
+        description: Some("covid-etl run notifications".to_owned()),
+        subjects: subjects::NOTIFY_STREAM_SUBJECTS.iter().map(|s| (*s).to_owned()).collect(),
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    })
+    .await?;
+    let raw = declare_object_store(&js, RAW_BUCKET, "raw upstream payloads").await?;
+    let curated = declare_object_store(&js, CURATED_BUCKET, "curated datasets (Parquet)").await?;
+    let state = declare_kv(&js).await?;
+    Ok(Stores { js, raw, curated, state })
+}
+
+async fn declare_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), NatsError> {
+    let name = config.name.clone();
+    // Two services starting together may both try to create it; the loser finds it on retry.
+    let mut last = None;
+    for _ in 0..5 {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(err) => last = Some(err),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(NatsError::Declare { what: "stream", name, source: last.expect("tried").into() })
+}
+
+async fn declare_object_store(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+) -> Result<object_store::ObjectStore, NatsError> {
+    let mut last: Option<async_nats::Error> = None;
+    for _ in 0..5 {
+        if let Ok(store) = js.get_object_store(bucket).await {
+            return Ok(store);
+        }
+        match js
+            .create_object_store(object_store::Config {
+                bucket: bucket.to_owned(),
+                description: Some(description.to_owned()),
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(store) => return Ok(store),
+            Err(err) => last = Some(err.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(NatsError::Declare { what: "object store", name: bucket.to_owned(), source: last.expect("tried") })
+}
+
+async fn declare_kv(js: &jetstream::Context) -> Result<kv::Store, NatsError> {
+    let mut last: Option<async_nats::Error> = None;
+    for _ in 0..5 {
+        if let Ok(store) = js.get_key_value(STATE_BUCKET).await {
+            return Ok(store);
+        }
+        match js
+            .create_key_value(kv::Config {
+                bucket: STATE_BUCKET.to_owned(),
+                description: "covid-etl state that survives restarts".to_owned(),
+                history: 5,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(store) => return Ok(store),
+            Err(err) => last = Some(err.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(NatsError::Declare { what: "key-value bucket", name: STATE_BUCKET.to_owned(), source: last.expect("tried") })
+}
+
+/// Publishes `event` as JSON to a JetStream subject with a deterministic message id and the
+/// current trace context, and waits for the stream's acknowledgement. A timeout is retried with
+/// the same id, which the stream de-duplicates. Returns whether the stream saw it as a duplicate.
+pub async fn publish_event<T: Serialize>(
+    js: &jetstream::Context,
+    subject: &str,
+    msg_id: &str,
+    event: &T,
+) -> Result<bool, NatsError> {
+    let payload = serde_json::to_vec(event)
+        .map_err(|source| NatsError::Encode { subject: subject.to_owned(), source })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(MSG_ID_HEADER, msg_id);
+    headers.insert("Content-Type", "application/json");
+    inject_trace_context(&mut headers);
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.clone().into())
+            .headers(headers.clone())
+            .message_id(msg_id);
+        let result = async { js.send_publish(subject.to_owned(), publish).await?.await }.await;
+        match result {
+            Ok(ack) => {
+                tracing::debug!(subject, msg_id, duplicate = ack.duplicate, "published");
+                return Ok(ack.duplicate);
+            }
+            Err(err) if attempt < 5 => {
+                tracing::warn!(subject, msg_id, error = %err, attempt, "publish not acknowledged, retrying with the same id");
+                tokio::time::sleep(backoff(attempt, Duration::from_millis(100), Duration::from_secs(2))).await;
+            }
+            Err(err) => return Err(NatsError::Publish { subject: subject.to_owned(), source: err.into() }),
+        }
+    }
+}
+
+/// Writes the current span's W3C trace context (`traceparent`, `tracestate`) into `headers`.
+pub fn inject_trace_context(headers: &mut HeaderMap) {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers))
+    });
+}
+
+/// Reads the trace context a publisher put in `headers`.
+pub fn extract_trace_context(headers: Option<&HeaderMap>) -> opentelemetry::Context {
+    let empty = HeaderMap::new();
+    let headers = headers.unwrap_or(&empty);
+    opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        // Propagators use lowercase names (`traceparent`); NATS header names are case-sensitive.
+        self.0.insert(key, value.as_str());
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|value| value.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(name, _)| name.as_ref()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        assert!(backoff(1, base, max) < Duration::from_millis(151));
+        assert!(backoff(3, base, max) >= Duration::from_millis(400));
+        assert!(backoff(30, base, max) <= Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_in_logs() {
+        assert_eq!(redact_url("nats://user:secret@host:4222"), "nats://host:4222");
+        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+}
