@@ -25,12 +25,20 @@ pub struct Config {
 impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let mut p = Parser::new(vars);
-        let addr = p.parse("DASHBOARD_ADDR", SocketAddr::from_str(DEFAULT_ADDR).expect("valid default"));
+        let addr = p.parse(
+            "DASHBOARD_ADDR",
+            SocketAddr::from_str(DEFAULT_ADDR).expect("valid default"),
+        );
         let database_url = database_url(&mut p);
         let env = p.env();
         let nats = NatsConfig::parse(&mut p);
         p.finish()?;
-        Ok(Config { addr, database_url, env, nats })
+        Ok(Config {
+            addr,
+            database_url,
+            env,
+            nats,
+        })
     }
 
     /// The PostgreSQL connection settings; `from_vars` has already checked that they parse.
@@ -41,12 +49,17 @@ impl Config {
 }
 
 fn database_url(p: &mut Parser<'_>) -> Secret {
-    let raw = p.secret("DATABASE_URL").unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL));
+    let raw = p
+        .secret("DATABASE_URL")
+        .unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL));
     match tokio_postgres::Config::from_str(raw.expose().trim()) {
         Ok(_) => Secret::new(raw.expose().trim()),
         Err(err) => {
             // The value may carry a password, so only the parser's complaint is shown.
-            p.error("DATABASE_URL", format!("is not a valid PostgreSQL connection string: {err}"));
+            p.error(
+                "DATABASE_URL",
+                format!("is not a valid PostgreSQL connection string: {err}"),
+            );
             Secret::new(DEFAULT_DATABASE_URL)
         }
     }
@@ -70,13 +83,22 @@ mod tests {
     fn every_bad_value_is_named_and_no_password_is_echoed() {
         let vars = Vars::from_pairs([
             ("DASHBOARD_ADDR", "localhost"),
-            ("DATABASE_URL", "postgres://reader:hunter2@host:notaport/covid"),
+            (
+                "DATABASE_URL",
+                "postgres://reader:hunter2@host:notaport/covid",
+            ),
             ("ETL_ENV", "Prod"),
         ]);
         let err = Config::from_vars(&vars).unwrap_err();
         assert_eq!(err.lines.len(), 3, "{err}");
-        assert!(err.lines[0].starts_with("DASHBOARD_ADDR: `localhost` is invalid"), "{err}");
-        assert!(err.lines[1].starts_with("DATABASE_URL: is not a valid"), "{err}");
+        assert!(
+            err.lines[0].starts_with("DASHBOARD_ADDR: `localhost` is invalid"),
+            "{err}"
+        );
+        assert!(
+            err.lines[1].starts_with("DATABASE_URL: is not a valid"),
+            "{err}"
+        );
         assert!(err.lines[2].starts_with("ETL_ENV:"), "{err}");
         assert!(!err.to_string().contains("hunter2"));
     }

@@ -1,1 +1,77 @@
-//! placeholder
+//! The extractor: notices new upstream commits of the NYT and JHU files within one poll interval,
+//! downloads each new version whole and exactly once into `etl-raw`, and announces it on
+//! `etl.<env>.extracted.<source>`; a daily run and `etl.<env>.trigger` requests re-run on demand.
+//!
+//! - [`config`]: settings from environment variables.
+//! - [`github`]: the HTTP client (headers, timeouts, rate-limit bookkeeping), with the rules
+//!   themselves in [`ratelimit`].
+//! - [`poller`]: checking one source (conditional commits request, paging back to the last commit
+//!   seen, blob sha, download, store); [`download`] streams and verifies the file; [`cursor`] is the
+//!   per-source state kept in KV.
+//! - [`cycle`]: one round over all sources and what it publishes (extracted, failed extract).
+//! - [`worker`]: the loop that runs polls, triggers and the daily run ([`schedule`]);
+//!   [`trigger`] serves the request-reply subject.
+
+pub mod config;
+pub mod cursor;
+pub mod cycle;
+pub mod download;
+pub mod error;
+pub mod github;
+pub mod poller;
+pub mod ratelimit;
+pub mod schedule;
+pub mod trigger;
+pub mod worker;
+
+use anyhow::Context;
+use shared::Shutdown;
+use shared::nats::NatsError;
+use tokio::sync::mpsc;
+
+pub use config::Config;
+
+/// Runs the extractor until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let client = match shared::nats::connect(&config.nats, "extractor", &shutdown).await {
+        Ok(client) => client,
+        Err(NatsError::ShutDown) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    let stores = shared::nats::setup(client.clone())
+        .await
+        .context("declaring the JetStream resources")?;
+    let github = github::Github::new(&config).context("building the HTTP client")?;
+    let poller = poller::Poller::new(&config, github, stores)
+        .await
+        .context("loading the extractor's state")?;
+
+    let (commands, requests) = mpsc::channel(8);
+    let service = trigger::serve(
+        client.clone(),
+        config.env.clone(),
+        commands,
+        shutdown.clone(),
+    )
+    .await?;
+    tracing::info!(
+        env = %config.env,
+        api = %config.api_url,
+        poll_interval_s = config.poll_interval.as_secs_f64(),
+        daily_run_at = %config.daily_run_at,
+        authenticated = config.token.is_some(),
+        "extractor started"
+    );
+    worker::Worker::new(
+        poller,
+        config.env.clone(),
+        config.poll_interval,
+        config.daily_run_at,
+    )
+    .run(requests, shutdown)
+    .await;
+    let _ = service.await;
+    // Let anything still buffered (trigger replies) reach the server.
+    let _ = client.flush().await;
+    Ok(())
+}

@@ -1,1 +1,7 @@
-fn main() {}
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::install_crypto_provider();
+    let config = shared::config::load_or_exit("extractor", extractor::Config::from_vars);
+    let _telemetry = shared::telemetry::init("extractor");
+    extractor::run(config, shared::Shutdown::on_signals()).await
+}

@@ -8,11 +8,11 @@ use crate::hash::sha256_hex;
 /// in, so `etl trigger --force` and the daily run are new runs even when nothing changed.
 pub fn derive(env: &Env, nyt_sha256: &str, jhu_sha256: &str, trigger: &Trigger) -> String {
     let mut key = format!("{env}\n{nyt_sha256}\n{jhu_sha256}");
-    if trigger.force {
-        if let Some(id) = &trigger.id {
-            key.push('\n');
-            key.push_str(id);
-        }
+    if trigger.force
+        && let Some(id) = &trigger.id
+    {
+        key.push('\n');
+        key.push_str(id);
     }
     sha256_hex(key.as_bytes())[..24].to_owned()
 }

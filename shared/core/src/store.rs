@@ -21,6 +21,15 @@ pub fn curated_object_name(env: &Env, run_id: &str) -> String {
     format!("{env}/{run_id}.parquet")
 }
 
+/// Metadata key of a curated object: when its run started (RFC 3339), i.e. when the extraction
+/// whose event triggered the run was fetched. The loader measures a run's `duration_ms` from it.
+pub const CURATED_STARTED_AT: &str = "started_at";
+
+/// Metadata key of a curated object: when the transformer began its run (RFC 3339). Runs are
+/// transformed in the order their inputs arrived, so this orders them: the loader never lets an
+/// older run overwrite a newer one that overtook it during retries.
+pub const CURATED_TRANSFORMED_AT: &str = "transformed_at";
+
 /// KV key of the latest extracted payload of a source (the [`Extracted`] event as JSON).
 pub fn latest_key(env: &Env, source: Source) -> String {
     format!("{env}.{source}.latest")
@@ -130,11 +139,11 @@ pub async fn latest_extracted(state: &kv::Store, env: &Env, source: Source) -> R
 pub async fn record_extracted(stores: &Stores, event: &Extracted) -> Result<(), StoreError> {
     kv_put(&stores.state, &latest_key(&event.env, event.source), event).await?;
     let mut msg_id = format!("extracted:{}:{}:{}", event.env, event.source, event.object.sha256);
-    if event.trigger.force {
-        if let Some(id) = &event.trigger.id {
-            msg_id.push(':');
-            msg_id.push_str(id);
-        }
+    if event.trigger.force
+        && let Some(id) = &event.trigger.id
+    {
+        msg_id.push(':');
+        msg_id.push_str(id);
     }
     nats::publish_event(&stores.js, &subjects::extracted(&event.env, event.source), &msg_id, event).await?;
     Ok(())

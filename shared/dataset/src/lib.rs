@@ -3,12 +3,38 @@
 //!
 //! Used by the transformer (transform, Parquet), the loader (Parquet, diff) and `etl diff`.
 //! This is the only crate that uses polars.
+//!
+//! How the files fit together ([`transform`] runs them in this order):
+//! - `payload`: checks before any line is read (empty, HTML or JSON, gzip, UTF-8);
+//! - `csv`: a strict CSV reader that knows each record's 1-based line, refuses NUL bytes and
+//!   broken quoting, and splits only the records it is asked about; `header`: columns by name;
+//! - `values`: one field as an ISO date or a non-negative whole count;
+//! - `nyt` and `jhu`: each source's columns found by name and its rows validated (DESIGN rules
+//!   1, 2 and 6); for JHU only the US national rows are split and checked;
+//! - `merge`: the join, the dropped days, the `recovered` rule and the deltas, in polars
+//!   (rules 3–5); `warnings`: the negative deltas as sentences;
+//! - `parquet`: the `etl-curated` object; [`diff`]: what a run changes, and rule 7;
+//! - `error`: [`DataError`], one sentence each, with a machine word ([`DataError::kind`]).
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use shared::events::Dropped;
 
+mod csv;
 pub mod diff;
+mod error;
+mod header;
+mod jhu;
+mod merge;
+mod nyt;
+mod parquet;
+mod payload;
+mod values;
+mod warnings;
+
+pub use error::{At, DataError, Problem, Share};
+pub use parquet::{from_parquet, to_parquet};
+pub use warnings::MAX_LISTED as MAX_LISTED_WARNINGS;
 
 /// One row of `us_daily`: the merged cumulative figures of a day and their daily deltas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,31 +58,17 @@ pub struct Curated {
     pub warnings: Vec<String>,
 }
 
-/// Why a payload was refused. `Display` is one sentence naming the source, the line or field,
-/// and the problem; [`DataError::kind`] is a machine word for events.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DataError {
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl DataError {
-    pub fn kind(&self) -> &'static str {
-        "invalid_data"
-    }
-}
-
 /// Parses, validates and merges the two payloads (DESIGN.md, transform rules 1–6).
-pub fn transform(_nyt: &[u8], _jhu: &[u8]) -> Result<Curated, DataError> {
-    unimplemented!("the transform is being written")
-}
-
-/// The rows as Parquet (the `etl-curated` object).
-pub fn to_parquet(_rows: &[DailyRow]) -> Result<Vec<u8>, DataError> {
-    unimplemented!("the transform is being written")
-}
-
-/// Rows back from [`to_parquet`]'s bytes.
-pub fn from_parquet(_bytes: &[u8]) -> Result<Vec<DailyRow>, DataError> {
-    unimplemented!("the transform is being written")
+///
+/// The NYT payload is checked first, so when both are broken the error names NYT.
+pub fn transform(nyt: &[u8], jhu: &[u8]) -> Result<Curated, DataError> {
+    let nyt = nyt::read(nyt)?;
+    let jhu = jhu::read(jhu)?;
+    let (rows, dropped) = merge::merge(&nyt, &jhu)?;
+    let warnings = warnings::negative_deltas(&rows);
+    Ok(Curated {
+        rows,
+        dropped,
+        warnings,
+    })
 }

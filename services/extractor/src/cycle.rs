@@ -1,0 +1,413 @@
+//! One round over every source — a poll, a trigger, or the daily run — and what it announces.
+//!
+//! Sources are checked first and announced after: when both have new commits, both payloads are
+//! the latest in KV before either event goes out, so the transformer builds one run from both.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use shared::events::{Extracted, Failed, SCHEMA_VERSION, Stage, Trigger, TriggerKind};
+use shared::nats::{backoff, publish_event};
+use shared::store::{kv_put, latest_key, record_extracted};
+use shared::{Source, run_id, subjects};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::config::SourceSettings;
+use crate::cursor;
+use crate::error::{FailureKind, RecordError};
+use crate::github::GithubError;
+use crate::poller::{Check, CheckError, Poller};
+
+/// After this many transient failures in a row, a source's trouble is reported as a failed extract.
+const REPORT_AFTER_FAILURES: u32 = 5;
+/// The longest a source waits after a failed download before polls try it again.
+const MAX_SOURCE_RETRY: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CycleKind {
+    /// The regular poll.
+    Poll,
+    /// `etl trigger`; `force` re-runs even when nothing changed, under `id`.
+    Manual { force: bool, id: String },
+    /// The daily run: always forced.
+    Daily { date: NaiveDate },
+}
+
+impl CycleKind {
+    pub fn forced_trigger(&self) -> Option<Trigger> {
+        match self {
+            CycleKind::Manual { force: true, id } => {
+                Some(Trigger::forced(TriggerKind::Manual, id.clone()))
+            }
+            CycleKind::Daily { date } => {
+                Some(Trigger::forced(TriggerKind::Daily, format!("daily:{date}")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The trigger a payload found by this cycle carries.
+    pub fn trigger(&self, initial: bool) -> Trigger {
+        if let Some(forced) = self.forced_trigger() {
+            return forced;
+        }
+        match self {
+            _ if initial => Trigger::new(TriggerKind::Initial),
+            CycleKind::Manual { .. } => Trigger::new(TriggerKind::Manual),
+            _ => Trigger::new(TriggerKind::Commit),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CycleReport {
+    /// Sources with a new payload.
+    pub extracted: Vec<Source>,
+    /// Sources whose extracted event went out (new, or re-published when forced).
+    pub published: Vec<Source>,
+    /// The run the published events make, when both sources have a payload.
+    pub run_id: Option<String>,
+    /// One sentence per source that could not be checked or accepted.
+    pub problems: Vec<String>,
+}
+
+impl Poller {
+    pub async fn cycle(&mut self, kind: &CycleKind) -> CycleReport {
+        let mut report = CycleReport::default();
+        let mut fresh = Vec::new();
+        let mut cursors = Vec::new();
+        let mut transient = false;
+        let now = Instant::now();
+        for s in self.sources.clone() {
+            let waiting = self.state(s.source).retry_at.is_some_and(|at| at > now);
+            if *kind == CycleKind::Poll && waiting {
+                continue;
+            }
+            let span = tracing::info_span!("check", otel.name = %format!("check {}", s.source), source = %s.source);
+            match self.check(&s).instrument(span).await {
+                Ok(Check::Unchanged(refreshed)) => cursors.extend(refreshed.map(|c| (s.source, c))),
+                Ok(Check::SameContent(c)) => {
+                    self.clear_failures(s.source);
+                    cursors.push((s.source, c));
+                }
+                Ok(Check::New(payload)) => fresh.push((s.source, payload)),
+                Err(err) => {
+                    transient |= self.is_transient(&err);
+                    report
+                        .problems
+                        .push(self.handle_failure(&s, kind, err).await);
+                }
+            }
+        }
+
+        let mut events = Vec::new();
+        for (source, payload) in &fresh {
+            events.push(Extracted {
+                schema_version: SCHEMA_VERSION,
+                env: self.env.clone(),
+                source: *source,
+                upstream: payload.upstream.clone(),
+                object: payload.object.clone(),
+                trigger: kind.trigger(payload.initial),
+                fetched_at: payload.fetched_at,
+            });
+        }
+        let forced = kind.forced_trigger();
+        if let Some(trigger) = &forced {
+            for s in &self.sources {
+                if fresh.iter().any(|(source, _)| *source == s.source) {
+                    continue;
+                }
+                match &self.state(s.source).latest {
+                    Some(latest) => events.push(Extracted {
+                        trigger: trigger.clone(),
+                        ..latest.clone()
+                    }),
+                    None => report.problems.push(format!(
+                        "{} has no payload yet, so there is nothing to re-run",
+                        s.source
+                    )),
+                }
+            }
+        }
+
+        match self.announce(&events).await {
+            Ok(()) => {
+                for event in events {
+                    let source = event.source;
+                    report.published.push(source);
+                    self.state_mut(source).latest = Some(event);
+                }
+                for (source, payload) in fresh {
+                    report.extracted.push(source);
+                    self.clear_failures(source);
+                    cursors.push((source, payload.cursor));
+                }
+            }
+            Err(err) => {
+                transient = true;
+                tracing::warn!(error = %err, "could not announce the new payloads; the next poll tries again");
+                report
+                    .problems
+                    .push(format!("the new payloads could not be announced: {err}"));
+            }
+        }
+        for (source, c) in cursors {
+            match cursor::save(&self.stores.state, &self.env, source, &c).await {
+                Ok(()) => self.state_mut(source).cursor = Some(c),
+                Err(err) => {
+                    tracing::warn!(%source, error = %err, "could not save the cursor; the next poll sees the commit again")
+                }
+            }
+        }
+        self.api_failures = if transient { self.api_failures + 1 } else { 0 };
+        if !report.published.is_empty() {
+            report.run_id =
+                self.run_id(forced.unwrap_or_else(|| Trigger::new(TriggerKind::Commit)));
+        }
+        report
+    }
+
+    /// The run id the transformer derives from the latest payloads of both sources.
+    pub fn run_id(&self, trigger: Trigger) -> Option<String> {
+        let nyt = self.state.get(&Source::Nyt)?.latest.as_ref()?;
+        let jhu = self.state.get(&Source::Jhu)?.latest.as_ref()?;
+        Some(run_id::derive(
+            &self.env,
+            &nyt.object.sha256,
+            &jhu.object.sha256,
+            &trigger,
+        ))
+    }
+
+    /// How long until the next poll, and why when it is later than usual.
+    pub fn next_poll_in(&self) -> (Duration, Option<String>) {
+        let now = Instant::now();
+        let mut delay = if self.api_failures > 0 {
+            backoff(
+                self.api_failures,
+                self.poll_interval,
+                self.retry_max.max(self.poll_interval),
+            )
+        } else {
+            self.poll_interval
+        };
+        let mut why =
+            (self.api_failures > 0).then(|| format!("{} failed polls in a row", self.api_failures));
+        if let Some(until) = self
+            .github
+            .held_until()
+            .filter(|until| *until - now > delay)
+        {
+            delay = until - now;
+            why = Some("GitHub's rate limit asks us to wait".to_owned());
+        }
+        if let Some(until) = self
+            .not_before
+            .filter(|until| *until > now && *until - now > delay)
+        {
+            delay = until - now;
+            why = Some("GitHub refused access (403); retrying later".to_owned());
+        }
+        let per_poll = self.sources.len() as u64;
+        if let Some(budget) = self.github.budget()
+            && let Some(pace) = budget.pacing(Utc::now(), self.poll_interval, per_poll)
+            && pace > delay
+        {
+            delay = pace;
+            why = Some(format!(
+                "only {} of {} API requests are left until {}: polls are spread so the budget lasts",
+                budget.remaining,
+                budget.limit,
+                budget.reset.format("%H:%M:%S UTC")
+            ));
+        }
+        (delay, why)
+    }
+
+    /// Every latest first, then the events, so a transformer woken by the first event already
+    /// sees the other source's new payload.
+    async fn announce(&self, events: &[Extracted]) -> Result<(), RecordError> {
+        for event in events {
+            kv_put(
+                &self.stores.state,
+                &latest_key(&event.env, event.source),
+                event,
+            )
+            .await?;
+        }
+        for event in events {
+            record_extracted(&self.stores, event).await?;
+            tracing::info!(source = %event.source, commit = %event.upstream.commit_sha, sha256 = %event.object.sha256, trigger = event.trigger.kind.as_str(), "extracted");
+        }
+        Ok(())
+    }
+
+    /// Trouble that may pass by itself (server errors, timeouts, NATS): the next poll backs off.
+    fn is_transient(&self, err: &CheckError) -> bool {
+        matches!(
+            err,
+            CheckError::Github(
+                GithubError::Status { .. }
+                    | GithubError::Transport { .. }
+                    | GithubError::Decode { .. }
+            ) | CheckError::Store(_)
+        )
+    }
+
+    fn clear_failures(&mut self, source: Source) {
+        let state = self.state_mut(source);
+        state.failures = 0;
+        state.retry_at = None;
+    }
+
+    /// Logs, counts and, where it is upstream's fault, reports the failure; returns one sentence.
+    async fn handle_failure(
+        &mut self,
+        s: &SourceSettings,
+        kind: &CycleKind,
+        err: CheckError,
+    ) -> String {
+        let source = s.source;
+        let initial = self.state(source).latest.is_none();
+        let trigger = kind.trigger(initial);
+        if let CheckError::Github(
+            err @ (GithubError::Holding { .. } | GithubError::RateLimited { .. }),
+        ) = err
+        {
+            // Not the source's fault: it keeps its place.
+            return err.to_string();
+        }
+        let state = self.state_mut(source);
+        state.failures += 1;
+        let failures = state.failures;
+        match err {
+            CheckError::Rejected {
+                kind: failure,
+                reason,
+                commit,
+            } => {
+                tracing::warn!(%source, kind = failure.as_str(), %reason, "extract failed; nothing stored");
+                let retry = backoff(failures, self.poll_interval, MAX_SOURCE_RETRY);
+                self.state_mut(source).retry_at = Some(Instant::now() + retry);
+                self.report_failed(
+                    source,
+                    failure,
+                    &reason,
+                    commit.as_deref().unwrap_or("none"),
+                    trigger,
+                )
+                .await;
+                reason
+            }
+            CheckError::Github(GithubError::Forbidden { url, message }) => {
+                tracing::error!(%source, %url, %message, wait_s = self.permission_backoff.as_secs(), "GitHub refused access (403, not a rate limit): check GITHUB_TOKEN and the repository setting");
+                self.not_before = Some(Instant::now() + self.permission_backoff);
+                format!(
+                    "GitHub refused access to {} (403 {message}); check GITHUB_TOKEN",
+                    s.location.repo
+                )
+            }
+            CheckError::Github(GithubError::NotFound { url }) => {
+                let reason = format!(
+                    "GitHub has no repository {} with a branch {} ({url} answered 404)",
+                    s.location.repo, s.location.branch
+                );
+                tracing::error!(%source, %reason, "check the {}_REPO and {}_BRANCH settings", source.as_str().to_uppercase(), source.as_str().to_uppercase());
+                self.not_before = Some(Instant::now() + self.permission_backoff);
+                self.report_failed(source, FailureKind::Unavailable, &reason, "none", trigger)
+                    .await;
+                reason
+            }
+            err => {
+                tracing::warn!(%source, error = %err, failures, "could not check upstream; backing off");
+                if failures == REPORT_AFTER_FAILURES {
+                    let reason = format!(
+                        "{} could not be checked in {failures} attempts in a row: {err}",
+                        s.location.repo
+                    );
+                    let id = format!("streak{}", Utc::now().timestamp());
+                    self.report_failed(source, FailureKind::Unavailable, &reason, &id, trigger)
+                        .await;
+                }
+                err.to_string()
+            }
+        }
+    }
+
+    /// Publishes `etl.<env>.failed.extract`; the message id names the source, commit and kind, so
+    /// retries of the same bad commit are one event within the duplicate window.
+    async fn report_failed(
+        &self,
+        source: Source,
+        kind: FailureKind,
+        reason: &str,
+        commit: &str,
+        trigger: Trigger,
+    ) {
+        let failed = Failed {
+            schema_version: SCHEMA_VERSION,
+            env: self.env.clone(),
+            run_id: None,
+            stage: Stage::Extract,
+            kind: kind.as_str().to_owned(),
+            reason: reason.to_owned(),
+            inputs: Vec::new(),
+            trigger: Some(trigger),
+            source: Some(source),
+            failed_at: Utc::now(),
+        };
+        let msg_id = format!(
+            "failed:{}:extract:{source}:{commit}:{}",
+            self.env,
+            kind.as_str()
+        );
+        let subject = subjects::failed(&self.env, Stage::Extract);
+        if let Err(err) = publish_event(&self.stores.js, &subject, &msg_id, &failed).await {
+            tracing::warn!(%source, error = %err, "could not publish the failed extract");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_mark_payloads_as_commits_or_the_initial_load() {
+        assert_eq!(
+            CycleKind::Poll.trigger(false),
+            Trigger::new(TriggerKind::Commit)
+        );
+        assert_eq!(
+            CycleKind::Poll.trigger(true),
+            Trigger::new(TriggerKind::Initial)
+        );
+        let manual = CycleKind::Manual {
+            force: false,
+            id: "t1".into(),
+        };
+        assert_eq!(manual.trigger(false), Trigger::new(TriggerKind::Manual));
+        assert_eq!(manual.forced_trigger(), None);
+    }
+
+    #[test]
+    fn forced_and_daily_runs_carry_their_id() {
+        let forced = CycleKind::Manual {
+            force: true,
+            id: "t1".into(),
+        };
+        assert_eq!(
+            forced.trigger(true),
+            Trigger::forced(TriggerKind::Manual, "t1")
+        );
+        let daily = CycleKind::Daily {
+            date: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+        };
+        assert_eq!(
+            daily.trigger(false),
+            Trigger::forced(TriggerKind::Daily, "daily:2026-03-01")
+        );
+    }
+}

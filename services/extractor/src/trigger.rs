@@ -1,0 +1,110 @@
+//! The trigger service: `etl.<env>.trigger` as a NATS micro-service endpoint (request-reply, so
+//! it also answers `$SRV.PING` and `$SRV.STATS`). Each request is handed to the worker, which owns
+//! the polling state, and its [`TriggerReply`] goes back as JSON.
+
+use async_nats::Client;
+use async_nats::service::ServiceExt;
+use futures::StreamExt;
+use shared::events::{TriggerReply, TriggerRequest};
+use shared::{Env, Shutdown, subjects};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// A trigger request on its way to the worker, with where its answer goes.
+#[derive(Debug)]
+pub struct TriggerCommand {
+    pub request: TriggerRequest,
+    pub reply: oneshot::Sender<TriggerReply>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not start the trigger service on {subject}: {source}")]
+pub struct ServeError {
+    pub subject: String,
+    pub source: async_nats::Error,
+}
+
+/// Starts answering triggers for `env` until `shutdown`.
+pub async fn serve(
+    client: Client,
+    env: Env,
+    commands: mpsc::Sender<TriggerCommand>,
+    shutdown: Shutdown,
+) -> Result<JoinHandle<()>, ServeError> {
+    let subject = subjects::trigger(&env);
+    let fail = |source: async_nats::Error| ServeError {
+        subject: subject.clone(),
+        source,
+    };
+    let service = client
+        .service_builder()
+        .description("covid-etl extractor: checks upstream now, or re-runs with force")
+        .metadata([("env".to_owned(), env.to_string())].into())
+        .start("extractor", env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(fail)?;
+    let mut endpoint = service
+        .endpoint_builder()
+        .name("trigger")
+        .add(subject.clone())
+        .await
+        .map_err(fail)?;
+    tracing::info!(%subject, "answering triggers");
+    Ok(tokio::spawn(async move {
+        loop {
+            let request = tokio::select! {
+                request = endpoint.next() => request,
+                _ = shutdown.wait() => break,
+            };
+            let Some(request) = request else { break };
+            let reply = answer(&env, &request.message.payload, &commands, &shutdown).await;
+            let body = serde_json::to_vec(&reply).expect("replies serialize");
+            if let Err(err) = request.respond(Ok(body.into())).await {
+                tracing::warn!(error = %err, "could not answer a trigger");
+            }
+        }
+        if let Err(err) = service.stop().await {
+            tracing::debug!(error = %err, "trigger service did not stop cleanly");
+        }
+    }))
+}
+
+async fn answer(
+    env: &Env,
+    payload: &[u8],
+    commands: &mpsc::Sender<TriggerCommand>,
+    shutdown: &Shutdown,
+) -> TriggerReply {
+    let refuse = |message: String| TriggerReply {
+        env: env.clone(),
+        extracted: Vec::new(),
+        run_id: None,
+        message,
+    };
+    // An empty body is a plain "check now".
+    let request = if payload.iter().all(u8::is_ascii_whitespace) {
+        TriggerRequest::default()
+    } else {
+        match serde_json::from_slice::<TriggerRequest>(payload) {
+            Ok(request) => request,
+            Err(err) => {
+                return refuse(format!(
+                    "the trigger request is not the JSON expected ({{\"force\": bool, \"id\": string}}): {err}"
+                ));
+            }
+        }
+    };
+    tracing::info!(force = request.force, id = ?request.id, "trigger received");
+    let (reply, answer) = oneshot::channel();
+    if commands
+        .send(TriggerCommand { request, reply })
+        .await
+        .is_err()
+    {
+        return refuse("the extractor is shutting down; nothing was checked".to_owned());
+    }
+    tokio::select! {
+        answer = answer => answer.unwrap_or_else(|_| refuse("the extractor stopped before answering".to_owned())),
+        _ = shutdown.wait() => refuse("the extractor is shutting down; nothing was checked".to_owned()),
+    }
+}

@@ -1,0 +1,147 @@
+//! The extractor's one loop: polls on its interval, answers triggers, runs the daily run. It owns
+//! the [`Poller`], so polls and triggers never race on a source's state.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveTime, Utc};
+use shared::events::{TriggerReply, TriggerRequest};
+use shared::{Env, Shutdown};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::cycle::{CycleKind, CycleReport};
+use crate::download::short;
+use crate::poller::Poller;
+use crate::schedule::next_daily;
+use crate::trigger::TriggerCommand;
+
+pub struct Worker {
+    poller: Poller,
+    env: Env,
+    poll_interval: Duration,
+    daily_run_at: NaiveTime,
+    last_daily: Option<NaiveDate>,
+    /// Why polls are slower than the interval, while they are.
+    slowed: Option<String>,
+}
+
+impl Worker {
+    pub fn new(
+        poller: Poller,
+        env: Env,
+        poll_interval: Duration,
+        daily_run_at: NaiveTime,
+    ) -> Worker {
+        Worker {
+            poller,
+            env,
+            poll_interval,
+            daily_run_at,
+            last_daily: None,
+            slowed: None,
+        }
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::Receiver<TriggerCommand>, shutdown: Shutdown) {
+        // The first poll is at once: the initial load on empty state, else catching up.
+        let mut next_poll = Instant::now();
+        loop {
+            let daily_at = next_daily(Utc::now(), self.daily_run_at);
+            let until_daily = (daily_at - Utc::now()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                Some(command) = commands.recv() => {
+                    let reply = self.trigger(command.request).await;
+                    let _ = command.reply.send(reply);
+                }
+                _ = sleep_until(next_poll) => {
+                    self.poller.cycle(&CycleKind::Poll).await;
+                    next_poll = self.schedule_next_poll();
+                }
+                _ = sleep(until_daily) => {
+                    let date = daily_at.date_naive();
+                    if self.last_daily != Some(date) {
+                        self.last_daily = Some(date);
+                        tracing::info!(%date, "daily run");
+                        let report = self.poller.cycle(&CycleKind::Daily { date }).await;
+                        tracing::info!(run_id = ?report.run_id, published = ?report.published, problems = ?report.problems, "daily run done");
+                    }
+                }
+            }
+        }
+        tracing::info!("extractor stopped");
+    }
+
+    async fn trigger(&mut self, request: TriggerRequest) -> TriggerReply {
+        let id = request
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("manual:{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
+        let report = self
+            .poller
+            .cycle(&CycleKind::Manual {
+                force: request.force,
+                id,
+            })
+            .await;
+        let message = self.describe(&report, request.force);
+        tracing::info!(run_id = ?report.run_id, %message, "trigger answered");
+        TriggerReply {
+            env: self.env.clone(),
+            extracted: report.published,
+            run_id: report.run_id,
+            message,
+        }
+    }
+
+    /// One sentence for the person who triggered: what was checked and what happens next.
+    fn describe(&self, report: &CycleReport, force: bool) -> String {
+        let at: Vec<String> = shared::Source::ALL
+            .iter()
+            .filter_map(|s| {
+                let latest = self.poller.state.get(s)?.latest.as_ref()?;
+                Some(format!("{s} at {}", short(&latest.upstream.commit_sha)))
+            })
+            .collect();
+        let at = if at.is_empty() {
+            "no payload yet".to_owned()
+        } else {
+            at.join(" and ")
+        };
+        let mut message = match (&report.run_id, report.extracted.is_empty()) {
+            (Some(run), false) => format!("new upstream data extracted ({at}); run {run} follows"),
+            (Some(run), true) if force => {
+                format!("re-running with the latest payloads ({at}) as run {run}")
+            }
+            (None, false) => format!(
+                "new upstream data extracted ({at}); a run follows once both sources have a payload"
+            ),
+            _ if force => format!("nothing could be re-run ({at})"),
+            _ => format!("upstream unchanged ({at}); nothing to run, use --force to re-run anyway"),
+        };
+        if !report.problems.is_empty() {
+            message.push_str("; problems: ");
+            message.push_str(&report.problems.join("; "));
+        }
+        message
+    }
+
+    fn schedule_next_poll(&mut self) -> Instant {
+        let (delay, why) = self.poller.next_poll_in();
+        match why {
+            Some(why) => {
+                tracing::info!(next_poll_in_s = delay.as_secs_f64(), interval_s = self.poll_interval.as_secs_f64(), %why, "polling later than the interval");
+                self.slowed = Some(why);
+            }
+            None => {
+                if self.slowed.take().is_some() {
+                    tracing::info!(
+                        interval_s = self.poll_interval.as_secs_f64(),
+                        "polling at the regular interval again"
+                    );
+                }
+            }
+        }
+        Instant::now() + delay
+    }
+}

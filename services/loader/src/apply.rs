@@ -1,0 +1,209 @@
+//! Applying one run to an env's tables, in one transaction on one connection.
+//!
+//! Under a transaction-scoped advisory lock per env (so runs of one env never overlap, across
+//! processes too): a run that already succeeded changes nothing and its `Loaded` event is rebuilt
+//! from `etl_runs`; otherwise the stored rows are diffed with the run's rows, DESIGN rule 7 is
+//! checked, the run's SQL is applied (`write`) and the run recorded in `etl_runs`. The SQL row
+//! counts must agree with the diff's, or nothing is committed.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use dataset::DailyRow;
+use shared::events::{
+    Failed, Loaded, MAX_CORRECTIONS_IN_EVENT, SCHEMA_VERSION, Stage, Timings, Transformed,
+};
+use tokio_postgres::Client;
+
+use crate::db;
+use crate::error::LoadError;
+use crate::runs::{self, RunTimes};
+use crate::write::{check_counts, stage, write};
+
+/// A run ready to be applied: its transformed event and the rows of its curated dataset.
+#[derive(Debug, Clone)]
+pub struct RunToLoad {
+    pub transformed: Transformed,
+    pub rows: Vec<DailyRow>,
+    /// When the run started: the fetch of the extraction that triggered it.
+    pub started_at: DateTime<Utc>,
+    /// When the transformer took the run up: runs are applied in this order, never backwards.
+    pub transformed_at: DateTime<Utc>,
+    /// Load steps timed before the transaction (reading the dataset), in ms.
+    pub timings: Timings,
+}
+
+/// What applying a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// The run was committed; publish this event.
+    Loaded(Box<Loaded>),
+    /// The run had already succeeded: nothing changed; this is its event, rebuilt from `etl_runs`.
+    AlreadyLoaded(Box<Loaded>),
+    /// DESIGN rule 7: the run would remove too many stored dates. It is recorded as failed and
+    /// `us_daily` is untouched; publish this event.
+    Suspicious(Box<Failed>),
+    /// A newer run already succeeded (this one was overtaken while being retried); nothing
+    /// changed, so older data never overwrites newer.
+    Superseded { by: String },
+}
+
+/// Applies `run` to its env (whose schema must be migrated) in one transaction.
+pub async fn apply_run(
+    client: &mut Client,
+    run: &RunToLoad,
+    max_removed_share: f64,
+) -> Result<Applied, LoadError> {
+    let t = &run.transformed;
+    let mut steps = Steps::new(run.timings.clone());
+    let tx = client
+        .transaction()
+        .await
+        .map_err(LoadError::db("begin a transaction"))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&db::lock_key("load", &t.env)],
+    )
+    .await
+    .map_err(LoadError::db("take the env's load lock"))?;
+    if let Some(loaded) = runs::find_succeeded(&tx, &t.env, &t.run_id)
+        .await
+        .map_err(LoadError::db("read etl_runs"))?
+    {
+        return Ok(Applied::AlreadyLoaded(Box::new(loaded)));
+    }
+    if let Some(by) = runs::newer_success(&tx, &t.env, run.transformed_at)
+        .await
+        .map_err(LoadError::db("read etl_runs"))?
+    {
+        return Ok(Applied::Superseded { by });
+    }
+    steps.lap("lock");
+
+    let stored = db::stored_rows(&tx, &t.env)
+        .await
+        .map_err(LoadError::db("read us_daily"))?;
+    let diff = dataset::diff::diff(&stored, &run.rows);
+    let counts = diff.counts();
+    steps.lap("diff");
+
+    if let Err(err) =
+        dataset::diff::check_removal(stored.len(), diff.removed.len(), max_removed_share)
+    {
+        let failed = Failed {
+            schema_version: SCHEMA_VERSION,
+            env: t.env.clone(),
+            run_id: Some(t.run_id.clone()),
+            stage: Stage::Load,
+            kind: err.kind().to_owned(),
+            reason: err.to_string(),
+            inputs: t.inputs.clone(),
+            trigger: Some(t.trigger.clone()),
+            source: None,
+            failed_at: Utc::now(),
+        };
+        runs::record_failed(&tx, &failed, run.started_at)
+            .await
+            .map_err(LoadError::db("record the failed run"))?;
+        tx.commit().await.map_err(LoadError::db("commit"))?;
+        return Ok(Applied::Suspicious(Box::new(failed)));
+    }
+
+    let staged = stage(&tx, &run.rows).await?;
+    steps.lap("copy");
+    let sql = write(&tx, t, &diff.corrections).await?;
+    steps.lap("apply");
+    check_counts(&sql, staged, &diff.corrections, &counts)?;
+
+    let finished_at = Utc::now();
+    let loaded = Loaded {
+        schema_version: SCHEMA_VERSION,
+        env: t.env.clone(),
+        run_id: t.run_id.clone(),
+        trigger: t.trigger.clone(),
+        inputs: t.inputs.clone(),
+        counts,
+        corrections: diff
+            .corrections
+            .iter()
+            .take(MAX_CORRECTIONS_IN_EVENT)
+            .cloned()
+            .collect(),
+        corrections_total: diff.corrections.len() as u64,
+        rows: run.rows.len() as u64,
+        first_date: t.first_date,
+        last_date: t.last_date,
+        dropped: t.dropped.clone(),
+        warnings: t.warnings.clone(),
+        duration_ms: u64::try_from((finished_at - run.started_at).num_milliseconds()).unwrap_or(0),
+        timings: stage_timings(&t.timings, steps.timings),
+    };
+    let recorded = runs::record_succeeded(
+        &tx,
+        &loaded,
+        RunTimes {
+            started_at: run.started_at,
+            transformed_at: run.transformed_at,
+            finished_at,
+        },
+    )
+    .await
+    .map_err(LoadError::db("record the run"))?;
+    if recorded != 1 {
+        return Err(LoadError::CountMismatch(format!(
+            "recording the run in etl_runs wrote {recorded} rows, not 1"
+        )));
+    }
+    tx.commit().await.map_err(LoadError::db("commit"))?;
+    Ok(Applied::Loaded(Box::new(loaded)))
+}
+
+/// The transformer's steps then the loader's, each named after its stage.
+fn stage_timings(transform: &Timings, load: Timings) -> Timings {
+    let transform = transform
+        .iter()
+        .map(|(step, ms)| (format!("transform.{step}"), *ms));
+    let load = load
+        .into_iter()
+        .map(|(step, ms)| (format!("load.{step}"), ms));
+    transform.chain(load).collect()
+}
+
+/// Milliseconds per step, in the order the steps ran.
+struct Steps {
+    timings: Timings,
+    last: Instant,
+}
+
+impl Steps {
+    fn new(timings: Timings) -> Self {
+        Self {
+            timings,
+            last: Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, name: &str) {
+        let ms = u64::try_from(self.last.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.timings.push((name.to_owned(), ms));
+        self.last = Instant::now();
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_are_named_after_their_stage_in_order() {
+        let transform = vec![("read".to_owned(), 1), ("transform".to_owned(), 2)];
+        let load = vec![("lock".to_owned(), 3)];
+        let names: Vec<String> = stage_timings(&transform, load)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            ["transform.read", "transform.transform", "load.lock"]
+        );
+    }
+}

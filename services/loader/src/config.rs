@@ -1,0 +1,120 @@
+//! The loader's settings: `NATS_*`, `ETL_ENVS`, `DATABASE_URL` and `MAX_REMOVED_SHARE`.
+
+use shared::EnvScope;
+use shared::config::{ConfigError, NatsConfig, Parser, Vars};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid";
+
+/// DESIGN rule 7's default: a run may remove at most 5 % of the stored dates.
+pub const DEFAULT_MAX_REMOVED_SHARE: f64 = 0.05;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nats: NatsConfig,
+    /// The envs whose runs this instance loads (`ETL_ENVS`).
+    pub scope: EnvScope,
+    /// PostgreSQL (`DATABASE_URL`); its `Debug` hides the password.
+    pub database: tokio_postgres::Config,
+    /// The largest share of stored dates a run may remove (`MAX_REMOVED_SHARE`, 0 to 1).
+    pub max_removed_share: f64,
+}
+
+impl Config {
+    pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        let mut p = Parser::new(vars);
+        let nats = NatsConfig::parse(&mut p);
+        let scope = p.env_scope();
+        let database = database(&mut p);
+        let max_removed_share = max_removed_share(&mut p);
+        p.finish()?;
+        Ok(Config {
+            nats,
+            scope,
+            database,
+            max_removed_share,
+        })
+    }
+}
+
+fn database(p: &mut Parser<'_>) -> tokio_postgres::Config {
+    let default = DEFAULT_DATABASE_URL
+        .parse()
+        .expect("the default database URL parses");
+    let Some(raw) = p.optional_string("DATABASE_URL") else {
+        return default;
+    };
+    if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+        // Never echo the value: it may hold a password.
+        p.error("DATABASE_URL", "must be a postgres:// or postgresql:// URL");
+        return default;
+    }
+    match raw.parse::<tokio_postgres::Config>() {
+        Ok(config) => config,
+        Err(err) => {
+            p.error(
+                "DATABASE_URL",
+                format!("is not a valid PostgreSQL URL: {err}"),
+            );
+            default
+        }
+    }
+}
+
+fn max_removed_share(p: &mut Parser<'_>) -> f64 {
+    let Some(raw) = p.optional_string("MAX_REMOVED_SHARE") else {
+        return DEFAULT_MAX_REMOVED_SHARE;
+    };
+    match raw.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => share,
+        _ => {
+            p.error(
+                "MAX_REMOVED_SHARE",
+                format!("`{raw}` is not a fraction between 0 and 1 (such as 0.05)"),
+            );
+            DEFAULT_MAX_REMOVED_SHARE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let config = Config::from_vars(&Vars::default()).unwrap();
+        assert_eq!(config.scope, EnvScope::All);
+        assert_eq!(config.max_removed_share, 0.05);
+        assert_eq!(config.database.get_dbname(), Some("covid"));
+        assert_eq!(config.database.get_user(), Some("postgres"));
+    }
+
+    #[test]
+    fn a_share_outside_zero_to_one_is_one_line() {
+        for bad in ["1.5", "-0.1", "five", "NaN"] {
+            let vars = Vars::from_pairs([("MAX_REMOVED_SHARE", bad)]);
+            let err = Config::from_vars(&vars).unwrap_err();
+            assert_eq!(err.lines.len(), 1, "{bad}: {err}");
+            assert!(err.lines[0].starts_with("MAX_REMOVED_SHARE: "), "{err}");
+        }
+        let vars = Vars::from_pairs([("MAX_REMOVED_SHARE", "0.2")]);
+        assert_eq!(Config::from_vars(&vars).unwrap().max_removed_share, 0.2);
+    }
+
+    #[test]
+    fn a_bad_database_url_is_reported_without_its_password() {
+        let vars = Vars::from_pairs([("DATABASE_URL", "mysql://root:hunter2@db/covid")]);
+        let err = Config::from_vars(&vars).unwrap_err();
+        assert_eq!(err.lines.len(), 1);
+        assert!(err.lines[0].starts_with("DATABASE_URL: "));
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn the_configuration_never_prints_the_database_password() {
+        let vars = Vars::from_pairs([("DATABASE_URL", "postgres://me:hunter2@db:5433/covid")]);
+        let config = Config::from_vars(&vars).unwrap();
+        assert_eq!(config.database.get_ports(), &[5433]);
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,129 @@
+//! PostgreSQL plumbing: the connection pool, an env's schema name, advisory lock keys, which
+//! errors are worth retrying, and reading the stored rows of an env.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use dataset::DailyRow;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use shared::Env;
+use shared::hash::sha256_hex;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{GenericClient, NoTls};
+
+/// The env's schema as a quoted SQL identifier. Env names are validated to `[a-z][a-z0-9_]*`, so
+/// quoting only guards against reserved words (an env called `user` or `order`).
+pub fn schema(env: &Env) -> String {
+    format!("\"{}\"", env.as_str())
+}
+
+/// A stable advisory lock key for `purpose` in `env`: the first 8 bytes of a SHA-256, so every
+/// loader process (any version) computes the same key.
+pub fn lock_key(purpose: &str, env: &Env) -> i64 {
+    let hex = sha256_hex(format!("covid-etl:{purpose}:{env}").as_bytes());
+    u64::from_str_radix(&hex[..16], 16).expect("sha256 hex digits") as i64
+}
+
+/// Whether an error may go away by itself: the connection broke, the server is starting or
+/// shutting down, or a lock or resource was briefly unavailable. Anything else (a constraint, a
+/// syntax error) would fail the same way again.
+pub fn is_transient(err: &tokio_postgres::Error) -> bool {
+    let Some(code) = err.code() else {
+        // No SQLSTATE: the error happened on our side of the wire (I/O, a closed connection).
+        return true;
+    };
+    let class = &code.code()[..2];
+    // 08 connection, 40 rollback (serialization, deadlock), 53 resources, 57 operator
+    // intervention (shutdown, statement timeout), 58 system errors.
+    matches!(class, "08" | "40" | "53" | "57" | "58") || *code == SqlState::LOCK_NOT_AVAILABLE
+}
+
+/// `host:port/dbname` for logs, without user or password.
+pub fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let dbname = config.get_dbname().unwrap_or("postgres");
+    format!("{host}:{port}/{dbname}")
+}
+
+/// A small pool: the loader applies one run at a time, plus start-up migrations.
+pub fn pool(config: &tokio_postgres::Config) -> Pool {
+    let manager = Manager::from_config(
+        config.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(4)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(Duration::from_secs(5)))
+        .wait_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .expect("a pool with a runtime and timeouts builds")
+}
+
+/// The SQL that reads an env's stored rows in date order (also what `etl diff` runs).
+pub fn stored_rows_sql(env: &Env) -> String {
+    format!(
+        "SELECT date, cases, deaths, recovered, new_cases, new_deaths, new_recovered
+         FROM {}.us_daily ORDER BY date",
+        schema(env)
+    )
+}
+
+/// The rows of `env`'s `us_daily`, by date.
+pub async fn stored_rows(
+    client: &impl GenericClient,
+    env: &Env,
+) -> Result<Vec<DailyRow>, tokio_postgres::Error> {
+    let rows = client.query(&stored_rows_sql(env), &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| DailyRow {
+            date: row.get::<_, NaiveDate>(0),
+            cases: row.get(1),
+            deaths: row.get(2),
+            recovered: row.get(3),
+            new_cases: row.get(4),
+            new_deaths: row.get(5),
+            new_recovered: row.get(6),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_quoted_identifiers() {
+        assert_eq!(schema(&Env::new("user").unwrap()), "\"user\"");
+    }
+
+    #[test]
+    fn lock_keys_differ_by_env_and_purpose_and_are_stable() {
+        let a = Env::new("a").unwrap();
+        let b = Env::new("b").unwrap();
+        assert_ne!(lock_key("load", &a), lock_key("load", &b));
+        assert_ne!(lock_key("load", &a), lock_key("migrate", &a));
+        assert_eq!(lock_key("load", &a), lock_key("load", &a));
+    }
+
+    #[test]
+    fn the_log_form_of_a_database_url_has_no_credentials() {
+        let config: tokio_postgres::Config = "postgres://me:hunter2@db.example:6543/covid"
+            .parse()
+            .unwrap();
+        assert_eq!(describe(&config), "db.example:6543/covid");
+    }
+}

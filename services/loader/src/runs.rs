@@ -1,0 +1,207 @@
+//! The `etl_runs` table: one row per run, succeeded or failed, and the `Loaded` event of a run
+//! that already succeeded, rebuilt from its row so it can be published again.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use shared::Env;
+use shared::events::{
+    Correction, Counts, Dropped, Failed, Field, InputRef, Loaded, MAX_CORRECTIONS_IN_EVENT,
+    SCHEMA_VERSION, Timings, Trigger,
+};
+use tokio_postgres::types::Json;
+use tokio_postgres::{Error, GenericClient, Row};
+
+use crate::db::schema;
+
+/// When a run started, was transformed and finished loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunTimes {
+    pub started_at: DateTime<Utc>,
+    pub transformed_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Records a succeeded run (replacing an earlier failure of the same run, if any).
+pub async fn record_succeeded(
+    client: &impl GenericClient,
+    loaded: &Loaded,
+    times: RunTimes,
+) -> Result<u64, Error> {
+    let sql = format!(
+        "INSERT INTO {s}.etl_runs AS r (run_id, status, stage, kind, error, trigger, inputs,
+             inserted, updated, unchanged, removed, revised, corrections_total, rows, first_date,
+             last_date, dropped, warnings, timings, duration_ms, started_at, transformed_at,
+             finished_at)
+         VALUES ($1, 'succeeded', 'load', NULL, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+             $12, $13, $14, $15, $16, $17, $18, $19)
+         ON CONFLICT (run_id) DO UPDATE SET status = 'succeeded', stage = 'load', kind = NULL,
+             error = NULL, trigger = EXCLUDED.trigger, inputs = EXCLUDED.inputs,
+             inserted = EXCLUDED.inserted, updated = EXCLUDED.updated,
+             unchanged = EXCLUDED.unchanged, removed = EXCLUDED.removed,
+             revised = EXCLUDED.revised, corrections_total = EXCLUDED.corrections_total,
+             rows = EXCLUDED.rows, first_date = EXCLUDED.first_date,
+             last_date = EXCLUDED.last_date, dropped = EXCLUDED.dropped,
+             warnings = EXCLUDED.warnings, timings = EXCLUDED.timings,
+             duration_ms = EXCLUDED.duration_ms, started_at = EXCLUDED.started_at,
+             transformed_at = EXCLUDED.transformed_at, finished_at = EXCLUDED.finished_at
+         WHERE r.status = 'failed'",
+        s = schema(&loaded.env)
+    );
+    let c = &loaded.counts;
+    client
+        .execute(
+            &sql,
+            &[
+                &loaded.run_id,
+                &Json(&loaded.trigger),
+                &Json(&loaded.inputs),
+                &signed(c.inserted),
+                &signed(c.updated),
+                &signed(c.unchanged),
+                &signed(c.removed),
+                &signed(c.revised),
+                &signed(loaded.corrections_total),
+                &signed(loaded.rows),
+                &loaded.first_date,
+                &loaded.last_date,
+                &Json(&loaded.dropped),
+                &Json(&loaded.warnings),
+                &Json(&loaded.timings),
+                &signed(loaded.duration_ms),
+                &times.started_at,
+                &times.transformed_at,
+                &times.finished_at,
+            ],
+        )
+        .await
+}
+
+/// Records a failed run, keyed by [`Failed::id`]: recording the same failure twice changes
+/// nothing, and a run that already succeeded is never marked failed.
+pub async fn record_failed(
+    client: &impl GenericClient,
+    failed: &Failed,
+    started_at: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let sql = format!(
+        "INSERT INTO {s}.etl_runs AS r (run_id, status, stage, kind, error, trigger, inputs,
+             started_at, finished_at)
+         VALUES ($1, 'failed', $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (run_id) DO UPDATE SET stage = EXCLUDED.stage, kind = EXCLUDED.kind,
+             error = EXCLUDED.error, trigger = EXCLUDED.trigger, inputs = EXCLUDED.inputs,
+             finished_at = EXCLUDED.finished_at
+         WHERE r.status = 'failed'",
+        s = schema(&failed.env)
+    );
+    client
+        .execute(
+            &sql,
+            &[
+                &failed.id(),
+                &failed.stage.as_str(),
+                &failed.kind,
+                &failed.reason,
+                &failed.trigger.as_ref().map(Json),
+                &Json(&failed.inputs),
+                &started_at.min(failed.failed_at),
+                &failed.failed_at,
+            ],
+        )
+        .await
+}
+
+/// The `Loaded` event of `run_id` if it already succeeded in `env`.
+pub async fn find_succeeded(
+    client: &impl GenericClient,
+    env: &Env,
+    run_id: &str,
+) -> Result<Option<Loaded>, Error> {
+    let s = schema(env);
+    let sql = format!(
+        "SELECT trigger, inputs, inserted, updated, unchanged, removed, revised, corrections_total,
+             rows, first_date, last_date, dropped, warnings, timings, duration_ms
+         FROM {s}.etl_runs WHERE run_id = $1 AND status = 'succeeded'"
+    );
+    let Some(row) = client.query_opt(&sql, &[&run_id]).await? else {
+        return Ok(None);
+    };
+    let corrections = client
+        .query(
+            &format!(
+                "SELECT date, field, old_value, new_value FROM {s}.us_daily_changes
+                 WHERE run_id = $1 ORDER BY date, field LIMIT $2"
+            ),
+            &[&run_id, &(MAX_CORRECTIONS_IN_EVENT as i64)],
+        )
+        .await?
+        .iter()
+        .map(correction)
+        .collect();
+    Ok(Some(loaded_from_row(env, run_id, &row, corrections)))
+}
+
+/// The latest succeeded run transformed after `transformed_at`, if any: a run that old arriving
+/// now (a retried delivery overtaken by a newer run) must not overwrite newer data.
+pub async fn newer_success(
+    client: &impl GenericClient,
+    env: &Env,
+    transformed_at: DateTime<Utc>,
+) -> Result<Option<String>, Error> {
+    let sql = format!(
+        "SELECT run_id FROM {}.etl_runs WHERE status = 'succeeded' AND transformed_at > $1
+         ORDER BY transformed_at DESC LIMIT 1",
+        schema(env)
+    );
+    Ok(client
+        .query_opt(&sql, &[&transformed_at])
+        .await?
+        .map(|row| row.get(0)))
+}
+
+fn loaded_from_row(env: &Env, run_id: &str, row: &Row, corrections: Vec<Correction>) -> Loaded {
+    let count = |name: &str| unsigned(row.get::<_, Option<i64>>(name));
+    Loaded {
+        schema_version: SCHEMA_VERSION,
+        env: env.clone(),
+        run_id: run_id.to_owned(),
+        trigger: row.get::<_, Json<Trigger>>("trigger").0,
+        inputs: row.get::<_, Json<Vec<InputRef>>>("inputs").0,
+        counts: Counts {
+            inserted: count("inserted"),
+            updated: count("updated"),
+            unchanged: count("unchanged"),
+            removed: count("removed"),
+            revised: count("revised"),
+        },
+        corrections,
+        corrections_total: count("corrections_total"),
+        rows: count("rows"),
+        first_date: row.get::<_, NaiveDate>("first_date"),
+        last_date: row.get::<_, NaiveDate>("last_date"),
+        dropped: row.get::<_, Json<Dropped>>("dropped").0,
+        warnings: row.get::<_, Json<Vec<String>>>("warnings").0,
+        duration_ms: count("duration_ms"),
+        timings: row.get::<_, Json<Timings>>("timings").0,
+    }
+}
+
+fn correction(row: &Row) -> Correction {
+    let field: String = row.get(1);
+    Correction {
+        date: row.get(0),
+        // The column's CHECK constraint admits only these three names.
+        field: Field::ALL
+            .into_iter()
+            .find(|f| f.as_str() == field)
+            .unwrap_or(Field::Cases),
+        old: row.get(2),
+        new: row.get(3),
+    }
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn unsigned(n: Option<i64>) -> u64 {
+    n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}

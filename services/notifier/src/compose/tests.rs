@@ -1,0 +1,256 @@
+use chrono::{NaiveDate, TimeZone, Utc};
+use shared::Source;
+use shared::events::{
+    Correction, Dropped, Field, ObjectRef, Stage, Trigger, TriggerKind, UpstreamRef,
+};
+
+use super::*;
+
+const DASHBOARD: &str = "http://127.0.0.1:8080";
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2023, 3, d).unwrap()
+}
+
+fn input(source: Source, repo: &str, sha: &str) -> InputRef {
+    InputRef {
+        source,
+        upstream: UpstreamRef {
+            repo: repo.to_owned(),
+            path: "us.csv".to_owned(),
+            commit_sha: sha.to_owned(),
+            commit_time: Utc.with_ymd_and_hms(2023, 3, 23, 14, 5, 0).unwrap(),
+            covered_commits: vec![],
+        },
+        object: ObjectRef {
+            bucket: "etl-raw".into(),
+            name: "prod/nyt/x".into(),
+            sha256: "x".into(),
+            bytes: 10,
+        },
+    }
+}
+
+fn loaded(counts: Counts, corrections: Vec<Correction>) -> Loaded {
+    Loaded {
+        schema_version: SCHEMA_VERSION,
+        env: Env::prod(),
+        run_id: "run1".into(),
+        trigger: Trigger::new(TriggerKind::Commit),
+        inputs: vec![
+            input(Source::Nyt, "nytimes/covid-19-data", "1a2b3c4d5e6f7a8b9c0d"),
+            input(Source::Jhu, "datasets/covid-19", "ffeeddccbbaa99887766"),
+        ],
+        counts,
+        corrections_total: corrections.len() as u64,
+        corrections,
+        rows: 4,
+        first_date: day(20),
+        last_date: day(23),
+        dropped: Dropped {
+            only_nyt: 1,
+            only_jhu: 0,
+            only_nyt_dates: vec![day(19)],
+            only_jhu_dates: vec![],
+        },
+        warnings: vec![],
+        duration_ms: 2_400,
+        timings: vec![],
+    }
+}
+
+fn revisions(n: usize) -> Vec<Correction> {
+    (0..n)
+        .map(|i| Correction {
+            date: day(1 + (i % 28) as u32),
+            field: Field::Cases,
+            old: Some(1000 + i as i64),
+            new: Some(2000 + i as i64),
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_with_changes_says_what_changed_in_the_subject() {
+    let counts = Counts {
+        inserted: 1,
+        updated: 4,
+        unchanged: 0,
+        removed: 0,
+        revised: 3,
+    };
+    let composed = RunEvent::Loaded(Box::new(loaded(counts, revisions(3)))).compose(DASHBOARD);
+    assert_eq!(
+        composed.subject,
+        "[prod] COVID-19 data updated: 1 new day, 3 revised"
+    );
+    for line in [
+        "  new days: 1\n",
+        "  revised: 3\n",
+        "  updated: 4\n",
+        "  removed: 0\n",
+        "  - 2023-03-01 cases: 1,000 → 2,000\n",
+    ] {
+        assert!(
+            composed.text.contains(line),
+            "missing {line:?} in\n{}",
+            composed.text
+        );
+    }
+    assert!(composed.text.contains("nyt: nytimes/covid-19-data us.csv at 1a2b3c4 (https://github.com/nytimes/covid-19-data/commit/1a2b3c4d5e6f7a8b9c0d), committed 2023-03-23 14:05 UTC"));
+    assert!(composed.text.contains("  only in NYT: 1 (2023-03-19)\n"));
+    assert!(composed.text.contains("took 2.4 s"));
+    assert!(composed.text.contains("Dashboard: http://127.0.0.1:8080"));
+    assert!(composed.html.contains(
+        "<a href=\"https://github.com/datasets/covid-19/commit/ffeeddccbbaa99887766\">ffeeddc</a>"
+    ));
+}
+
+#[test]
+fn a_run_that_changed_nothing_says_unchanged() {
+    let counts = Counts {
+        unchanged: 4,
+        ..Counts::default()
+    };
+    let event = RunEvent::Loaded(Box::new(loaded(counts, vec![])));
+    assert!(event.is_unchanged());
+    let composed = event.compose(DASHBOARD);
+    assert_eq!(composed.subject, "[prod] COVID-19 data unchanged");
+    assert!(composed.text.contains("is unchanged"));
+}
+
+#[test]
+fn only_updated_deltas_still_count_as_a_change() {
+    let counts = Counts {
+        updated: 2,
+        unchanged: 2,
+        ..Counts::default()
+    };
+    let event = RunEvent::Loaded(Box::new(loaded(counts, vec![])));
+    assert!(!event.is_unchanged());
+    assert_eq!(
+        event.compose(DASHBOARD).subject,
+        "[prod] COVID-19 data updated: 2 days updated"
+    );
+}
+
+#[test]
+fn revised_values_are_capped_with_a_count_of_the_rest() {
+    let mut event = loaded(
+        Counts {
+            revised: 1500,
+            updated: 1500,
+            ..Counts::default()
+        },
+        revisions(1000),
+    );
+    event.corrections_total = 1500;
+    let composed = RunEvent::Loaded(Box::new(event)).compose(DASHBOARD);
+    let listed = composed
+        .text
+        .lines()
+        .filter(|l| l.starts_with("  - 2023-") && l.contains(" → "))
+        .count();
+    assert_eq!(listed, MAX_CORRECTIONS_IN_EMAIL);
+    assert!(composed.text.contains("  - and 1,480 more\n"));
+    assert!(composed.html.contains("<li>and 1,480 more</li>"));
+}
+
+#[test]
+fn anything_from_upstream_is_escaped_in_html() {
+    let mut event = loaded(
+        Counts {
+            inserted: 1,
+            ..Counts::default()
+        },
+        vec![],
+    );
+    event.inputs[0].upstream.repo = "evil/<script>alert(1)</script>".into();
+    event.warnings = vec!["negative new_cases on 2023-03-21 <b>".into()];
+    let composed = RunEvent::Loaded(Box::new(event)).compose(DASHBOARD);
+    assert!(!composed.html.contains("<script>"));
+    assert!(!composed.html.contains("<b>"));
+    assert!(
+        composed
+            .html
+            .contains("evil/&lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    assert!(
+        composed
+            .text
+            .contains("  - negative new_cases on 2023-03-21 <b>\n")
+    );
+}
+
+fn failed(reason: &str) -> Failed {
+    Failed {
+        schema_version: SCHEMA_VERSION,
+        env: Env::prod(),
+        run_id: Some("run9".into()),
+        stage: Stage::Transform,
+        kind: "invalid_data".into(),
+        reason: reason.into(),
+        inputs: vec![input(
+            Source::Nyt,
+            "nytimes/covid-19-data",
+            "1a2b3c4d5e6f7a8b9c0d",
+        )],
+        trigger: None,
+        source: None,
+        failed_at: Utc.with_ymd_and_hms(2026, 11, 25, 6, 0, 0).unwrap(),
+    }
+}
+
+#[test]
+fn a_failure_names_stage_and_reason_and_says_nothing_changed() {
+    let event = RunEvent::Failed(Box::new(failed("nyt line 57: deaths is not a number.")));
+    let composed = event.compose(DASHBOARD);
+    assert_eq!(
+        composed.subject,
+        "[prod] COVID-19 ETL failed at transform: nyt line 57: deaths is not a number"
+    );
+    assert!(composed.text.contains("  stage: transform\n"));
+    assert!(
+        composed
+            .text
+            .contains("  reason: nyt line 57: deaths is not a number.\n")
+    );
+    assert!(composed.text.contains("The stored data was left unchanged"));
+    assert!(
+        composed
+            .text
+            .contains("nyt: nytimes/covid-19-data us.csv at 1a2b3c4")
+    );
+    let n = event.notification(&composed, false, None);
+    assert_eq!(n.status, RunStatus::Failed);
+    assert_eq!(n.stage, Some(Stage::Transform));
+    assert_eq!(n.kind.as_deref(), Some("invalid_data"));
+    assert_eq!(n.run_id, "run9");
+    assert_eq!(n.text, composed.text);
+}
+
+#[test]
+fn a_multi_line_reason_cannot_break_the_subject() {
+    let composed =
+        RunEvent::Failed(Box::new(failed("bad\r\nBcc: victim@example.com"))).compose(DASHBOARD);
+    assert!(!composed.subject.contains('\n') && !composed.subject.contains('\r'));
+}
+
+#[test]
+fn a_success_notification_carries_the_counts_and_capped_corrections() {
+    let counts = Counts {
+        inserted: 4,
+        revised: 150,
+        ..Counts::default()
+    };
+    let event = RunEvent::Loaded(Box::new(loaded(counts, revisions(150))));
+    let composed = event.compose(DASHBOARD);
+    let n = event.notification(&composed, true, None);
+    assert_eq!(n.status, RunStatus::Succeeded);
+    assert_eq!(n.counts.inserted, 4);
+    assert_eq!(n.corrections.len(), MAX_CORRECTIONS_IN_NOTIFICATION);
+    assert_eq!(n.dropped.only_nyt, 1);
+    assert_eq!(n.duration_ms, 2_400);
+    assert!(n.emailed);
+    assert_eq!(n.subject, composed.subject);
+}

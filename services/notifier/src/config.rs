@@ -1,0 +1,343 @@
+//! The notifier's settings, parsed and validated once at start.
+//!
+//! Recipients are routed by env: `EMAIL_TO` is for `prod`; any other env is emailed only when
+//! `EMAIL_TO_<ENV>` (the env name upper-cased) is set, so a test run never mails the people who
+//! watch prod. Every address is checked at start, each bad one reported on its own line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, Mailboxes};
+use shared::config::{ConfigError, NatsConfig, Parser, Secret, Vars};
+use shared::{Env, EnvScope};
+
+pub const DEFAULT_FROM: &str = "covid-etl <covid-etl@localhost>";
+const TO_PREFIX: &str = "EMAIL_TO_";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub scope: EnvScope,
+    pub smtp: SmtpConfig,
+    pub from: Mailbox,
+    pub routes: Routes,
+    /// `DASHBOARD_URL`: linked from every email.
+    pub dashboard_url: String,
+    /// `NOTIFY_UNCHANGED`: whether a run that changed nothing is emailed.
+    pub unchanged: UnchangedPolicy,
+    /// `STALE_AFTER` (`off` disables): how old a source's newest commit may get before people are
+    /// told.
+    pub stale_after: Option<Duration>,
+    /// `STALE_CHECK_INTERVAL`: how often staleness is checked besides on each loaded run.
+    pub stale_check_interval: Duration,
+}
+
+/// How to reach the mail server. The URL may hold credentials, so it is kept as a [`Secret`] and
+/// only its redacted form is ever shown.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// `SMTP_URL` in lettre's form: `smtp://host:port`, `smtp://host:587?tls=required`
+    /// (STARTTLS), `smtps://user:pass@host:465` (implicit TLS).
+    pub url: Secret,
+    pub redacted_url: String,
+    /// `SMTP_USERNAME` + `SMTP_PASSWORD`, which take precedence over credentials in the URL.
+    pub credentials: Option<(String, Secret)>,
+    /// `SMTP_TIMEOUT`: a mail server that does not answer within it counts as down.
+    pub timeout: Duration,
+    /// `SMTP_RETRY_MAX`: the longest wait between two delivery attempts while the server is down
+    /// or deferring.
+    pub retry_max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnchangedPolicy {
+    /// Email a run that changed nothing, like any other.
+    Email,
+    /// Only publish it on `notify.<env>`.
+    Nats,
+}
+
+impl FromStr for UnchangedPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "email" => Ok(Self::Email),
+            "nats" => Ok(Self::Nats),
+            _ => Err("expected `email` or `nats`".to_owned()),
+        }
+    }
+}
+
+/// Who is emailed about each env.
+#[derive(Debug, Clone, Default)]
+pub struct Routes(BTreeMap<Env, Vec<Mailbox>>);
+
+impl Routes {
+    pub fn recipients(&self, env: &Env) -> &[Mailbox] {
+        self.0.get(env).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn parse(p: &mut Parser<'_>) -> Self {
+        let mut routes = BTreeMap::new();
+        let vars = p.vars().clone();
+        if let Some(raw) = vars.get("EMAIL_TO") {
+            routes.insert(Env::prod(), parse_mailboxes(p, "EMAIL_TO", raw));
+        }
+        for (name, raw) in vars.with_prefix(TO_PREFIX) {
+            let token = name[TO_PREFIX.len()..].to_ascii_lowercase();
+            match Env::new(token) {
+                Ok(env) if env == Env::prod() => {
+                    p.error(name, "prod's recipients are set with EMAIL_TO");
+                }
+                Ok(env) => {
+                    routes.insert(env, parse_mailboxes(p, name, raw));
+                }
+                Err(err) => p.error(name, format!("does not name an environment: {err}")),
+            }
+        }
+        Self(routes)
+    }
+}
+
+impl fmt::Display for Routes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("nobody");
+        }
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(env, to)| format!("{env}: {} recipient(s)", to.len()))
+            .collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// A comma-separated list of addresses. When lettre's list parser refuses it, each part is tried
+/// alone so that every bad address is named on its own line.
+fn parse_mailboxes(p: &mut Parser<'_>, name: &str, raw: &str) -> Vec<Mailbox> {
+    if let Ok(list) = raw.trim().parse::<Mailboxes>() {
+        return list.into_iter().collect();
+    }
+    let mut good = Vec::new();
+    for part in raw.split(',').map(str::trim) {
+        if part.is_empty() {
+            continue;
+        }
+        match part.parse::<Mailbox>() {
+            Ok(mailbox) => good.push(mailbox),
+            Err(err) => p.error(name, format!("`{part}` is not an email address: {err}")),
+        }
+    }
+    good
+}
+
+impl SmtpConfig {
+    fn parse(p: &mut Parser<'_>) -> Self {
+        let url = p.url("SMTP_URL", "smtp://127.0.0.1:1025", &["smtp", "smtps"]);
+        let tls = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        match (url.scheme(), tls.as_deref()) {
+            ("smtp", None | Some("required" | "opportunistic")) | ("smtps", None) => {}
+            (scheme, Some(other)) => p.error(
+                "SMTP_URL",
+                format!("tls={other} is not supported with {scheme}:// (use smtp://…?tls=required for STARTTLS, or smtps:// for implicit TLS)"),
+            ),
+            _ => {}
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            p.error("SMTP_URL", "names no host");
+        }
+        let credentials = match (
+            p.optional_string("SMTP_USERNAME"),
+            p.secret("SMTP_PASSWORD"),
+        ) {
+            (Some(user), Some(password)) => Some((user, password)),
+            (None, None) => None,
+            (Some(_), None) => {
+                p.error("SMTP_PASSWORD", "must be set when SMTP_USERNAME is set");
+                None
+            }
+            (None, Some(_)) => {
+                p.error("SMTP_USERNAME", "must be set when SMTP_PASSWORD is set");
+                None
+            }
+        };
+        Self {
+            redacted_url: shared::nats::redact_url(url.as_str()),
+            url: Secret::new(url.to_string()),
+            credentials,
+            timeout: p.duration("SMTP_TIMEOUT", "15s"),
+            retry_max: p.duration("SMTP_RETRY_MAX", "5m"),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        let mut p = Parser::new(vars);
+        let nats = NatsConfig::parse(&mut p);
+        let scope = p.env_scope();
+        let smtp = SmtpConfig::parse(&mut p);
+        let from_raw = p.string("EMAIL_FROM", DEFAULT_FROM);
+        let from = match from_raw.parse::<Mailbox>() {
+            Ok(mailbox) => mailbox,
+            Err(err) => {
+                p.error(
+                    "EMAIL_FROM",
+                    format!("`{from_raw}` is not an email address: {err}"),
+                );
+                DEFAULT_FROM.parse().expect("the default sender is valid")
+            }
+        };
+        let routes = Routes::parse(&mut p);
+        let dashboard_url = p.url("DASHBOARD_URL", "http://127.0.0.1:8080", &["http", "https"]);
+        let unchanged = p.parse("NOTIFY_UNCHANGED", UnchangedPolicy::Nats);
+        let stale_after = match p.optional_string("STALE_AFTER").as_deref() {
+            Some("off" | "never") => None,
+            _ => Some(p.duration("STALE_AFTER", "7d")),
+        };
+        let stale_check_interval = p.duration("STALE_CHECK_INTERVAL", "1h");
+        p.finish()?;
+        Ok(Config {
+            nats,
+            scope,
+            smtp,
+            from,
+            routes,
+            // `Url` adds a trailing slash to a bare host; people read this link, so keep it as given.
+            dashboard_url: dashboard_url.as_str().trim_end_matches('/').to_owned(),
+            unchanged,
+            stale_after,
+            stale_check_interval,
+        })
+    }
+
+    /// One line for the start-up log; holds no secret.
+    pub fn summary(&self) -> String {
+        format!(
+            "envs {}, smtp {}, from {}, emailing {}, unchanged runs by {}, stale after {}",
+            self.scope.label(),
+            self.smtp.redacted_url,
+            self.from,
+            self.routes,
+            match self.unchanged {
+                UnchangedPolicy::Email => "email",
+                UnchangedPolicy::Nats => "nats only",
+            },
+            self.stale_after
+                .map_or("never".to_owned(), |d| format!("{}s", d.as_secs())),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(&Vars::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_send_to_nobody_through_the_local_sink() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.smtp.redacted_url, "smtp://127.0.0.1:1025");
+        assert_eq!(config.from.to_string(), DEFAULT_FROM);
+        assert!(config.routes.recipients(&Env::prod()).is_empty());
+        assert_eq!(config.dashboard_url, "http://127.0.0.1:8080");
+        assert_eq!(config.unchanged, UnchangedPolicy::Nats);
+        assert_eq!(config.stale_after, Some(Duration::from_secs(7 * 24 * 3600)));
+    }
+
+    #[test]
+    fn email_to_is_for_prod_and_other_envs_need_their_own_variable() {
+        let config = parse(&[
+            ("EMAIL_TO", "ops@example.com, Dana <dana@example.com>"),
+            ("EMAIL_TO_E2E_1", "qa@example.com"),
+        ])
+        .unwrap();
+        assert_eq!(config.routes.recipients(&Env::prod()).len(), 2);
+        assert_eq!(
+            config.routes.recipients(&Env::new("e2e_1").unwrap()).len(),
+            1
+        );
+        assert!(
+            config
+                .routes
+                .recipients(&Env::new("test").unwrap())
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn every_bad_address_gets_its_own_line() {
+        let err = parse(&[
+            ("EMAIL_TO", "ok@example.com, not an address, also@bad@x"),
+            ("EMAIL_FROM", "nobody"),
+            ("EMAIL_TO_BAD-ENV", "x@example.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.lines.len(), 4, "{err}");
+        assert!(
+            err.lines
+                .iter()
+                .any(|l| l.starts_with("EMAIL_TO: `not an address` is not an email address"))
+        );
+        assert!(
+            err.lines
+                .iter()
+                .any(|l| l.starts_with("EMAIL_TO: `also@bad@x`"))
+        );
+        assert!(
+            err.lines
+                .iter()
+                .any(|l| l.starts_with("EMAIL_FROM: `nobody`"))
+        );
+        assert!(
+            err.lines
+                .iter()
+                .any(|l| l.starts_with("EMAIL_TO_BAD-ENV: does not name an environment"))
+        );
+    }
+
+    #[test]
+    fn smtp_credentials_never_reach_the_summary() {
+        let config = parse(&[("SMTP_URL", "smtps://mailer:hunter2@mail.example.com:465")]).unwrap();
+        assert_eq!(config.smtp.redacted_url, "smtps://mail.example.com:465");
+        assert!(!config.summary().contains("hunter2"));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn smtp_settings_are_checked() {
+        let err = parse(&[
+            ("SMTP_URL", "smtp://mail.example.com?tls=sometimes"),
+            ("SMTP_USERNAME", "mailer"),
+            ("NOTIFY_UNCHANGED", "sms"),
+            ("STALE_AFTER", "a while"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.lines.len(), 4, "{err}");
+        assert!(err.lines[0].starts_with("SMTP_URL: tls=sometimes is not supported"));
+        assert!(err.lines[1].starts_with("SMTP_PASSWORD: must be set"));
+        assert!(
+            err.lines[2]
+                .starts_with("NOTIFY_UNCHANGED: `sms` is invalid: expected `email` or `nats`")
+        );
+        assert!(err.lines[3].starts_with("STALE_AFTER: `a while` is not a duration"));
+    }
+
+    #[test]
+    fn staleness_alerts_can_be_turned_off() {
+        assert_eq!(parse(&[("STALE_AFTER", "off")]).unwrap().stale_after, None);
+        assert_eq!(
+            parse(&[("STALE_AFTER", "36h")]).unwrap().stale_after,
+            Some(Duration::from_secs(36 * 3600))
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! Sending one email over SMTP, and sorting failures into "try again later" and "refused for
+//! good" — the one distinction the handler acts on.
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::compose::Composed;
+use crate::config::SmtpConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("SMTP_URL {url} cannot be used: {source}")]
+    Transport {
+        url: String,
+        source: lettre::transport::smtp::Error,
+    },
+}
+
+/// Why an email did not go out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The server is down, unreachable, or answered 4xx: the same email may go through later.
+    #[error("mail server unavailable or deferring: {0}")]
+    Transient(String),
+    /// The server answered 5xx (a recipient or the message refused), or the message could not be
+    /// built: sending it again would fail again.
+    #[error("refused for good: {0}")]
+    Refused(String),
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    server: String,
+}
+
+impl Mailer {
+    /// Builds the transport (a connection pool; nothing connects until the first send). Must run
+    /// inside the tokio runtime, with the rustls crypto provider installed when TLS is used.
+    pub fn new(config: &SmtpConfig, from: Mailbox) -> Result<Self, MailerError> {
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.url.expose())
+            .map_err(|source| MailerError::Transport {
+                url: config.redacted_url.clone(),
+                source,
+            })?
+            .timeout(Some(config.timeout));
+        if let Some((user, password)) = &config.credentials {
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+            server: config.redacted_url.clone(),
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Sends `composed` as a multipart text + HTML email to `to`. `message_id` (the part before
+    /// `@`) is stable for one notification, so a rare duplicate can be recognised by mail clients.
+    pub async fn send(
+        &self,
+        to: &[Mailbox],
+        composed: &Composed,
+        message_id: &str,
+    ) -> Result<(), SendError> {
+        let message = self.message(to, composed, message_id)?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(err) => Err(classify(&err)),
+        }
+    }
+
+    fn message(
+        &self,
+        to: &[Mailbox],
+        composed: &Composed,
+        message_id: &str,
+    ) -> Result<Message, SendError> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(composed.subject.clone())
+            .message_id(Some(format!("<{message_id}@covid-etl.notifier>")));
+        for mailbox in to {
+            builder = builder.to(mailbox.clone());
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(
+                composed.text.clone(),
+                composed.html.clone(),
+            ))
+            .map_err(|err| SendError::Refused(format!("the email could not be built: {err}")))
+    }
+}
+
+/// A 5xx reply or a client-side refusal is final; connection, TLS, timeout and 4xx are not.
+fn classify(err: &lettre::transport::smtp::Error) -> SendError {
+    let described = describe(err);
+    if err.is_permanent() || err.is_client() {
+        SendError::Refused(described)
+    } else {
+        SendError::Transient(described)
+    }
+}
+
+/// The error and its causes on one line (lettre's `Display` leaves out the io cause).
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

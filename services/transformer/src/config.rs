@@ -1,0 +1,71 @@
+//! The transformer's settings: `NATS_*`, `ETL_ENVS` and `MAX_PAYLOAD_BYTES`.
+
+use shared::EnvScope;
+use shared::config::{ConfigError, NatsConfig, Parser, Vars};
+
+/// The default limit on one raw payload: the real upstream files are a few MB, so 64 MiB leaves
+/// room for growth while refusing a runaway download before it is parsed.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nats: NatsConfig,
+    /// The envs whose extracted events this instance handles (`ETL_ENVS`).
+    pub scope: EnvScope,
+    /// A raw payload larger than this fails the run as `too_large` (`MAX_PAYLOAD_BYTES`).
+    pub max_payload_bytes: u64,
+}
+
+impl Config {
+    pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        let mut p = Parser::new(vars);
+        let nats = NatsConfig::parse(&mut p);
+        let scope = p.env_scope();
+        let max_payload_bytes = p.parse("MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES);
+        if max_payload_bytes == 0 {
+            p.error("MAX_PAYLOAD_BYTES", "must be greater than zero");
+        }
+        p.finish()?;
+        Ok(Config {
+            nats,
+            scope,
+            max_payload_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_every_env_with_a_64_mib_limit() {
+        let config = Config::from_vars(&Vars::default()).unwrap();
+        assert_eq!(config.scope, EnvScope::All);
+        assert_eq!(config.max_payload_bytes, DEFAULT_MAX_PAYLOAD_BYTES);
+        assert_eq!(config.nats.url, "nats://127.0.0.1:4222");
+    }
+
+    #[test]
+    fn each_bad_value_is_one_line() {
+        let vars = Vars::from_pairs([("MAX_PAYLOAD_BYTES", "lots"), ("ETL_ENVS", "a,B")]);
+        let err = Config::from_vars(&vars).unwrap_err();
+        assert_eq!(err.lines.len(), 2, "{err}");
+        assert!(
+            err.lines
+                .iter()
+                .any(|l| l.starts_with("MAX_PAYLOAD_BYTES: `lots` is invalid"))
+        );
+        assert!(err.lines.iter().any(|l| l.starts_with("ETL_ENVS:")));
+    }
+
+    #[test]
+    fn a_zero_payload_limit_is_refused() {
+        let vars = Vars::from_pairs([("MAX_PAYLOAD_BYTES", "0")]);
+        let err = Config::from_vars(&vars).unwrap_err();
+        assert_eq!(
+            err.lines,
+            vec!["MAX_PAYLOAD_BYTES: must be greater than zero".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Benchmark: how soon after an upstream commit its extracted event is out.
+//!
+//! ```text
+//! cargo run -p etl-tests --example extractor_bench [-- TIMELINE_JSON [COMMITS]]
+//! ```
+//!
+//! Replays real upstream history (default `../shared/upstream/timeline/timeline_real.json`, read
+//! at run time, never copied) through the fake GitHub, with the real extractor (POLL_INTERVAL=1s)
+//! and the real NATS on this machine. After the initial load, it reveals 20 successive commits
+//! (real NYT and JHU files, 5 KB and 3 MB), each at a random point of the poll cycle, and measures
+//! for each the time from the commit becoming visible to its `etl.<env>.extracted.<source>`
+//! event, and the part of it spent after the poll that saw the commit. Everything it wrote is
+//! removed at the end.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use etl_tests::fake_github::{Endpoint, FakeGithub, replay};
+use futures::StreamExt;
+use shared::config::Vars;
+use shared::events::Extracted;
+use shared::{Env, Shutdown};
+use tokio::time::Instant;
+
+struct Sample {
+    source: String,
+    bytes: usize,
+    visible_to_event: Duration,
+    poll_to_event: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::install_crypto_provider();
+    let mut args = std::env::args().skip(1);
+    let timeline = args.next().map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/upstream/timeline/timeline_real.json"
+        ))
+    });
+    let commits: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20);
+    let steps = replay::load_timeline(&timeline)
+        .with_context(|| format!("reading {}", timeline.display()))?;
+    if steps.len() <= commits {
+        bail!(
+            "{} has {} steps; {commits} commits after the first are needed",
+            timeline.display(),
+            steps.len()
+        );
+    }
+
+    let github = FakeGithub::start().await?;
+    github.queue_steps(steps.into_iter().take(commits + 1));
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
+    let env = Env::new(format!("bench_{nanos:x}"))?;
+    let mut vars = Vars::from_pairs(github.env_vars());
+    vars.set("ETL_ENV", env.as_str()).set("POLL_INTERVAL", "1s");
+    let config = extractor::Config::from_vars(&vars)?;
+
+    let client = async_nats::connect(config.nats.url.as_str()).await?;
+    let stores = shared::nats::setup(client).await?;
+    let stream = stores.js.get_stream(shared::nats::ETL_STREAM).await?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: format!("etl.{env}.extracted.>"),
+            ..Default::default()
+        })
+        .await?;
+    let mut events = consumer.messages().await?;
+    let mut next_event = async || -> anyhow::Result<Extracted> {
+        let message = tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .context("no extracted event within 30 s")?
+            .context("the event stream ended")??;
+        Ok(serde_json::from_slice(&message.payload)?)
+    };
+
+    let initial = github.reveal_next().expect("a first step");
+    let shutdown = Shutdown::new();
+    let extractor = tokio::spawn(extractor::run(config, shutdown.clone()));
+    for _ in &initial {
+        next_event().await?;
+    }
+    println!(
+        "initial load done ({} files); revealing {commits} commits, POLL_INTERVAL=1s",
+        initial.len()
+    );
+
+    let mut samples = Vec::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for i in 1..=commits {
+        // Land each commit at a random point of the poll cycle, as real commits do.
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        tokio::time::sleep(Duration::from_millis((seed >> 33) % 1000)).await;
+        let visible = Instant::now();
+        let revealed = github.reveal_next().expect("queued");
+        let commit = revealed.last().expect("one commit a step");
+        let event = next_event().await?;
+        let arrived = Instant::now();
+        if event.upstream.commit_sha != commit.sha {
+            bail!(
+                "expected the event of {}, got {}",
+                commit.sha,
+                event.upstream.commit_sha
+            );
+        }
+        let path = commit.path.replace('/', "%2F");
+        let seen = github
+            .requests_to(Endpoint::Commits)
+            .into_iter()
+            .filter(|r| r.status == 200 && r.uri.contains(&format!("path={path}")))
+            .map(|r| Instant::from_std(r.at))
+            .rfind(|at| *at >= visible)
+            .context("the poll that saw the commit is in the log")?;
+        let sample = Sample {
+            source: event.source.to_string(),
+            bytes: commit.content.len(),
+            visible_to_event: arrived - visible,
+            poll_to_event: arrived - seen,
+        };
+        println!(
+            "{i:>2} {} {:>8} bytes  visible→event {:>6.0} ms  poll answer→event {:>5.0} ms",
+            sample.source,
+            sample.bytes,
+            ms(sample.visible_to_event),
+            ms(sample.poll_to_event)
+        );
+        samples.push(sample);
+    }
+
+    shutdown.trigger();
+    extractor.await??;
+    report(&samples);
+    cleanup(&stores, &env).await;
+    Ok(())
+}
+
+fn report(samples: &[Sample]) {
+    let stats = |name: &str,
+                 pick: &dyn Fn(&Sample) -> Duration,
+                 filter: &dyn Fn(&Sample) -> bool| {
+        let mut values: Vec<Duration> = samples.iter().filter(|s| filter(s)).map(pick).collect();
+        if values.is_empty() {
+            return;
+        }
+        values.sort();
+        let median = values[values.len() / 2];
+        let max = *values.last().expect("not empty");
+        println!(
+            "{name:<34} n={:>2}  median {:>6.0} ms  max {:>6.0} ms",
+            values.len(),
+            ms(median),
+            ms(max)
+        );
+    };
+    println!();
+    stats(
+        "commit visible → extracted event",
+        &|s| s.visible_to_event,
+        &|_| true,
+    );
+    stats("  nyt (≈5 KB)", &|s| s.visible_to_event, &|s| {
+        s.source == "nyt"
+    });
+    stats("  jhu (≈3 MB)", &|s| s.visible_to_event, &|s| {
+        s.source == "jhu"
+    });
+    stats(
+        "poll answer → extracted event",
+        &|s| s.poll_to_event,
+        &|_| true,
+    );
+    stats("  nyt (≈5 KB)", &|s| s.poll_to_event, &|s| {
+        s.source == "nyt"
+    });
+    stats("  jhu (≈3 MB)", &|s| s.poll_to_event, &|s| {
+        s.source == "jhu"
+    });
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Removes the env's KV keys, raw objects and stream messages.
+async fn cleanup(stores: &shared::nats::Stores, env: &Env) {
+    let key_prefix = format!("{env}.");
+    if let Ok(mut keys) = stores.state.keys().await {
+        while let Some(Ok(key)) = keys.next().await {
+            if key.starts_with(&key_prefix) {
+                let _ = stores.state.purge(&key).await;
+            }
+        }
+    }
+    let object_prefix = format!("{env}/");
+    let mut names = Vec::new();
+    if let Ok(mut objects) = stores.raw.list().await {
+        while let Some(Ok(info)) = objects.next().await {
+            if info.name.starts_with(&object_prefix) {
+                names.push(info.name);
+            }
+        }
+    }
+    for name in names {
+        let _ = stores.raw.delete(&name).await;
+    }
+    if let Ok(stream) = stores.js.get_stream(shared::nats::ETL_STREAM).await {
+        let _ = stream.purge().filter(format!("etl.{env}.>")).await;
+    }
+}

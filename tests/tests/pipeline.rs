@@ -1,0 +1,136 @@
+//! End to end: upstream commits on a fake GitHub travel through the real extractor, transformer,
+//! loader and notifier, against real NATS, PostgreSQL and SMTP, to rows, a notification and an
+//! email.
+
+mod support;
+
+use std::time::Duration;
+
+use etl_tests::fake_github::{FakeGithub, NewCommit};
+use shared::Source;
+use shared::events::{Field, RunStatus};
+use support::{
+    Notifications, Services, base_vars, changes_of_run, emails_for, stored_values, unique_env,
+};
+
+const NYT_V1: &str = "date,cases,deaths\n\
+2020-03-01,100,2\n2020-03-02,150,3\n2020-03-03,210,5\n2020-03-04,300,8\n2020-03-05,420,12\n";
+
+/// JHU's older layout (with Lat/Long); other countries, a US province row, and one US day
+/// (2020-02-29) NYT does not have, which the join drops.
+const JHU_V1: &str = "Date,Country/Region,Province/State,Lat,Long,Confirmed,Recovered,Deaths\n\
+2020-02-29,US,,37.0902,-95.7129,70,3,1\n\
+2020-03-01,Canada,Ontario,51.2538,-85.3232,3,0,0\n\
+2020-03-01,US,,37.0902,-95.7129,100,5,2\n\
+2020-03-02,US,,37.0902,-95.7129,150,7,3\n\
+2020-03-02,US,Diamond Princess,35.4437,139.638,40,0,0\n\
+2020-03-03,US,,37.0902,-95.7129,210,8,5\n\
+2020-03-04,US,,37.0902,-95.7129,300,12,8\n\
+2020-03-05,US,,37.0902,-95.7129,420,15,12\n";
+
+/// Version 2: NYT revises 2020-03-03 (cases 210 → 215) and both add 2020-03-06.
+const NYT_V2: &str = "date,cases,deaths\n\
+2020-03-01,100,2\n2020-03-02,150,3\n2020-03-03,215,5\n2020-03-04,300,8\n2020-03-05,420,12\n2020-03-06,550,15\n";
+
+fn jhu_v2() -> String {
+    format!("{JHU_V1}2020-03-06,US,,37.0902,-95.7129,550,20,15\n")
+}
+
+fn commits(nyt: &str, jhu: &str) -> Vec<NewCommit> {
+    let nyt_at = Source::Nyt.default_location();
+    let jhu_at = Source::Jhu.default_location();
+    vec![
+        NewCommit::new(&nyt_at.repo, &nyt_at.path, nyt.to_owned()),
+        NewCommit::new(&jhu_at.repo, &jhu_at.path, jhu.to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upstream_change_travels_from_github_to_rows_notification_and_email() {
+    let env = unique_env("e2e");
+    let github = FakeGithub::start().await.expect("fake GitHub starts");
+    github.add_many(commits(NYT_V1, JHU_V1));
+
+    let mut vars = base_vars(&env);
+    for (name, value) in github.env_vars() {
+        vars.set(name, value);
+    }
+    vars.set("POLL_INTERVAL", "300ms");
+    let mut notifications = Notifications::subscribe(&env).await;
+    let services = Services::start(&vars, true);
+
+    // Version 1: the initial load.
+    let first = notifications.next("the initial load").await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{}", first.text);
+    assert_eq!(
+        (
+            first.counts.inserted,
+            first.counts.updated,
+            first.counts.unchanged,
+            first.counts.removed,
+            first.counts.revised
+        ),
+        (5, 0, 0, 0, 0)
+    );
+    assert_eq!((first.dropped.only_nyt, first.dropped.only_jhu), (0, 1));
+    assert_eq!(
+        stored_values(&env).await,
+        vec![
+            ("2020-03-01".to_owned(), 100, 2, Some(5)),
+            ("2020-03-02".to_owned(), 150, 3, Some(7)),
+            ("2020-03-03".to_owned(), 210, 5, Some(8)),
+            ("2020-03-04".to_owned(), 300, 8, Some(12)),
+            ("2020-03-05".to_owned(), 420, 12, Some(15)),
+        ]
+    );
+    let mails = emails_for(&env, 1, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 1, "one email for the initial load");
+    assert!(mails[0].0.contains("5 new days"), "subject: {}", mails[0].0);
+
+    // Version 2: one old day revised, one day added, both sources in one commit each.
+    github.add_many(commits(NYT_V2, &jhu_v2()));
+    let second = notifications.next("the revision").await;
+    assert_eq!(second.status, RunStatus::Succeeded, "{}", second.text);
+    // 2020-03-03 is revised; its delta and the next day's delta change, so two rows are updated.
+    assert_eq!(
+        (
+            second.counts.inserted,
+            second.counts.updated,
+            second.counts.unchanged,
+            second.counts.removed,
+            second.counts.revised
+        ),
+        (1, 2, 3, 0, 1)
+    );
+    assert_eq!(second.corrections.len(), 1);
+    let correction = &second.corrections[0];
+    assert_eq!(
+        (
+            correction.date.to_string(),
+            correction.field,
+            correction.old,
+            correction.new
+        ),
+        ("2020-03-03".to_owned(), Field::Cases, Some(210), Some(215))
+    );
+    assert_eq!(
+        changes_of_run(&env, &second.run_id).await,
+        vec![(
+            "2020-03-03".to_owned(),
+            "cases".to_owned(),
+            Some(210),
+            Some(215)
+        )]
+    );
+    let stored = stored_values(&env).await;
+    assert_eq!(stored.len(), 6);
+    assert_eq!(stored[2], ("2020-03-03".to_owned(), 215, 5, Some(8)));
+    assert_eq!(stored[5], ("2020-03-06".to_owned(), 550, 15, Some(20)));
+
+    let mails = emails_for(&env, 2, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 2, "one email per run");
+
+    // Both sources' events lead to the same run: it is notified once.
+    notifications.assert_quiet(Duration::from_secs(2)).await;
+    services.stop().await;
+}
