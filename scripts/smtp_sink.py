@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import logging
 import mailbox
+import os
 import signal
 
 from aiosmtpd.controller import Controller
@@ -22,7 +23,9 @@ def main() -> None:
     args = parser.parse_args()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s smtp-sink %(message)s")
-    mailbox.Maildir(args.maildir, create=True)
+    # Maildir(create=True) makes tmp/new/cur only when the folder itself is new: make them always.
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
     controller = Controller(Mailbox(args.maildir), hostname=args.host, port=args.port)
     controller.start()
     logging.info("listening on %s:%d, keeping messages in %s", args.host, args.port, args.maildir)

@@ -102,7 +102,7 @@ start_postgres() {
 
 start_smtp() {
   if port_open "$SMTP_PORT"; then say "SMTP already listening on $SMTP_PORT"; return; fi
-  mkdir -p "$STACK_DIR/mail" "$STACK_DIR/log"
+  mkdir -p "$STACK_DIR/log"
   say "starting an SMTP server on port $SMTP_PORT that keeps messages in $STACK_DIR/mail"
   nohup "$VENV/bin/python" "$ROOT/scripts/smtp_sink.py" --port "$SMTP_PORT" --maildir "$STACK_DIR/mail" \
     >"$STACK_DIR/log/smtp.log" 2>&1 &

@@ -17,5 +17,10 @@ set -a
 set +a
 
 cd "$ROOT"
+# The operability tests run the services as separate processes: build the binaries first.
+echo "[test] cargo build --bins"
+cargo build --workspace --bins --locked
+export ETL_BIN_DIR="$CARGO_TARGET_DIR/debug"
+
 echo "[test] cargo test --workspace (target dir $CARGO_TARGET_DIR)"
 cargo test --workspace --locked "$@"

@@ -17,9 +17,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Files: `history.rs` (the commits and the request budget), `routes.rs` (the HTTP answers and
-//! faults), `replay.rs` (loading a folder of real versions for the `fake-github` binary).
+//! Files: `history.rs` (the commits and the request budget), `routes.rs` (the HTTP answers),
+//! `faults.rs` (the misbehaving answers), `replay.rs` (loading a folder of real versions for the
+//! `fake-github` binary).
 
+mod faults;
 mod history;
 pub mod replay;
 mod routes;

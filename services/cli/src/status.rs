@@ -1,15 +1,19 @@
-//! `etl status`: the pipeline as NATS sees it (streams, durable consumers and their lag) and the
-//! latest run of each env in PostgreSQL.
+//! `etl status`: the pipeline as NATS sees it — every running service with its counters (NATS
+//! micro-service `STATS`), the streams, each stage's durable consumer and its lag — and the latest
+//! run of each env in PostgreSQL.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use shared::nats::{ETL_STREAM, NOTIFY_STREAM};
+use shared::service::Counters;
 
 use crate::{Connections, db};
 
 pub async fn run(connections: &Connections) -> anyhow::Result<ExitCode> {
     let client = shared::nats::connect(&connections.nats, "etl-status", &shared::Shutdown::new()).await?;
+    print_services(&client).await?;
     let js = async_nats::jetstream::new(client);
     for name in [ETL_STREAM, NOTIFY_STREAM] {
         let mut stream = match js.get_stream(name).await {
@@ -59,6 +63,44 @@ async fn print_latest_runs(client: &tokio_postgres::Client) -> anyhow::Result<()
             ),
             None => println!("env {env}: no runs yet"),
         }
+    }
+    Ok(())
+}
+
+/// Asks every micro-service for its stats and prints the answers that arrive within a moment.
+async fn print_services(client: &async_nats::Client) -> anyhow::Result<()> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await?;
+    client.publish_with_reply("$SRV.STATS", inbox, "".into()).await?;
+    client.flush().await?;
+
+    let mut services = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(750);
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        if let Ok(stats) = serde_json::from_slice::<async_nats::service::Stats>(&message.payload) {
+            services.push(stats);
+        }
+    }
+    services.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    if services.is_empty() {
+        println!("services: none answered (is the pipeline running?)");
+    }
+    for service in services {
+        let counters = service
+            .endpoints
+            .first()
+            .and_then(|endpoint| endpoint.data.clone())
+            .and_then(|data| serde_json::from_value::<Counters>(data).ok())
+            .unwrap_or_default();
+        println!(
+            "service {:<12} {} v{}  processed {:>5}  failed {:>3}  redelivered {:>3}",
+            service.name,
+            service.id,
+            service.version,
+            counters.processed,
+            counters.failed,
+            counters.redelivered
+        );
     }
     Ok(())
 }

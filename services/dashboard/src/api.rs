@@ -2,14 +2,14 @@
 //! page's freshness badge shows. Each answers conditional requests with 304 (see [`crate::cache`]).
 
 use axum::extract::{RawQuery, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::cache::Validators;
+use crate::cache::{CachedBody, Validators};
 use crate::daily::{self, DailyQuery, Format, render};
 use crate::db::{ChangeRow, RunRow};
 use crate::error::ApiError;
@@ -31,31 +31,31 @@ pub async fn daily(
     if let Some(not_modified) = validators.not_modified(&headers) {
         return Ok(not_modified);
     }
+    if let Some(body) = state.bodies.get(validators.etag()) {
+        return Ok(validators.apply(body.into_response()));
+    }
     let rows = state
         .db
         .daily(query.read_from(), query.to, query.read_limit())
         .await?;
     let series = daily::shape::shape(&query, rows);
-    let response = match query.format {
-        Format::Json => json_bytes(render::json(&query, state.env.as_str(), &series)),
-        Format::Csv => {
-            let disposition = format!(
+    let body = match query.format {
+        Format::Json => CachedBody {
+            bytes: render::json(&query, state.env.as_str(), &series).into(),
+            content_type: "application/json",
+            disposition: None,
+        },
+        Format::Csv => CachedBody {
+            bytes: render::csv(&query, &series).into(),
+            content_type: "text/csv; charset=utf-8",
+            disposition: Some(format!(
                 "attachment; filename=\"{}\"",
                 render::csv_filename(&query, &series)
-            );
-            let mut response = render::csv(&query, &series).into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            );
-            if let Ok(value) = HeaderValue::from_str(&disposition) {
-                headers.insert(CONTENT_DISPOSITION, value);
-            }
-            response
-        }
+            )),
+        },
     };
-    Ok(validators.apply(response))
+    state.bodies.put(validators.etag(), body.clone());
+    Ok(validators.apply(body.into_response()))
 }
 
 /// `GET /api/v1/runs?limit=`

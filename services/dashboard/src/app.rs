@@ -13,6 +13,7 @@ use shared::{Env, Shutdown};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::cache::BodyCache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::live::Live;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub db: Db,
     pub env: Env,
     pub live: Arc<Live>,
+    pub bodies: Arc<BodyCache>,
     /// Ends the live event streams, which would otherwise hold graceful shutdown open forever.
     pub shutdown: Shutdown,
 }
@@ -91,6 +93,7 @@ impl Application {
             db: Db::new(config.pg_config(), &config.env),
             env: config.env.clone(),
             live: Arc::clone(&live),
+            bodies: Arc::new(BodyCache::new()),
             shutdown: shutdown.clone(),
         };
         let feed =

@@ -6,7 +6,14 @@
 //! only ever be labelled older than its content (costing one extra transfer), never newer (which
 //! would hide a change from the client).
 
-use axum::http::header::{CACHE_CONTROL, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -92,6 +99,79 @@ impl Validators {
     }
 }
 
+/// A rendered body and the headers that describe it.
+#[derive(Debug, Clone)]
+pub struct CachedBody {
+    pub bytes: Bytes,
+    pub content_type: &'static str,
+    pub disposition: Option<String>,
+}
+
+impl IntoResponse for CachedBody {
+    fn into_response(self) -> Response {
+        let mut response = self.bytes.into_response();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        if let Some(value) = self
+            .disposition
+            .and_then(|d| HeaderValue::from_str(&d).ok())
+        {
+            headers.insert(CONTENT_DISPOSITION, value);
+        }
+        response
+    }
+}
+
+/// The last few rendered series, by ETag: many pages polling the same range cost one small
+/// version query each instead of reading and rendering the series again. An ETag names the data
+/// version and the question, so an entry never needs invalidating; old ones fall out.
+#[derive(Debug)]
+pub struct BodyCache {
+    entries: Mutex<VecDeque<(String, CachedBody)>>,
+}
+
+impl BodyCache {
+    /// Entries kept; each is at most a few hundred KB (the series is bounded).
+    pub const CAPACITY: usize = 16;
+
+    pub fn new() -> Self {
+        Self {
+            entries: Mutex::new(VecDeque::with_capacity(Self::CAPACITY)),
+        }
+    }
+
+    pub fn get(&self, etag: &str) -> Option<CachedBody> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .iter()
+            .find(|(tag, _)| tag == etag)
+            .map(|(_, body)| body.clone())
+    }
+
+    pub fn put(&self, etag: &str, body: CachedBody) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.iter().any(|(tag, _)| tag == etag) {
+            return;
+        }
+        if entries.len() == Self::CAPACITY {
+            entries.pop_front();
+        }
+        entries.push_back((etag.to_owned(), body));
+    }
+}
+
+impl Default for BodyCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The IMF-fixdate form HTTP uses: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
@@ -141,6 +221,27 @@ mod tests {
         let mut both = headers(IF_MODIFIED_SINCE, "Mon, 14 Dec 2020 06:00:00 GMT");
         both.insert(IF_NONE_MATCH, HeaderValue::from_static("\"stale\""));
         assert!(!v.is_fresh(&both));
+    }
+
+    #[test]
+    fn the_body_cache_keeps_the_latest_entries() {
+        let cache = BodyCache::new();
+        let body = |s: &'static str| CachedBody {
+            bytes: Bytes::from_static(s.as_bytes()),
+            content_type: "text/plain",
+            disposition: None,
+        };
+        for i in 0..=BodyCache::CAPACITY {
+            cache.put(&format!("\"{i}\""), body("x"));
+        }
+        assert!(cache.get("\"0\"").is_none(), "the oldest entry fell out");
+        assert_eq!(
+            cache
+                .get(&format!("\"{}\"", BodyCache::CAPACITY))
+                .unwrap()
+                .bytes,
+            "x"
+        );
     }
 
     #[test]

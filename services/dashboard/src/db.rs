@@ -233,17 +233,25 @@ impl Db {
     }
 
     pub async fn version(&self) -> Result<DataVersion, DbError> {
-        let Some(rows) = self.query_or_missing("the data version", &self.sql.version, &[]).await? else {
-            return Ok(DataVersion { unversioned: true, ..DataVersion::default() });
+        let Some(rows) = self
+            .query_or_missing("the data version", &self.sql.version, &[])
+            .await?
+        else {
+            return Ok(DataVersion {
+                unversioned: true,
+                ..DataVersion::default()
+            });
         };
-        Ok(rows.first().map_or_else(DataVersion::default, |row| DataVersion {
-            days: row.get(0),
-            days_updated_at: row.get(1),
-            runs: row.get(2),
-            runs_changed_at: row.get(3),
-            changes: row.get(4),
-            unversioned: false,
-        }))
+        Ok(rows
+            .first()
+            .map_or_else(DataVersion::default, |row| DataVersion {
+                days: row.get(0),
+                days_updated_at: row.get(1),
+                runs: row.get(2),
+                runs_changed_at: row.get(3),
+                changes: row.get(4),
+                unversioned: false,
+            }))
     }
 
     /// Days in `[from, to]` (either end open), at most `limit`, oldest first.
@@ -322,7 +330,10 @@ impl Db {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
-        Ok(self.query_or_missing(what, sql, params).await?.unwrap_or_default())
+        Ok(self
+            .query_or_missing(what, sql, params)
+            .await?
+            .unwrap_or_default())
     }
 
     /// Runs `sql`; `None` when a schema or table it reads does not exist yet.
@@ -340,7 +351,10 @@ impl Db {
         match result {
             Ok(rows) => Ok(Some(rows)),
             Err(err) if is_missing_relation(&err) => {
-                tracing::debug!(what, "schema or table does not exist yet; reading it as empty");
+                tracing::debug!(
+                    what,
+                    "schema or table does not exist yet; reading it as empty"
+                );
                 Ok(None)
             }
             Err(source) => Err(DbError::Query { what, source }),
@@ -402,8 +416,15 @@ mod tests {
         assert_ne!(base.token(), more_runs.token());
         assert_ne!(base.token(), updated.token());
         assert_eq!(base.last_modified(), None);
-        let unknown = DataVersion { unversioned: true, ..DataVersion::default() };
-        assert_ne!(unknown.token(), unknown.token(), "an unmigrated schema never matches");
+        let unknown = DataVersion {
+            unversioned: true,
+            ..DataVersion::default()
+        };
+        assert_ne!(
+            unknown.token(),
+            unknown.token(),
+            "an unmigrated schema never matches"
+        );
         assert_eq!(updated.last_modified(), updated.days_updated_at);
     }
 }

@@ -250,7 +250,9 @@ pub async fn events(State(state): State<AppState>) -> Result<Response, ApiError>
         },
     );
     let stream = futures::stream::once(async { Ok::<_, Infallible>(hello) }).chain(updates);
-    let mut response = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response();
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response();
     // Tells reverse proxies (nginx) not to buffer the stream.
     response
         .headers_mut()

@@ -328,7 +328,6 @@ async fn a_schema_that_does_not_exist_yet_reads_as_empty() {
     app.stop().await;
 }
 
-
 #[tokio::test]
 async fn a_partly_migrated_schema_is_served_but_never_answered_with_304() {
     let db = TestDb::new().await;
@@ -350,7 +349,13 @@ async fn a_partly_migrated_schema_is_served_but_never_answered_with_304() {
     let body: serde_json::Value = first.json().await.unwrap();
     assert_eq!(body["count"], 3);
     // Without etl_runs the data's version is unknown, so a cached copy is never confirmed.
-    let again = app.http.get(app.url("/api/v1/us/daily")).header("if-none-match", etag).send().await.unwrap();
+    let again = app
+        .http
+        .get(app.url("/api/v1/us/daily"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 200);
     app.stop().await;
 }

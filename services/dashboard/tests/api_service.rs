@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
-use support::{Run, SseReader, TestApp, TestDb, date, seeded};
+use support::{Run, SseReader, TestApp, date, seeded};
 
 #[tokio::test]
 async fn runs_are_listed_newest_first_with_counts_and_status() {

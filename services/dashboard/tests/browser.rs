@@ -202,7 +202,8 @@ async fn exercise(client: &Client, app: &TestApp, db: &TestDb, rows: &[Day]) {
         new_deaths: Some(230),
         new_recovered: None,
     };
-    db.insert_days(std::slice::from_ref(&new_day), "run-2").await;
+    db.insert_days(std::slice::from_ref(&new_day), "run-2")
+        .await;
     db.insert_run(&Run::succeeded("run-2", Utc::now(), [1, 0, 60, 0, 0]))
         .await;
     let js = support::jetstream().await;

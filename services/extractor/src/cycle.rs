@@ -84,7 +84,7 @@ impl Poller {
             if *kind == CycleKind::Poll && waiting {
                 continue;
             }
-            let span = tracing::info_span!("check", otel.name = %format!("check {}", s.source), source = %s.source);
+            let span = tracing::debug_span!("check", source = %s.source);
             match self.check(&s).instrument(span).await {
                 Ok(Check::Unchanged(refreshed)) => cursors.extend(refreshed.map(|c| (s.source, c))),
                 Ok(Check::SameContent(c)) => {
@@ -103,7 +103,7 @@ impl Poller {
 
         let mut events = Vec::new();
         for (source, payload) in &fresh {
-            events.push(Extracted {
+            let event = Extracted {
                 schema_version: SCHEMA_VERSION,
                 env: self.env.clone(),
                 source: *source,
@@ -111,7 +111,8 @@ impl Poller {
                 object: payload.object.clone(),
                 trigger: kind.trigger(payload.initial),
                 fetched_at: payload.fetched_at,
-            });
+            };
+            events.push((event, payload.span.clone()));
         }
         let forced = kind.forced_trigger();
         if let Some(trigger) = &forced {
@@ -120,10 +121,23 @@ impl Poller {
                     continue;
                 }
                 match &self.state(s.source).latest {
-                    Some(latest) => events.push(Extracted {
-                        trigger: trigger.clone(),
-                        ..latest.clone()
-                    }),
+                    Some(latest) => {
+                        // A re-run is a trace of its own.
+                        let span = tracing::info_span!(
+                            parent: None,
+                            "rerun",
+                            otel.name = %format!("rerun {}", s.source),
+                            source = %s.source,
+                            trigger = trigger.kind.as_str(),
+                        );
+                        events.push((
+                            Extracted {
+                                trigger: trigger.clone(),
+                                ..latest.clone()
+                            },
+                            span,
+                        ));
+                    }
                     None => report.problems.push(format!(
                         "{} has no payload yet, so there is nothing to re-run",
                         s.source
@@ -134,7 +148,7 @@ impl Poller {
 
         match self.announce(&events).await {
             Ok(()) => {
-                for event in events {
+                for (event, _) in events {
                     let source = event.source;
                     report.published.push(source);
                     self.state_mut(source).latest = Some(event);
@@ -181,55 +195,10 @@ impl Poller {
         ))
     }
 
-    /// How long until the next poll, and why when it is later than usual.
-    pub fn next_poll_in(&self) -> (Duration, Option<String>) {
-        let now = Instant::now();
-        let mut delay = if self.api_failures > 0 {
-            backoff(
-                self.api_failures,
-                self.poll_interval,
-                self.retry_max.max(self.poll_interval),
-            )
-        } else {
-            self.poll_interval
-        };
-        let mut why =
-            (self.api_failures > 0).then(|| format!("{} failed polls in a row", self.api_failures));
-        if let Some(until) = self
-            .github
-            .held_until()
-            .filter(|until| *until - now > delay)
-        {
-            delay = until - now;
-            why = Some("GitHub's rate limit asks us to wait".to_owned());
-        }
-        if let Some(until) = self
-            .not_before
-            .filter(|until| *until > now && *until - now > delay)
-        {
-            delay = until - now;
-            why = Some("GitHub refused access (403); retrying later".to_owned());
-        }
-        let per_poll = self.sources.len() as u64;
-        if let Some(budget) = self.github.budget()
-            && let Some(pace) = budget.pacing(Utc::now(), self.poll_interval, per_poll)
-            && pace > delay
-        {
-            delay = pace;
-            why = Some(format!(
-                "only {} of {} API requests are left until {}: polls are spread so the budget lasts",
-                budget.remaining,
-                budget.limit,
-                budget.reset.format("%H:%M:%S UTC")
-            ));
-        }
-        (delay, why)
-    }
-
     /// Every latest first, then the events, so a transformer woken by the first event already
     /// sees the other source's new payload.
-    async fn announce(&self, events: &[Extracted]) -> Result<(), RecordError> {
-        for event in events {
+    async fn announce(&self, events: &[(Extracted, tracing::Span)]) -> Result<(), RecordError> {
+        for (event, _) in events {
             kv_put(
                 &self.stores.state,
                 &latest_key(&event.env, event.source),
@@ -237,9 +206,20 @@ impl Poller {
             )
             .await?;
         }
-        for event in events {
-            record_extracted(&self.stores, event).await?;
-            tracing::info!(source = %event.source, commit = %event.upstream.commit_sha, sha256 = %event.object.sha256, trigger = event.trigger.kind.as_str(), "extracted");
+        for (event, span) in events {
+            async {
+                record_extracted(&self.stores, event).await?;
+                tracing::info!(
+                    source = %event.source,
+                    commit = %event.upstream.commit_sha,
+                    sha256 = %event.object.sha256,
+                    trigger = event.trigger.kind.as_str(),
+                    "extracted"
+                );
+                Ok::<_, RecordError>(())
+            }
+            .instrument(span.clone())
+            .await?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use shared::nats::{RAW_BUCKET, Stores};
 use shared::store::{StoreError, latest_extracted, put_object, raw_object_name};
 use shared::{Env, Source};
 use tokio::time::Instant;
+use tracing::Instrument;
 use url::Url;
 
 use crate::config::{Config, SourceSettings};
@@ -46,6 +47,8 @@ pub(crate) struct NewPayload {
     /// No payload of this source was ever extracted in this env.
     pub initial: bool,
     pub cursor: Cursor,
+    /// The trace of this change; its event is published inside it.
+    pub span: tracing::Span,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +145,12 @@ impl Poller {
             .latest
             .as_ref()
             .map(|latest| latest.object.sha256.clone());
+        // The latest payload is written to KV before its event goes out and the cursor after: a
+        // latest ahead of the cursor means the last announcement may not have happened.
+        let announced = match (&state.latest, &state.cursor) {
+            (Some(latest), Some(cursor)) => latest.upstream.commit_sha == cursor.commit_sha,
+            _ => false,
+        };
         // Without a stored payload the cursor means nothing: start over with the initial load.
         let cursor = state
             .cursor
@@ -178,6 +187,17 @@ impl Poller {
             }
             Some(c) => self.commits_since(c, first, next).await?,
         };
+        // Each upstream change is one trace: from here through the download and the publish to
+        // the email. Polls that find nothing stay out of the traces.
+        let span = tracing::info_span!(
+            parent: None,
+            "extract",
+            otel.name = %format!("extract {}", s.source),
+            source = %s.source,
+            commit = %newest.sha,
+            commits = covered.len(),
+        );
+        async {
         tracing::info!(
             source = %s.source,
             newest = short(&newest.sha),
@@ -225,7 +245,7 @@ impl Poller {
             })?;
         let fetched_at = Utc::now();
         let sha256 = sha256_hex(&bytes);
-        if latest_sha256.as_deref() == Some(sha256.as_str()) {
+        if announced && latest_sha256.as_deref() == Some(sha256.as_str()) {
             tracing::info!(source = %s.source, newest = short(&newest.sha), "the file is byte-identical to the last stored version");
             return Ok(Check::SameContent(new_cursor));
         }
@@ -247,7 +267,11 @@ impl Poller {
             fetched_at,
             initial: latest_sha256.is_none(),
             cursor: new_cursor,
+            span: span.clone(),
         })))
+        }
+        .instrument(span.clone())
+        .await
     }
 
     /// The commits after `cursor`, newest first, starting from the first page already read.

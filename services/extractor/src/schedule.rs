@@ -1,6 +1,59 @@
-//! When the daily run happens.
+//! When the next poll and the daily run happen.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveTime, Utc};
+use shared::nats::backoff;
+use tokio::time::Instant;
+
+use crate::poller::Poller;
+
+impl Poller {
+    /// How long until the next poll, and why when it is later than usual.
+    pub fn next_poll_in(&self) -> (Duration, Option<String>) {
+        let now = Instant::now();
+        let mut delay = if self.api_failures > 0 {
+            backoff(
+                self.api_failures,
+                self.poll_interval,
+                self.retry_max.max(self.poll_interval),
+            )
+        } else {
+            self.poll_interval
+        };
+        let mut why =
+            (self.api_failures > 0).then(|| format!("{} failed polls in a row", self.api_failures));
+        if let Some(until) = self
+            .github
+            .held_until()
+            .filter(|until| *until - now > delay)
+        {
+            delay = until - now;
+            why = Some("GitHub's rate limit asks us to wait".to_owned());
+        }
+        if let Some(until) = self
+            .not_before
+            .filter(|until| *until > now && *until - now > delay)
+        {
+            delay = until - now;
+            why = Some("GitHub refused access (403); retrying later".to_owned());
+        }
+        let per_poll = self.sources.len() as u64;
+        if let Some(budget) = self.github.budget()
+            && let Some(pace) = budget.pacing(Utc::now(), self.poll_interval, per_poll)
+            && pace > delay
+        {
+            delay = pace;
+            why = Some(format!(
+                "only {} of {} API requests are left until {}: polls are spread so the budget lasts",
+                budget.remaining,
+                budget.limit,
+                budget.reset.format("%H:%M:%S UTC")
+            ));
+        }
+        (delay, why)
+    }
+}
 
 /// The next time of day `at` (UTC) strictly after `now`.
 pub fn next_daily(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {

@@ -22,7 +22,8 @@
 //!
 //! Each run (identified by its run id, or [`shared::events::Failed::id`] for a failed
 //! extraction) is emailed **at least once and, barring a crash, exactly once**, and published on
-//! `notify.<env>` once:
+//! `notify.<env>` once (message id `notify:<env>:<id>`, and the record below beyond the stream's
+//! de-duplication window):
 //!
 //! - Before sending, the notifier looks for the run's record (KV `etl-state`, key
 //!   [`shared::store::notified_key`]); a redelivered or re-published event that finds one is not
@@ -119,10 +120,21 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     spec.max_deliver = -1;
     spec.ack_wait = Duration::from_secs(60).max(config.smtp.timeout * 4);
 
+    let stats = Arc::new(Stats::default());
+    let registration = shared::service::register(
+        &stores.js.client(),
+        "notifier",
+        "emails and notify.<env> for every run",
+        &config.scope.label(),
+        stats.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("registering the NATS micro-service: {err}"))?;
     let result = consumer::run(
         &stores.js,
         &spec,
-        Arc::new(Stats::default()),
+        stats,
         &shutdown,
         |delivery| {
             let handler = handler.clone();
@@ -135,6 +147,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         stop_periodic.trigger();
         let _ = periodic.await;
     }
+    shared::service::deregister(registration, &shutdown).await;
     tracing::info!("notifier stopped");
     result
 }

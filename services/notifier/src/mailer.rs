@@ -3,6 +3,7 @@
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::response::{Category, Code, Severity};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::compose::Composed;
@@ -20,10 +21,11 @@ pub enum MailerError {
 /// Why an email did not go out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// The server is down, unreachable, or answered 4xx: the same email may go through later.
+    /// The server is down, unreachable, answered 4xx, or refused the session (authentication,
+    /// TLS): the same email may go through later.
     #[error("mail server unavailable or deferring: {0}")]
     Transient(String),
-    /// The server answered 5xx (a recipient or the message refused), or the message could not be
+    /// The server answered 5xx to a recipient or the message, or the message could not be
     /// built: sending it again would fail again.
     #[error("refused for good: {0}")]
     Refused(String),
@@ -98,14 +100,23 @@ impl Mailer {
     }
 }
 
-/// A 5xx reply or a client-side refusal is final; connection, TLS, timeout and 4xx are not.
+/// Only a 5xx reply about the message or a recipient is final. Everything else — connection,
+/// TLS, timeouts, 4xx, and the server or settings refusing the session (authentication, STARTTLS
+/// missing) — may be fixed by the server coming back or an operator, so the email waits.
 fn classify(err: &lettre::transport::smtp::Error) -> SendError {
     let described = describe(err);
-    if err.is_permanent() || err.is_client() {
+    if err.is_permanent() && err.status().is_some_and(refuses_the_message) {
         SendError::Refused(described)
     } else {
         SendError::Transient(described)
     }
+}
+
+/// 5xx replies other than authentication's `53z` (RFC 4954: a wrong password must not drop
+/// every email).
+fn refuses_the_message(code: Code) -> bool {
+    code.severity == Severity::PermanentNegativeCompletion
+        && code.category != Category::Unspecified3
 }
 
 /// The error and its causes on one line (lettre's `Display` leaves out the io cause).
@@ -121,4 +132,55 @@ fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use lettre::transport::smtp::response::Detail;
+
+    use super::*;
+    use crate::Config;
+
+    fn code(severity: Severity, category: Category) -> Code {
+        Code {
+            severity,
+            category,
+            detail: Detail::Zero,
+        }
+    }
+
+    #[test]
+    fn only_a_refused_message_or_recipient_is_final() {
+        assert!(refuses_the_message(code(
+            Severity::PermanentNegativeCompletion,
+            Category::MailSystem
+        ))); // 550
+        assert!(refuses_the_message(code(
+            Severity::PermanentNegativeCompletion,
+            Category::Syntax
+        ))); // 501
+        assert!(!refuses_the_message(code(
+            Severity::PermanentNegativeCompletion,
+            Category::Unspecified3
+        ))); // 535
+        assert!(!refuses_the_message(code(
+            Severity::TransientNegativeCompletion,
+            Category::MailSystem
+        ))); // 450
+    }
+
+    #[tokio::test]
+    async fn every_supported_url_form_builds_a_transport() {
+        shared::install_crypto_provider();
+        for url in [
+            "smtp://127.0.0.1:1025",
+            "smtp://mail.example.com:587?tls=required",
+            "smtps://user:pass@mail.example.com",
+        ] {
+            let vars = shared::config::Vars::from_pairs([("SMTP_URL", url)]);
+            let config = Config::from_vars(&vars).unwrap();
+            let mailer = Mailer::new(&config.smtp, config.from).unwrap();
+            assert!(!mailer.server().contains("pass"));
+        }
+    }
 }

@@ -197,11 +197,13 @@ where
         messaging.destination.name = %subject,
         messaging.consumer.group.name = %spec.durable,
         nats.delivered = delivered,
+        trace_id = tracing::field::Empty,
     );
     // Per the messaging conventions, the consumer span links to the producer's context; as each
     // message is handled alone, we also make it the parent so one change reads as one trace.
     let parent = extract_trace_context(message.headers.as_ref());
     let _ = span.set_parent(parent);
+    crate::telemetry::record_trace_id(&span);
 
     let delivery = Delivery {
         subject: subject.clone(),

@@ -9,6 +9,7 @@
 //!   and publishes events with a deterministic `Nats-Msg-Id` and trace context;
 //!   [`consumer`] runs a durable pull consumer and maps a handler's [`consumer::Outcome`] to
 //!   ack / nak-with-delay / term in one place; [`store`] names and reads objects and KV state.
+//! - [`service`] registers a service as a NATS micro-service with its counters.
 //! - [`telemetry`] sets up logs and OpenTelemetry traces; [`shutdown`] is the token a service's
 //!   `run` receives so tests and signal handlers can stop it.
 
@@ -19,6 +20,7 @@ pub mod events;
 pub mod hash;
 pub mod nats;
 pub mod run_id;
+pub mod service;
 pub mod shutdown;
 pub mod source;
 pub mod store;

@@ -9,6 +9,7 @@ use async_nats::jetstream::{self, kv, object_store, stream};
 use async_nats::{Client, HeaderMap};
 use opentelemetry::propagation::{Extractor, Injector};
 use serde::Serialize;
+use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{NatsAuth, NatsConfig};
@@ -235,9 +236,29 @@ pub async fn publish_event<T: Serialize>(
 ) -> Result<bool, NatsError> {
     let payload = serde_json::to_vec(event)
         .map_err(|source| NatsError::Encode { subject: subject.to_owned(), source })?;
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = %format!("publish {subject}"),
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.operation.type = "send",
+        messaging.destination.name = %subject,
+        messaging.message.id = %msg_id,
+        messaging.message.body.size = payload.len(),
+    );
+    publish_payload(js, subject, msg_id, payload).instrument(span).await
+}
+
+async fn publish_payload(
+    js: &jetstream::Context,
+    subject: &str,
+    msg_id: &str,
+    payload: Vec<u8>,
+) -> Result<bool, NatsError> {
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID_HEADER, msg_id);
     headers.insert("Content-Type", "application/json");
+    // The consumer's span continues from this publish span.
     inject_trace_context(&mut headers);
 
     let mut attempt = 0;

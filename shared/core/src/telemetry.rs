@@ -4,7 +4,8 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP HTTP/protobuf with the
 //! service's `service.name` (or `OTEL_SERVICE_NAME`), and W3C trace context is propagated.
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
@@ -69,4 +70,14 @@ fn otlp_provider(service_name: &str) -> Option<SdkTracerProvider> {
     let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(name).build();
     Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
+
+/// Records the span's OpenTelemetry trace id in its `trace_id` field (declared `Empty`), so log
+/// lines written inside it name the trace to open in Jaeger. Does nothing without trace export.
+pub fn record_trace_id(span: &tracing::Span) {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() {
+        span.record("trace_id", span_context.trace_id().to_string());
+    }
 }

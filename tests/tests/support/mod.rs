@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod processes;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -136,22 +138,28 @@ impl Notifications {
         Self(subscriber)
     }
 
-    /// The next notification, or a panic naming what was awaited.
+    /// The next run notification (other messages on the subject, such as staleness alerts, are
+    /// skipped), or a panic naming what was awaited.
     pub async fn next(&mut self, what: &str) -> Notification {
-        let message = tokio::time::timeout(Duration::from_secs(60), self.0.next())
-            .await
-            .unwrap_or_else(|_| panic!("no notification within 60 s while waiting for {what}"))
-            .expect("subscription open");
-        serde_json::from_slice(&message.payload).expect("a notification")
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.0.next())
+                .await
+                .unwrap_or_else(|_| panic!("no notification within 60 s while waiting for {what}"))
+                .expect("subscription open");
+            if let Ok(notification) = serde_json::from_slice(&message.payload) {
+                return notification;
+            }
+        }
     }
 
-    /// Asserts that nothing more arrives within `quiet`.
+    /// Asserts that no further run notification arrives within `quiet`.
     pub async fn assert_quiet(&mut self, quiet: Duration) {
-        if let Ok(Some(message)) = tokio::time::timeout(quiet, self.0.next()).await {
-            panic!(
-                "unexpected notification: {}",
-                String::from_utf8_lossy(&message.payload)
-            );
+        let deadline = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, self.0.next()).await {
+            if serde_json::from_slice::<Notification>(&message.payload).is_ok() {
+                panic!("unexpected notification: {}", String::from_utf8_lossy(&message.payload));
+            }
         }
     }
 }

@@ -10,7 +10,9 @@ use dashboard::Config;
 use shared::Env;
 use shared::config::Vars;
 
-pub use app::{SseEvent, SseReader, TestApp, jetstream, loaded_event};
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use app::{SseReader, TestApp, jetstream, loaded_event};
 
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL")
