@@ -1,16 +1,19 @@
-//! Benchmark: how soon after an upstream commit its extracted event is out.
+//! Benchmark: how soon after an upstream commit its extracted event is out, and how soon after
+//! that the run's notification.
 //!
 //! ```text
-//! cargo run -p etl-tests --example extractor_bench [-- TIMELINE_JSON [COMMITS]]
+//! cargo run --release -p etl-tests --example latency_bench [-- TIMELINE_JSON [COMMITS]]
 //! ```
 //!
 //! Replays real upstream history (default `../shared/upstream/timeline/timeline_real.json`, read
-//! at run time, never copied) through the fake GitHub, with the real extractor (POLL_INTERVAL=1s)
-//! and the real NATS on this machine. After the initial load, it reveals 20 successive commits
-//! (real NYT and JHU files, 5 KB and 3 MB), each at a random point of the poll cycle, and measures
-//! for each the time from the commit becoming visible to its `etl.<env>.extracted.<source>`
-//! event, and the part of it spent after the poll that saw the commit. Everything it wrote is
-//! removed at the end.
+//! at run time, never copied) through the fake GitHub, with the real services (extractor with
+//! POLL_INTERVAL=1s, transformer, loader, notifier emailing the stack's SMTP server) and the real
+//! NATS and PostgreSQL on this machine (`NATS_URL`, `DATABASE_URL`, `SMTP_URL` or their defaults).
+//! After the initial load, it reveals 20 successive commits (real NYT and JHU files, 5 KB and
+//! 3 MB), each at a random point of the poll cycle, and measures for each the time from the
+//! commit becoming visible to its `etl.<env>.extracted.<source>` event, the part of it spent after
+//! the poll that saw the commit, and the time from the extracted event to the run's message on
+//! `notify.<env>`. Everything it wrote is removed at the end.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +23,7 @@ use async_nats::jetstream::consumer::pull::OrderedConfig;
 use etl_tests::fake_github::{Endpoint, FakeGithub, replay};
 use futures::StreamExt;
 use shared::config::Vars;
-use shared::events::Extracted;
+use shared::events::{Extracted, Notification};
 use shared::{Env, Shutdown};
 use tokio::time::Instant;
 
@@ -29,6 +32,7 @@ struct Sample {
     bytes: usize,
     visible_to_event: Duration,
     poll_to_event: Duration,
+    event_to_notification: Duration,
 }
 
 #[tokio::main]
@@ -56,11 +60,31 @@ async fn main() -> anyhow::Result<()> {
     github.queue_steps(steps.into_iter().take(commits + 1));
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
     let env = Env::new(format!("bench_{nanos:x}"))?;
-    let mut vars = Vars::from_pairs(github.env_vars());
-    vars.set("ETL_ENV", env.as_str()).set("POLL_INTERVAL", "1s");
+    let mut vars = Vars::from_env();
+    for (name, value) in github.env_vars() {
+        vars.set(name, value);
+    }
+    vars.set("ETL_ENV", env.as_str())
+        .set("ETL_ENVS", env.as_str())
+        .set("POLL_INTERVAL", "1s")
+        .set(format!("EMAIL_TO_{}", env.as_str().to_uppercase()), "bench@example.com")
+        // Replayed 2020 commits are years old: no staleness alerts.
+        .set("STALE_AFTER", "off");
     let config = extractor::Config::from_vars(&vars)?;
 
     let client = async_nats::connect(config.nats.url.as_str()).await?;
+    let mut notifications = client.subscribe(shared::subjects::notify(&env)).await?;
+    let mut next_notification = async || -> anyhow::Result<Notification> {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(30), notifications.next())
+                .await
+                .context("no notification within 30 s")?
+                .context("the subscription ended")?;
+            if let Ok(notification) = serde_json::from_slice(&message.payload) {
+                return Ok(notification);
+            }
+        }
+    };
     let stores = shared::nats::setup(client).await?;
     let stream = stores.js.get_stream(shared::nats::ETL_STREAM).await?;
     let consumer = stream
@@ -80,10 +104,17 @@ async fn main() -> anyhow::Result<()> {
 
     let initial = github.reveal_next().expect("a first step");
     let shutdown = Shutdown::new();
-    let extractor = tokio::spawn(extractor::run(config, shutdown.clone()));
+    let services = vec![
+        tokio::spawn(transformer::run(transformer::Config::from_vars(&vars)?, shutdown.clone())),
+        tokio::spawn(loader::run(loader::Config::from_vars(&vars)?, shutdown.clone())),
+        tokio::spawn(notifier::run(notifier::Config::from_vars(&vars)?, shutdown.clone())),
+        tokio::spawn(extractor::run(config, shutdown.clone())),
+    ];
     for _ in &initial {
         next_event().await?;
     }
+    let first = next_notification().await?;
+    println!("initial load: {}", first.subject);
     println!(
         "initial load done ({} files); revealing {commits} commits, POLL_INTERVAL=1s",
         initial.len()
@@ -117,26 +148,34 @@ async fn main() -> anyhow::Result<()> {
             .map(|r| Instant::from_std(r.at))
             .rfind(|at| *at >= visible)
             .context("the poll that saw the commit is in the log")?;
+        let notification = next_notification().await?;
+        let notified = Instant::now();
         let sample = Sample {
             source: event.source.to_string(),
             bytes: commit.content.len(),
             visible_to_event: arrived - visible,
             poll_to_event: arrived - seen,
+            event_to_notification: notified - arrived,
         };
         println!(
-            "{i:>2} {} {:>8} bytes  visible→event {:>6.0} ms  poll answer→event {:>5.0} ms",
+            "{i:>2} {} {:>8} bytes  visible→event {:>6.0} ms  poll answer→event {:>5.0} ms  event→notify {:>5.0} ms  ({})",
             sample.source,
             sample.bytes,
             ms(sample.visible_to_event),
-            ms(sample.poll_to_event)
+            ms(sample.poll_to_event),
+            ms(sample.event_to_notification),
+            notification.subject,
         );
         samples.push(sample);
     }
 
     shutdown.trigger();
-    extractor.await??;
+    for service in services {
+        service.await??;
+    }
     report(&samples);
     cleanup(&stores, &env).await;
+    drop_schema(&vars, &env).await?;
     Ok(())
 }
 
@@ -181,6 +220,26 @@ fn report(samples: &[Sample]) {
     stats("  jhu (≈3 MB)", &|s| s.poll_to_event, &|s| {
         s.source == "jhu"
     });
+    stats(
+        "extracted event → notify.<env>",
+        &|s| s.event_to_notification,
+        &|_| true,
+    );
+    stats("  nyt (≈5 KB)", &|s| s.event_to_notification, &|s| {
+        s.source == "nyt"
+    });
+    stats("  jhu (≈3 MB)", &|s| s.event_to_notification, &|s| {
+        s.source == "jhu"
+    });
+}
+
+/// Removes the bench env's schema from PostgreSQL.
+async fn drop_schema(vars: &Vars, env: &Env) -> anyhow::Result<()> {
+    let url = vars.get("DATABASE_URL").unwrap_or("postgres://postgres@127.0.0.1:5432/covid");
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{env}\" CASCADE")).await?;
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -198,16 +257,18 @@ async fn cleanup(stores: &shared::nats::Stores, env: &Env) {
         }
     }
     let object_prefix = format!("{env}/");
-    let mut names = Vec::new();
-    if let Ok(mut objects) = stores.raw.list().await {
-        while let Some(Ok(info)) = objects.next().await {
-            if info.name.starts_with(&object_prefix) {
-                names.push(info.name);
+    for store in [&stores.raw, &stores.curated] {
+        let mut names = Vec::new();
+        if let Ok(mut objects) = store.list().await {
+            while let Some(Ok(info)) = objects.next().await {
+                if info.name.starts_with(&object_prefix) {
+                    names.push(info.name);
+                }
             }
         }
-    }
-    for name in names {
-        let _ = stores.raw.delete(&name).await;
+        for name in names {
+            let _ = store.delete(&name).await;
+        }
     }
     if let Ok(stream) = stores.js.get_stream(shared::nats::ETL_STREAM).await {
         let _ = stream.purge().filter(format!("etl.{env}.>")).await;
