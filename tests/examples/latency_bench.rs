@@ -67,7 +67,10 @@ async fn main() -> anyhow::Result<()> {
     vars.set("ETL_ENV", env.as_str())
         .set("ETL_ENVS", env.as_str())
         .set("POLL_INTERVAL", "1s")
-        .set(format!("EMAIL_TO_{}", env.as_str().to_uppercase()), "bench@example.com")
+        .set(
+            format!("EMAIL_TO_{}", env.as_str().to_uppercase()),
+            "bench@example.com",
+        )
         // Replayed 2020 commits are years old: no staleness alerts.
         .set("STALE_AFTER", "off");
     let config = extractor::Config::from_vars(&vars)?;
@@ -105,9 +108,18 @@ async fn main() -> anyhow::Result<()> {
     let initial = github.reveal_next().expect("a first step");
     let shutdown = Shutdown::new();
     let services = vec![
-        tokio::spawn(transformer::run(transformer::Config::from_vars(&vars)?, shutdown.clone())),
-        tokio::spawn(loader::run(loader::Config::from_vars(&vars)?, shutdown.clone())),
-        tokio::spawn(notifier::run(notifier::Config::from_vars(&vars)?, shutdown.clone())),
+        tokio::spawn(transformer::run(
+            transformer::Config::from_vars(&vars)?,
+            shutdown.clone(),
+        )),
+        tokio::spawn(loader::run(
+            loader::Config::from_vars(&vars)?,
+            shutdown.clone(),
+        )),
+        tokio::spawn(notifier::run(
+            notifier::Config::from_vars(&vars)?,
+            shutdown.clone(),
+        )),
         tokio::spawn(extractor::run(config, shutdown.clone())),
     ];
     for _ in &initial {
@@ -235,10 +247,14 @@ fn report(samples: &[Sample]) {
 
 /// Removes the bench env's schema from PostgreSQL.
 async fn drop_schema(vars: &Vars, env: &Env) -> anyhow::Result<()> {
-    let url = vars.get("DATABASE_URL").unwrap_or("postgres://postgres@127.0.0.1:5432/covid");
+    let url = vars
+        .get("DATABASE_URL")
+        .unwrap_or("postgres://postgres@127.0.0.1:5432/covid");
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{env}\" CASCADE")).await?;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{env}\" CASCADE"))
+        .await?;
     Ok(())
 }
 

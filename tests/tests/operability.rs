@@ -39,7 +39,9 @@ type Collected = Arc<Mutex<Vec<SpanRecord>>>;
 /// A real OTLP/HTTP receiver: decodes each export request and keeps its spans.
 async fn start_otlp_receiver() -> (String, Collected) {
     let collected: Collected = Arc::default();
-    let app = axum::Router::new().route("/v1/traces", post(receive)).with_state(collected.clone());
+    let app = axum::Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(collected.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -82,7 +84,10 @@ fn hex(bytes: &[u8]) -> String {
 fn upstream(github: &FakeGithub) {
     let nyt = Source::Nyt.default_location();
     let jhu = Source::Jhu.default_location();
-    github.add_many([NewCommit::new(&nyt.repo, &nyt.path, NYT), NewCommit::new(&jhu.repo, &jhu.path, JHU)]);
+    github.add_many([
+        NewCommit::new(&nyt.repo, &nyt.path, NYT),
+        NewCommit::new(&jhu.repo, &jhu.path, JHU),
+    ]);
 }
 
 fn process_vars(env: &Env, github: &FakeGithub) -> Vars {
@@ -95,7 +100,10 @@ fn process_vars(env: &Env, github: &FakeGithub) -> Vars {
 }
 
 fn spawn_pipeline(vars: &Vars, logs: &std::path::Path) -> Vec<Process> {
-    PIPELINE.iter().map(|name| Process::spawn(name, vars, logs)).collect()
+    PIPELINE
+        .iter()
+        .map(|name| Process::spawn(name, vars, logs))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -123,9 +131,16 @@ async fn one_upstream_change_is_one_trace_across_all_four_services() {
         .iter()
         .find(|s| s.service == "notifier" && s.name == loaded)
         .unwrap_or_else(|| panic!("no notifier span `{loaded}` among {spans:#?}"));
-    let trace: Vec<&SpanRecord> = spans.iter().filter(|s| s.trace_id == notifier_span.trace_id).collect();
+    let trace: Vec<&SpanRecord> = spans
+        .iter()
+        .filter(|s| s.trace_id == notifier_span.trace_id)
+        .collect();
     let services: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
-    assert_eq!(services, PIPELINE.into_iter().collect(), "services in the run's trace: {trace:#?}");
+    assert_eq!(
+        services,
+        PIPELINE.into_iter().collect(),
+        "services in the run's trace: {trace:#?}"
+    );
 
     // Each stage's processing span is the child of the previous stage's publish span.
     let hops = [
@@ -136,14 +151,29 @@ async fn one_upstream_change_is_one_trace_across_all_four_services() {
     for (producer, consumer, event) in hops {
         let child = trace
             .iter()
-            .find(|s| s.service == consumer && s.name.starts_with("process ") && s.name.contains(event))
+            .find(|s| {
+                s.service == consumer && s.name.starts_with("process ") && s.name.contains(event)
+            })
             .unwrap_or_else(|| panic!("no {consumer} span processing {event} in {trace:#?}"));
         let parent = trace
             .iter()
             .find(|s| s.span_id == child.parent_span_id)
-            .unwrap_or_else(|| panic!("the parent of {consumer}'s `{}` is not in the trace", child.name));
-        assert_eq!(parent.service, producer, "parent of {consumer}'s `{}`", child.name);
-        assert!(parent.name.starts_with("publish ") && parent.name.contains(event), "parent span: {}", parent.name);
+            .unwrap_or_else(|| {
+                panic!(
+                    "the parent of {consumer}'s `{}` is not in the trace",
+                    child.name
+                )
+            });
+        assert_eq!(
+            parent.service, producer,
+            "parent of {consumer}'s `{}`",
+            child.name
+        );
+        assert!(
+            parent.name.starts_with("publish ") && parent.name.contains(event),
+            "parent span: {}",
+            parent.name
+        );
     }
 }
 
@@ -154,7 +184,10 @@ async fn sigterm_during_a_run_loses_nothing_and_the_run_completes_after_restart(
     let vars = process_vars(&env, &github);
     let logs = tempfile::tempdir().unwrap();
     let client = async_nats::connect(support::nats_url()).await.unwrap();
-    let mut extracted = client.subscribe(format!("etl.{env}.extracted.>")).await.unwrap();
+    let mut extracted = client
+        .subscribe(format!("etl.{env}.extracted.>"))
+        .await
+        .unwrap();
     client.flush().await.unwrap();
     let mut notifications = Notifications::subscribe(&env).await;
 
@@ -170,10 +203,17 @@ async fn sigterm_during_a_run_loses_nothing_and_the_run_completes_after_restart(
 
     let restarted = spawn_pipeline(&vars, logs.path());
     let notification = notifications.next("the run after the restart").await;
-    assert_eq!(notification.status, RunStatus::Succeeded, "{}", notification.text);
+    assert_eq!(
+        notification.status,
+        RunStatus::Succeeded,
+        "{}",
+        notification.text
+    );
     assert_eq!(notification.counts.inserted, 3);
     assert_eq!(stored_values(&env).await.len(), 3);
-    notifications.assert_quiet(std::time::Duration::from_secs(2)).await;
+    notifications
+        .assert_quiet(std::time::Duration::from_secs(2))
+        .await;
     for process in restarted {
         process.terminate().await;
     }

@@ -8,7 +8,12 @@ use shared::Env;
 
 use crate::{Connections, db};
 
-pub async fn run(connections: &Connections, nyt: &Path, jhu: &Path, env: &Env) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    connections: &Connections,
+    nyt: &Path,
+    jhu: &Path,
+    env: &Env,
+) -> anyhow::Result<ExitCode> {
     let nyt_bytes = std::fs::read(nyt).with_context(|| format!("reading {}", nyt.display()))?;
     let jhu_bytes = std::fs::read(jhu).with_context(|| format!("reading {}", jhu.display()))?;
     let curated = match dataset::transform(&nyt_bytes, &jhu_bytes) {
@@ -28,11 +33,19 @@ pub async fn run(connections: &Connections, nyt: &Path, jhu: &Path, env: &Env) -
         counts.inserted, counts.updated, counts.unchanged, counts.removed, counts.revised
     );
     if let (Some(first), Some(last)) = (curated.rows.first(), curated.rows.last()) {
-        println!("dataset: {} days from {} to {}", curated.rows.len(), first.date, last.date);
+        println!(
+            "dataset: {} days from {} to {}",
+            curated.rows.len(),
+            first.date,
+            last.date
+        );
     }
     let dropped = &curated.dropped;
     if dropped.only_nyt + dropped.only_jhu > 0 {
-        println!("dropped by the join: {} days only in NYT, {} only in JHU", dropped.only_nyt, dropped.only_jhu);
+        println!(
+            "dropped by the join: {} days only in NYT, {} only in JHU",
+            dropped.only_nyt, dropped.only_jhu
+        );
     }
     for correction in &diff.corrections {
         println!(

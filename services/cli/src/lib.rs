@@ -78,17 +78,37 @@ impl Connections {
     pub fn from_vars(vars: &Vars) -> anyhow::Result<Self> {
         let mut p = shared::config::Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
-        let database_url = p.url("DATABASE_URL", db::DEFAULT_DATABASE_URL, &["postgres", "postgresql"]);
+        let database_url = p.url(
+            "DATABASE_URL",
+            db::DEFAULT_DATABASE_URL,
+            &["postgres", "postgresql"],
+        );
         p.finish()?;
-        Ok(Self { nats, database_url: database_url.to_string() })
+        Ok(Self {
+            nats,
+            database_url: database_url.to_string(),
+        })
     }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let connections = Connections::from_vars(&Vars::from_env()).context("reading the environment")?;
+    let connections =
+        Connections::from_vars(&Vars::from_env()).context("reading the environment")?;
     match cli.command {
-        Command::Trigger { env, force, wait, timeout } => {
-            trigger::run(&connections, &env, force, wait, std::time::Duration::from_secs(timeout)).await
+        Command::Trigger {
+            env,
+            force,
+            wait,
+            timeout,
+        } => {
+            trigger::run(
+                &connections,
+                &env,
+                force,
+                wait,
+                std::time::Duration::from_secs(timeout),
+            )
+            .await
         }
         Command::Runs { env, limit } => runs::run(&connections, &env, limit).await,
         Command::Status => status::run(&connections).await,

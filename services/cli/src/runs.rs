@@ -14,7 +14,7 @@ pub async fn run(connections: &Connections, env: &Env, limit: i64) -> anyhow::Re
         return Ok(ExitCode::SUCCESS);
     }
     let sql = format!(
-        "SELECT run_id, status, coalesce(trigger::text, ''), \
+        "SELECT run_id, status, coalesce(trigger->>'kind', ''), \
                 coalesce(inserted, 0)::bigint, coalesce(updated, 0)::bigint, coalesce(unchanged, 0)::bigint, \
                 coalesce(removed, 0)::bigint, coalesce(revised, 0)::bigint, \
                 coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), ''), coalesce(error, '') \
@@ -23,7 +23,15 @@ pub async fn run(connections: &Connections, env: &Env, limit: i64) -> anyhow::Re
     let rows = client.query(&sql, &[&limit.clamp(1, 1000)]).await?;
     println!(
         "{:<24} {:<9} {:<8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19}  error",
-        "run", "status", "trigger", "inserted", "updated", "unchanged", "removed", "revised", "finished (UTC)"
+        "run",
+        "status",
+        "trigger",
+        "inserted",
+        "updated",
+        "unchanged",
+        "removed",
+        "revised",
+        "finished (UTC)"
     );
     for row in rows {
         println!(

@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use shared::events::{Extracted, Notification, RunStatus, SCHEMA_VERSION, Trigger, TriggerKind, UpstreamRef};
+use shared::events::{
+    Extracted, Notification, RunStatus, SCHEMA_VERSION, Trigger, TriggerKind, UpstreamRef,
+};
 use shared::nats::{CURATED_BUCKET, RAW_BUCKET, Stores};
 use shared::{Env, Source, hash, run_id, store, subjects};
 
@@ -69,7 +71,8 @@ pub async fn run(connections: &Connections, timeout: Duration) -> SmokeReport {
     let mut report = SmokeReport::default();
     let env = Env::new(SMOKE_ENV).expect("the smoke env name is valid");
     let outcome = async {
-        let client = shared::nats::connect(&connections.nats, "etl-smoke", &shared::Shutdown::new()).await?;
+        let client =
+            shared::nats::connect(&connections.nats, "etl-smoke", &shared::Shutdown::new()).await?;
         let stores = shared::nats::setup(client.clone()).await?;
         let pg = db::connect(&connections.database_url).await?;
 
@@ -81,7 +84,9 @@ pub async fn run(connections: &Connections, timeout: Duration) -> SmokeReport {
         let cleaned = clean_up(&stores, &pg, &env).await;
         result?;
         cleaned?;
-        report.steps.push(format!("removed the test data of env {env}"));
+        report
+            .steps
+            .push(format!("removed the test data of env {env}"));
         anyhow::Ok(())
     }
     .await;
@@ -101,13 +106,17 @@ async fn exercise(
 ) -> anyhow::Result<()> {
     let mut notifications = client.subscribe(subjects::notify(env)).await?;
     client.flush().await?;
-    report.steps.push(format!("subscribed to {}", subjects::notify(env)));
+    report
+        .steps
+        .push(format!("subscribed to {}", subjects::notify(env)));
 
     let trigger = Trigger::forced(TriggerKind::Smoke, crate::trigger::new_trigger_id());
     let nyt = publish_dummy(stores, env, Source::Nyt, DUMMY_NYT, &trigger).await?;
     let jhu = publish_dummy(stores, env, Source::Jhu, DUMMY_JHU, &trigger).await?;
     let run_id = run_id::derive(env, &nyt.object.sha256, &jhu.object.sha256, &trigger);
-    report.steps.push(format!("published dummy NYT and JHU payloads; waiting for run {run_id}"));
+    report.steps.push(format!(
+        "published dummy NYT and JHU payloads; waiting for run {run_id}"
+    ));
 
     let deadline = tokio::time::Instant::now() + timeout;
     let notification = loop {
@@ -124,19 +133,33 @@ async fn exercise(
         }
     };
     report.notification = Some(notification.clone());
-    report.steps.push(format!("received the notification: {}", notification.subject));
+    report.steps.push(format!(
+        "received the notification: {}",
+        notification.subject
+    ));
 
     if notification.status != RunStatus::Succeeded {
-        anyhow::bail!("the run failed: {}", notification.reason.as_deref().unwrap_or("no reason given"));
+        anyhow::bail!(
+            "the run failed: {}",
+            notification.reason.as_deref().unwrap_or("no reason given")
+        );
     }
     if notification.counts.inserted != EXPECTED_DAYS {
-        anyhow::bail!("the run inserted {} days, expected {EXPECTED_DAYS}", notification.counts.inserted);
+        anyhow::bail!(
+            "the run inserted {} days, expected {EXPECTED_DAYS}",
+            notification.counts.inserted
+        );
     }
     let stored = db::stored_rows(pg, env).await?;
     if stored.len() as u64 != EXPECTED_DAYS {
-        anyhow::bail!("{env}.us_daily holds {} rows, expected {EXPECTED_DAYS}", stored.len());
+        anyhow::bail!(
+            "{env}.us_daily holds {} rows, expected {EXPECTED_DAYS}",
+            stored.len()
+        );
     }
-    report.steps.push(format!("{env}.us_daily holds the {EXPECTED_DAYS} expected days"));
+    report.steps.push(format!(
+        "{env}.us_daily holds the {EXPECTED_DAYS} expected days"
+    ));
     Ok(())
 }
 
@@ -159,7 +182,8 @@ async fn publish_dummy(
         ("fetched_at".to_owned(), now.to_rfc3339()),
     ]);
     let name = store::raw_object_name(env, source, &sha256);
-    let object = store::put_object(&stores.raw, RAW_BUCKET, &name, content.as_bytes(), metadata).await?;
+    let object =
+        store::put_object(&stores.raw, RAW_BUCKET, &name, content.as_bytes(), metadata).await?;
     let event = Extracted {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
@@ -181,7 +205,11 @@ async fn publish_dummy(
 
 /// Removes everything env `test` holds: its rows, its KV keys and its objects. Nothing of any
 /// other env is touched: every name involved carries the env.
-pub async fn clean_up(stores: &Stores, pg: &tokio_postgres::Client, env: &Env) -> anyhow::Result<()> {
+pub async fn clean_up(
+    stores: &Stores,
+    pg: &tokio_postgres::Client,
+    env: &Env,
+) -> anyhow::Result<()> {
     if db::schema_exists(pg, env).await? {
         // Rows only: the schema and its migrations stay, as the loader expects them.
         pg.batch_execute(&format!(
@@ -197,7 +225,10 @@ pub async fn clean_up(stores: &Stores, pg: &tokio_postgres::Client, env: &Env) -
     let object_prefix = format!("{env}/");
     for (bucket, store) in [(RAW_BUCKET, &stores.raw), (CURATED_BUCKET, &stores.curated)] {
         let objects: Vec<_> = store.list().await?.try_collect().await?;
-        for object in objects.iter().filter(|o| o.name.starts_with(&object_prefix)) {
+        for object in objects
+            .iter()
+            .filter(|o| o.name.starts_with(&object_prefix))
+        {
             store
                 .delete(&object.name)
                 .await

@@ -12,7 +12,8 @@ use shared::service::Counters;
 use crate::{Connections, db};
 
 pub async fn run(connections: &Connections) -> anyhow::Result<ExitCode> {
-    let client = shared::nats::connect(&connections.nats, "etl-status", &shared::Shutdown::new()).await?;
+    let client =
+        shared::nats::connect(&connections.nats, "etl-status", &shared::Shutdown::new()).await?;
     print_services(&client).await?;
     let js = async_nats::jetstream::new(client);
     for name in [ETL_STREAM, NOTIFY_STREAM] {
@@ -24,12 +25,18 @@ pub async fn run(connections: &Connections) -> anyhow::Result<ExitCode> {
             }
         };
         let info = stream.info().await?;
-        println!("stream {name}: {} messages, {} bytes", info.state.messages, info.state.bytes);
+        println!(
+            "stream {name}: {} messages, {} bytes",
+            info.state.messages, info.state.bytes
+        );
         let consumers: Vec<_> = stream.consumers().try_collect().await?;
         for consumer in consumers {
             println!(
                 "  consumer {:<28} lag {:>5}  in flight {:>3}  redelivered {:>3}",
-                consumer.name, consumer.num_pending, consumer.num_ack_pending, consumer.num_redelivered
+                consumer.name,
+                consumer.num_pending,
+                consumer.num_ack_pending,
+                consumer.num_redelivered
             );
         }
     }
@@ -71,7 +78,9 @@ async fn print_latest_runs(client: &tokio_postgres::Client) -> anyhow::Result<()
 async fn print_services(client: &async_nats::Client) -> anyhow::Result<()> {
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await?;
-    client.publish_with_reply("$SRV.STATS", inbox, "".into()).await?;
+    client
+        .publish_with_reply("$SRV.STATS", inbox, "".into())
+        .await?;
     client.flush().await?;
 
     let mut services = Vec::new();

@@ -19,20 +19,26 @@ pub async fn run(
     wait: bool,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
-    let client = shared::nats::connect(&connections.nats, "etl-trigger", &shared::Shutdown::new()).await?;
+    let client =
+        shared::nats::connect(&connections.nats, "etl-trigger", &shared::Shutdown::new()).await?;
     // Subscribe before asking, so a fast run's notification cannot slip past.
     let mut notifications = client.subscribe(subjects::notify(env)).await?;
 
-    let request = TriggerRequest { force, id: force.then(new_trigger_id) };
+    let request = TriggerRequest {
+        force,
+        id: force.then(new_trigger_id),
+    };
     let reply = tokio::time::timeout(
         timeout,
         client.request(subjects::trigger(env), serde_json::to_vec(&request)?.into()),
     )
     .await
     .with_context(|| format!("no answer from the extractor of env {env} within {timeout:?}"))?
-    .with_context(|| format!("no extractor answers for env {env} (is it running with ETL_ENV={env}?)"))?;
-    let reply: TriggerReply =
-        serde_json::from_slice(&reply.payload).context("the extractor's answer is not a trigger reply")?;
+    .with_context(|| {
+        format!("no extractor answers for env {env} (is it running with ETL_ENV={env}?)")
+    })?;
+    let reply: TriggerReply = serde_json::from_slice(&reply.payload)
+        .context("the extractor's answer is not a trigger reply")?;
     println!("{}", reply.message);
 
     if !wait {
@@ -50,7 +56,9 @@ pub async fn run(
             Ok(None) => bail!("the NATS subscription ended before run {run_id} was notified"),
             Err(_) => bail!("run {run_id} was not notified within {timeout:?}"),
         };
-        let Ok(notification) = serde_json::from_slice::<Notification>(&message.payload) else { continue };
+        let Ok(notification) = serde_json::from_slice::<Notification>(&message.payload) else {
+            continue;
+        };
         if notification.run_id != run_id {
             continue;
         }

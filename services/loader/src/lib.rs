@@ -26,9 +26,7 @@ pub mod migrate;
 pub mod runs;
 mod write;
 
-use std::sync::Arc;
-
-use shared::consumer::{self, ConsumerSpec, Stats};
+use shared::consumer::{self, ConsumerSpec};
 use shared::nats::{self, NatsError};
 use shared::{Shutdown, subjects};
 
@@ -60,6 +58,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             .flat_map(|pattern| subjects::filters(&config.scope, pattern))
             .collect(),
     );
+    let envs = config.scope.label();
     let handler = handler::Handler::new(stores.clone(), pool, config);
     handler.migrate_at_start(&shutdown).await?;
     if shutdown.is_triggered() {
@@ -67,10 +66,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     tracing::info!(durable = %spec.durable, filters = ?spec.filters, "loader consuming");
     let handler = &handler;
-    consumer::run(
+    consumer::serve(
         &stores.js,
+        "loader",
+        "applies each run to PostgreSQL in one transaction",
+        &envs,
         &spec,
-        Arc::new(Stats::default()),
         &shutdown,
         move |delivery| handler.handle(delivery),
     )

@@ -54,7 +54,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use shared::consumer::{self, ConsumerSpec, Stats};
+use shared::consumer::{self, ConsumerSpec};
 use shared::{Shutdown, nats, subjects};
 
 pub use config::Config;
@@ -120,21 +120,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     spec.max_deliver = -1;
     spec.ack_wait = Duration::from_secs(60).max(config.smtp.timeout * 4);
 
-    let stats = Arc::new(Stats::default());
-    let registration = shared::service::register(
-        &stores.js.client(),
+    let result = consumer::serve(
+        &stores.js,
         "notifier",
         "emails and notify.<env> for every run",
         &config.scope.label(),
-        stats.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .map_err(|err| anyhow::anyhow!("registering the NATS micro-service: {err}"))?;
-    let result = consumer::run(
-        &stores.js,
         &spec,
-        stats,
         &shutdown,
         |delivery| {
             let handler = handler.clone();
@@ -147,7 +138,6 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         stop_periodic.trigger();
         let _ = periodic.await;
     }
-    shared::service::deregister(registration, &shutdown).await;
     tracing::info!("notifier stopped");
     result
 }

@@ -16,9 +16,7 @@ mod error;
 mod handler;
 mod run;
 
-use std::sync::Arc;
-
-use shared::consumer::{self, ConsumerSpec, Stats};
+use shared::consumer::{self, ConsumerSpec};
 use shared::nats::{self, NatsError};
 use shared::{Shutdown, subjects};
 
@@ -39,12 +37,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         subjects::filters(&config.scope, "etl.{env}.extracted.*"),
     );
     tracing::info!(durable = %spec.durable, filters = ?spec.filters, "transformer consuming");
+    let envs = config.scope.label();
     let handler = handler::Handler::new(stores.clone(), config);
     let handler = &handler;
-    consumer::run(
+    consumer::serve(
         &stores.js,
+        "transformer",
+        "validates and merges the upstream payloads of a run",
+        &envs,
         &spec,
-        Arc::new(Stats::default()),
         &shutdown,
         move |delivery| handler.handle(delivery),
     )

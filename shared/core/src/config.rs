@@ -20,8 +20,15 @@ impl Vars {
         Self(std::env::vars().collect())
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
@@ -48,7 +55,10 @@ impl Vars {
 
     /// The value of `name`; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 }
 
@@ -94,7 +104,10 @@ pub struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     pub fn new(vars: &'a Vars) -> Self {
-        Self { vars, errors: Vec::new() }
+        Self {
+            vars,
+            errors: Vec::new(),
+        }
     }
 
     pub fn vars(&self) -> &Vars {
@@ -111,7 +124,8 @@ impl<'a> Parser<'a> {
     }
 
     pub fn string(&self, name: &str, default: &str) -> String {
-        self.optional_string(name).unwrap_or_else(|| default.to_owned())
+        self.optional_string(name)
+            .unwrap_or_else(|| default.to_owned())
     }
 
     pub fn secret(&self, name: &str) -> Option<Secret> {
@@ -148,7 +162,13 @@ impl<'a> Parser<'a> {
                 }
                 Ok(d) => d,
                 Err(err) => {
-                    self.error(name, format!("`{}` is not a duration such as 60s or 5m: {err}", raw.trim()));
+                    self.error(
+                        name,
+                        format!(
+                            "`{}` is not a duration such as 60s or 5m: {err}",
+                            raw.trim()
+                        ),
+                    );
                     fallback
                 }
             },
@@ -158,11 +178,20 @@ impl<'a> Parser<'a> {
     /// An absolute URL whose scheme is one of `schemes`.
     pub fn url(&mut self, name: &str, default: &str, schemes: &[&str]) -> url::Url {
         let fallback = url::Url::parse(default).expect("default URLs are valid");
-        let Some(raw) = self.vars.get(name) else { return fallback };
+        let Some(raw) = self.vars.get(name) else {
+            return fallback;
+        };
         match url::Url::parse(raw.trim()) {
             Ok(url) if schemes.contains(&url.scheme()) => url,
             Ok(url) => {
-                self.error(name, format!("scheme `{}` is not one of {}", url.scheme(), schemes.join(", ")));
+                self.error(
+                    name,
+                    format!(
+                        "scheme `{}` is not one of {}",
+                        url.scheme(),
+                        schemes.join(", ")
+                    ),
+                );
                 fallback
             }
             Err(err) => {
@@ -184,7 +213,11 @@ impl<'a> Parser<'a> {
     }
 
     pub fn finish(self) -> Result<(), ConfigError> {
-        if self.errors.is_empty() { Ok(()) } else { Err(ConfigError { lines: self.errors }) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { lines: self.errors })
+        }
     }
 }
 
@@ -206,7 +239,11 @@ pub enum NatsAuth {
 
 impl NatsConfig {
     pub fn parse(p: &mut Parser<'_>) -> Self {
-        let url = p.url("NATS_URL", "nats://127.0.0.1:4222", &["nats", "tls", "ws", "wss"]);
+        let url = p.url(
+            "NATS_URL",
+            "nats://127.0.0.1:4222",
+            &["nats", "tls", "ws", "wss"],
+        );
         let auth = if let Some(path) = p.optional_string("NATS_CREDS") {
             NatsAuth::CredsFile(path)
         } else if let Some(user) = p.optional_string("NATS_USER") {
@@ -222,17 +259,44 @@ impl NatsConfig {
         } else {
             NatsAuth::None
         };
-        Self { url: url.to_string(), auth }
+        Self {
+            url: url.to_string(),
+            auth,
+        }
     }
 
     pub fn local(url: impl Into<String>) -> Self {
-        Self { url: url.into(), auth: NatsAuth::None }
+        Self {
+            url: url.into(),
+            auth: NatsAuth::None,
+        }
     }
 }
 
 /// The `--check-config` flag every service accepts: validate, print, exit.
 pub fn check_config_requested() -> bool {
     std::env::args().skip(1).any(|arg| arg == "--check-config")
+}
+
+/// What every `main` does first: parse the service's configuration from the process environment;
+/// on errors print them, one line each, and exit 1; with `--check-config` print the verdict and
+/// exit 0.
+pub fn load_or_exit<C>(service: &str, parse: impl FnOnce(&Vars) -> Result<C, ConfigError>) -> C {
+    match parse(&Vars::from_env()) {
+        Ok(config) => {
+            if check_config_requested() {
+                println!("{service}: configuration is valid");
+                std::process::exit(0);
+            }
+            config
+        }
+        Err(err) => {
+            for line in &err.lines {
+                eprintln!("{service}: invalid configuration: {line}");
+            }
+            std::process::exit(1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -269,8 +333,15 @@ mod tests {
 
     #[test]
     fn a_family_of_variables_is_listed_by_prefix() {
-        let vars = Vars::from_pairs([("EMAIL_TO_TEST", "a@x"), ("EMAIL_TO", "b@x"), ("EMAIL_TO_E2E", " ")]);
-        assert_eq!(vars.with_prefix("EMAIL_TO_"), vec![("EMAIL_TO_TEST", "a@x")]);
+        let vars = Vars::from_pairs([
+            ("EMAIL_TO_TEST", "a@x"),
+            ("EMAIL_TO", "b@x"),
+            ("EMAIL_TO_E2E", " "),
+        ]);
+        assert_eq!(
+            vars.with_prefix("EMAIL_TO_"),
+            vec![("EMAIL_TO_TEST", "a@x")]
+        );
     }
 
     #[test]
@@ -286,26 +357,5 @@ mod tests {
         NatsConfig::parse(&mut p);
         let err = p.finish().unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
-    }
-}
-
-/// What every `main` does first: parse the service's configuration from the process environment;
-/// on errors print them, one line each, and exit 1; with `--check-config` print the verdict and
-/// exit 0.
-pub fn load_or_exit<C>(service: &str, parse: impl FnOnce(&Vars) -> Result<C, ConfigError>) -> C {
-    match parse(&Vars::from_env()) {
-        Ok(config) => {
-            if check_config_requested() {
-                println!("{service}: configuration is valid");
-                std::process::exit(0);
-            }
-            config
-        }
-        Err(err) => {
-            for line in &err.lines {
-                eprintln!("{service}: invalid configuration: {line}");
-            }
-            std::process::exit(1);
-        }
     }
 }

@@ -52,7 +52,10 @@ impl ConsumerSpec {
             filters,
             ack_wait: Duration::from_secs(60),
             max_deliver: 10,
-            backoff: [1, 5, 15, 30, 60].into_iter().map(Duration::from_secs).collect(),
+            backoff: [1, 5, 15, 30, 60]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
         }
     }
 
@@ -137,7 +140,11 @@ where
                 failures += 1;
                 tracing::warn!(durable = %spec.durable, error = %source, "cannot open consumer, retrying");
                 if failures > 30 {
-                    return Err(ConsumerError { stream: spec.stream.clone(), durable: spec.durable.clone(), source });
+                    return Err(ConsumerError {
+                        stream: spec.stream.clone(),
+                        durable: spec.durable.clone(),
+                        source,
+                    });
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff(failures, Duration::from_millis(200), Duration::from_secs(5))) => {}
@@ -165,10 +172,14 @@ where
     Ok(())
 }
 
-async fn open(js: &jetstream::Context, spec: &ConsumerSpec) -> Result<pull::Stream, async_nats::Error> {
+async fn open(
+    js: &jetstream::Context,
+    spec: &ConsumerSpec,
+) -> Result<pull::Stream, async_nats::Error> {
     let stream = js.get_stream(&spec.stream).await?;
     // `create_consumer` is create-or-update, so a changed spec is applied on the next start.
-    let consumer: jetstream::consumer::Consumer<pull::Config> = stream.create_consumer(spec.config()).await?;
+    let consumer: jetstream::consumer::Consumer<pull::Config> =
+        stream.create_consumer(spec.config()).await?;
     Ok(consumer
         .stream()
         .max_messages_per_batch(10)
@@ -178,8 +189,12 @@ async fn open(js: &jetstream::Context, spec: &ConsumerSpec) -> Result<pull::Stre
         .await?)
 }
 
-async fn handle<H, Fut>(message: jetstream::Message, spec: &ConsumerSpec, stats: &Stats, handler: &mut H)
-where
+async fn handle<H, Fut>(
+    message: jetstream::Message,
+    spec: &ConsumerSpec,
+    stats: &Stats,
+    handler: &mut H,
+) where
     H: FnMut(Delivery) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
 {
@@ -233,4 +248,39 @@ where
         // The server will deliver it again after ack_wait; handlers are idempotent.
         tracing::warn!(%subject, error = %err, "could not acknowledge");
     }
+}
+
+/// [`run`], with the service registered as a NATS micro-service (named `name`, reporting the
+/// consumer's counters, `envs` in its metadata) for as long as it consumes.
+pub async fn serve<H, Fut>(
+    js: &jetstream::Context,
+    name: &str,
+    description: &str,
+    envs: &str,
+    spec: &ConsumerSpec,
+    shutdown: &Shutdown,
+    handler: H,
+) -> Result<(), ConsumerError>
+where
+    H: FnMut(Delivery) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let stats = Arc::new(Stats::default());
+    let registration = crate::service::register(
+        &js.client(),
+        name,
+        description,
+        envs,
+        stats.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|source| ConsumerError {
+        stream: spec.stream.clone(),
+        durable: spec.durable.clone(),
+        source,
+    })?;
+    let result = run(js, spec, stats, shutdown, handler).await;
+    crate::service::deregister(registration, shutdown).await;
+    result
 }

@@ -25,7 +25,11 @@ impl Env {
         let valid = matches!(chars.next(), Some('a'..='z'))
             && name.len() <= 40
             && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
-        if valid { Ok(Self(name)) } else { Err(InvalidEnv(name)) }
+        if valid {
+            Ok(Self(name))
+        } else {
+            Err(InvalidEnv(name))
+        }
     }
 
     pub fn prod() -> Self {
@@ -84,9 +88,7 @@ impl EnvScope {
     pub fn label(&self) -> String {
         match self {
             EnvScope::All => "all".to_owned(),
-            EnvScope::Only(envs) => {
-                envs.iter().map(Env::as_str).collect::<Vec<_>>().join("-")
-            }
+            EnvScope::Only(envs) => envs.iter().map(Env::as_str).collect::<Vec<_>>().join("-"),
         }
     }
 
@@ -127,7 +129,17 @@ mod tests {
 
     #[test]
     fn rejects_names_unsafe_for_sql_or_subjects() {
-        for name in ["", "Prod", "1abc", "a.b", "a*", "a b", "a-b", "drop;table", &"a".repeat(41)] {
+        for name in [
+            "",
+            "Prod",
+            "1abc",
+            "a.b",
+            "a*",
+            "a b",
+            "a-b",
+            "drop;table",
+            &"a".repeat(41),
+        ] {
             assert!(Env::new(name).is_err(), "{name}");
         }
     }

@@ -75,11 +75,19 @@ pub struct Trigger {
 
 impl Trigger {
     pub fn new(kind: TriggerKind) -> Self {
-        Self { kind, id: None, force: false }
+        Self {
+            kind,
+            id: None,
+            force: false,
+        }
     }
 
     pub fn forced(kind: TriggerKind, id: impl Into<String>) -> Self {
-        Self { kind, id: Some(id.into()), force: true }
+        Self {
+            kind,
+            id: Some(id.into()),
+            force: true,
+        }
     }
 }
 
@@ -260,11 +268,20 @@ impl Failed {
         match &self.run_id {
             Some(run_id) => run_id.clone(),
             None => {
-                let inputs: Vec<&str> =
-                    self.inputs.iter().map(|i| i.upstream.commit_sha.as_str()).collect();
+                let inputs: Vec<&str> = self
+                    .inputs
+                    .iter()
+                    .map(|i| i.upstream.commit_sha.as_str())
+                    .collect();
                 crate::hash::sha256_hex(
-                    format!("{}|{}|{}|{}", self.env, self.stage.as_str(), self.kind, inputs.join(","))
-                        .as_bytes(),
+                    format!(
+                        "{}|{}|{}|{}",
+                        self.env,
+                        self.stage.as_str(),
+                        self.kind,
+                        inputs.join(",")
+                    )
+                    .as_bytes(),
                 )[..24]
                     .to_owned()
             }
@@ -349,7 +366,13 @@ mod tests {
             run_id: "r".into(),
             trigger: Trigger::new(TriggerKind::Commit),
             inputs: vec![],
-            counts: Counts { inserted: 1, updated: 2, unchanged: 3, removed: 0, revised: 1 },
+            counts: Counts {
+                inserted: 1,
+                updated: 2,
+                unchanged: 3,
+                removed: 0,
+                revised: 1,
+            },
             corrections: vec![],
             corrections_total: 0,
             rows: 4,

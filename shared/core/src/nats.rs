@@ -32,22 +32,42 @@ pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
     #[error("could not connect to NATS at {url}: {source}")]
-    Connect { url: String, source: async_nats::ConnectError },
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
     #[error("could not read the NATS credentials file {path}: {source}")]
-    Credentials { path: String, source: std::io::Error },
+    Credentials {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("shut down before NATS was reachable")]
     ShutDown,
     #[error("could not declare JetStream {what} `{name}`: {source}")]
-    Declare { what: &'static str, name: String, source: async_nats::Error },
+    Declare {
+        what: &'static str,
+        name: String,
+        source: async_nats::Error,
+    },
     #[error("could not publish to {subject}: {source}")]
-    Publish { subject: String, source: async_nats::Error },
+    Publish {
+        subject: String,
+        source: async_nats::Error,
+    },
     #[error("could not encode the event for {subject}: {source}")]
-    Encode { subject: String, source: serde_json::Error },
+    Encode {
+        subject: String,
+        source: serde_json::Error,
+    },
 }
 
 /// Connects, retrying the first connection with capped, jittered backoff until `shutdown`: a
 /// service may start before the broker does.
-pub async fn connect(config: &NatsConfig, name: &str, shutdown: &Shutdown) -> Result<Client, NatsError> {
+pub async fn connect(
+    config: &NatsConfig,
+    name: &str,
+    shutdown: &Shutdown,
+) -> Result<Client, NatsError> {
     let mut attempt: u32 = 0;
     loop {
         let options = options(config, name).await?;
@@ -61,7 +81,10 @@ pub async fn connect(config: &NatsConfig, name: &str, shutdown: &Shutdown) -> Re
                 let delay = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
                 tracing::warn!(url = %redact_url(&config.url), error = %source, attempt, ?delay, "NATS not reachable yet, retrying");
                 if attempt >= 3 && shutdown.is_triggered() {
-                    return Err(NatsError::Connect { url: redact_url(&config.url), source });
+                    return Err(NatsError::Connect {
+                        url: redact_url(&config.url),
+                        source,
+                    });
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -78,22 +101,33 @@ async fn options(config: &NatsConfig, name: &str) -> Result<async_nats::ConnectO
         NatsAuth::CredsFile(path) => async_nats::ConnectOptions::new()
             .credentials_file(path)
             .await
-            .map_err(|source| NatsError::Credentials { path: path.clone(), source })?,
+            .map_err(|source| NatsError::Credentials {
+                path: path.clone(),
+                source,
+            })?,
         NatsAuth::UserPassword { user, password } => async_nats::ConnectOptions::new()
             .user_and_password(user.clone(), password.expose().to_owned()),
-        NatsAuth::Token(token) => async_nats::ConnectOptions::new().token(token.expose().to_owned()),
+        NatsAuth::Token(token) => {
+            async_nats::ConnectOptions::new().token(token.expose().to_owned())
+        }
     };
     Ok(options
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         // Jittered so that many services reconnecting after a broker restart do not do so in step.
         .reconnect_delay_callback(|attempts| {
-            backoff(attempts as u32, Duration::from_millis(100), Duration::from_secs(4))
+            backoff(
+                attempts as u32,
+                Duration::from_millis(100),
+                Duration::from_secs(4),
+            )
         })
         .event_callback(|event| async move {
             match event {
                 async_nats::Event::Connected => tracing::info!("NATS connection (re)established"),
-                async_nats::Event::Disconnected => tracing::warn!("NATS connection lost, reconnecting"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("NATS connection lost, reconnecting")
+                }
                 other => tracing::debug!(event = %other, "NATS event"),
             }
         }))
@@ -134,30 +168,47 @@ pub struct Stores {
 /// bucket `etl-state`, idempotently.
 pub async fn setup(client: Client) -> Result<Stores, NatsError> {
     let js = jetstream::new(client);
-    declare_stream(&js, stream::Config {
-        name: ETL_STREAM.to_owned(),
-        description: Some("covid-etl pipeline events".to_owned()),
-        subjects: subjects::ETL_STREAM_SUBJECTS.iter().map(|s| (*s).to_owned()).collect(),
-        storage: stream::StorageType::File,
-        duplicate_window: DUPLICATE_WINDOW,
-        max_age: Duration::from_secs(30 * 24 * 3600),
-        ..Default::default()
-    })
+    declare_stream(
+        &js,
+        stream::Config {
+            name: ETL_STREAM.to_owned(),
+            description: Some("covid-etl pipeline events".to_owned()),
+            subjects: subjects::ETL_STREAM_SUBJECTS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            ..Default::default()
+        },
+    )
     .await?;
-    declare_stream(&js, stream::Config {
-        name: NOTIFY_STREAM.to_owned(),
-        description: Some("covid-etl run notifications".to_owned()),
-        subjects: subjects::NOTIFY_STREAM_SUBJECTS.iter().map(|s| (*s).to_owned()).collect(),
-        storage: stream::StorageType::File,
-        duplicate_window: DUPLICATE_WINDOW,
-        max_age: Duration::from_secs(30 * 24 * 3600),
-        ..Default::default()
-    })
+    declare_stream(
+        &js,
+        stream::Config {
+            name: NOTIFY_STREAM.to_owned(),
+            description: Some("covid-etl run notifications".to_owned()),
+            subjects: subjects::NOTIFY_STREAM_SUBJECTS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            ..Default::default()
+        },
+    )
     .await?;
     let raw = declare_object_store(&js, RAW_BUCKET, "raw upstream payloads").await?;
     let curated = declare_object_store(&js, CURATED_BUCKET, "curated datasets (Parquet)").await?;
     let state = declare_kv(&js).await?;
-    Ok(Stores { js, raw, curated, state })
+    Ok(Stores {
+        js,
+        raw,
+        curated,
+        state,
+    })
 }
 
 async fn declare_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), NatsError> {
@@ -171,7 +222,11 @@ async fn declare_stream(js: &jetstream::Context, config: stream::Config) -> Resu
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(NatsError::Declare { what: "stream", name, source: last.expect("tried").into() })
+    Err(NatsError::Declare {
+        what: "stream",
+        name,
+        source: last.expect("tried").into(),
+    })
 }
 
 async fn declare_object_store(
@@ -198,7 +253,11 @@ async fn declare_object_store(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(NatsError::Declare { what: "object store", name: bucket.to_owned(), source: last.expect("tried") })
+    Err(NatsError::Declare {
+        what: "object store",
+        name: bucket.to_owned(),
+        source: last.expect("tried"),
+    })
 }
 
 async fn declare_kv(js: &jetstream::Context) -> Result<kv::Store, NatsError> {
@@ -222,7 +281,11 @@ async fn declare_kv(js: &jetstream::Context) -> Result<kv::Store, NatsError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(NatsError::Declare { what: "key-value bucket", name: STATE_BUCKET.to_owned(), source: last.expect("tried") })
+    Err(NatsError::Declare {
+        what: "key-value bucket",
+        name: STATE_BUCKET.to_owned(),
+        source: last.expect("tried"),
+    })
 }
 
 /// Publishes `event` as JSON to a JetStream subject with a deterministic message id and the
@@ -234,8 +297,10 @@ pub async fn publish_event<T: Serialize>(
     msg_id: &str,
     event: &T,
 ) -> Result<bool, NatsError> {
-    let payload = serde_json::to_vec(event)
-        .map_err(|source| NatsError::Encode { subject: subject.to_owned(), source })?;
+    let payload = serde_json::to_vec(event).map_err(|source| NatsError::Encode {
+        subject: subject.to_owned(),
+        source,
+    })?;
     let span = tracing::info_span!(
         "publish",
         otel.name = %format!("publish {subject}"),
@@ -246,7 +311,9 @@ pub async fn publish_event<T: Serialize>(
         messaging.message.id = %msg_id,
         messaging.message.body.size = payload.len(),
     );
-    publish_payload(js, subject, msg_id, payload).instrument(span).await
+    publish_payload(js, subject, msg_id, payload)
+        .instrument(span)
+        .await
 }
 
 async fn publish_payload(
@@ -276,9 +343,19 @@ async fn publish_payload(
             }
             Err(err) if attempt < 5 => {
                 tracing::warn!(subject, msg_id, error = %err, attempt, "publish not acknowledged, retrying with the same id");
-                tokio::time::sleep(backoff(attempt, Duration::from_millis(100), Duration::from_secs(2))).await;
+                tokio::time::sleep(backoff(
+                    attempt,
+                    Duration::from_millis(100),
+                    Duration::from_secs(2),
+                ))
+                .await;
             }
-            Err(err) => return Err(NatsError::Publish { subject: subject.to_owned(), source: err.into() }),
+            Err(err) => {
+                return Err(NatsError::Publish {
+                    subject: subject.to_owned(),
+                    source: err.into(),
+                });
+            }
         }
     }
 }
@@ -295,7 +372,9 @@ pub fn inject_trace_context(headers: &mut HeaderMap) {
 pub fn extract_trace_context(headers: Option<&HeaderMap>) -> opentelemetry::Context {
     let empty = HeaderMap::new();
     let headers = headers.unwrap_or(&empty);
-    opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    })
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
@@ -334,7 +413,10 @@ mod tests {
 
     #[test]
     fn urls_lose_their_credentials_in_logs() {
-        assert_eq!(redact_url("nats://user:secret@host:4222"), "nats://host:4222");
+        assert_eq!(
+            redact_url("nats://user:secret@host:4222"),
+            "nats://host:4222"
+        );
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 }

@@ -27,9 +27,18 @@ mod tests {
         let env = Env::prod();
         let commit = Trigger::new(TriggerKind::Commit);
         let initial = Trigger::new(TriggerKind::Initial);
-        assert_eq!(derive(&env, "a", "b", &commit), derive(&env, "a", "b", &initial));
-        assert_ne!(derive(&env, "a", "b", &commit), derive(&env, "b", "a", &commit));
-        assert_ne!(derive(&env, "a", "b", &commit), derive(&Env::new("test").unwrap(), "a", "b", &commit));
+        assert_eq!(
+            derive(&env, "a", "b", &commit),
+            derive(&env, "a", "b", &initial)
+        );
+        assert_ne!(
+            derive(&env, "a", "b", &commit),
+            derive(&env, "b", "a", &commit)
+        );
+        assert_ne!(
+            derive(&env, "a", "b", &commit),
+            derive(&Env::new("test").unwrap(), "a", "b", &commit)
+        );
     }
 
     #[test]

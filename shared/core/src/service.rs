@@ -24,7 +24,11 @@ pub struct Counters {
 impl Counters {
     pub fn of(stats: &Stats) -> Self {
         let (processed, failed, redelivered) = stats.snapshot();
-        Self { processed, failed, redelivered }
+        Self {
+            processed,
+            failed,
+            redelivered,
+        }
     }
 }
 
@@ -54,7 +58,11 @@ pub async fn register(
         .stats_handler(move |_endpoint, _stats| serde_json::json!(Counters::of(&for_handler)))
         .start(name, env!("CARGO_PKG_VERSION"))
         .await?;
-    let mut endpoint = service.endpoint_builder().name("stats").add(stats_subject(name)).await?;
+    let mut endpoint = service
+        .endpoint_builder()
+        .name("stats")
+        .add(stats_subject(name))
+        .await?;
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {

@@ -48,17 +48,32 @@ pub fn notified_key(env: &Env, run_id: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("could not write object {name}: {source}")]
-    Put { name: String, source: async_nats::Error },
+    Put {
+        name: String,
+        source: async_nats::Error,
+    },
     #[error("could not read object {name}: {source}")]
-    Get { name: String, source: async_nats::Error },
+    Get {
+        name: String,
+        source: async_nats::Error,
+    },
     #[error("object {name} is larger than the limit of {limit} bytes")]
     TooLarge { name: String, limit: u64 },
     #[error("could not read key {key}: {source}")]
-    KvGet { key: String, source: async_nats::Error },
+    KvGet {
+        key: String,
+        source: async_nats::Error,
+    },
     #[error("could not write key {key}: {source}")]
-    KvPut { key: String, source: async_nats::Error },
+    KvPut {
+        key: String,
+        source: async_nats::Error,
+    },
     #[error("key {key} holds something unreadable: {source}")]
-    KvDecode { key: String, source: serde_json::Error },
+    KvDecode {
+        key: String,
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Nats(#[from] NatsError),
 }
@@ -71,12 +86,19 @@ pub async fn put_object(
     bytes: &[u8],
     metadata: HashMap<String, String>,
 ) -> Result<ObjectRef, StoreError> {
-    let meta = object_store::ObjectMetadata { name: name.to_owned(), metadata, ..Default::default() };
+    let meta = object_store::ObjectMetadata {
+        name: name.to_owned(),
+        metadata,
+        ..Default::default()
+    };
     let mut reader = bytes;
     store
         .put(meta, &mut reader)
         .await
-        .map_err(|source| StoreError::Put { name: name.to_owned(), source: source.into() })?;
+        .map_err(|source| StoreError::Put {
+            name: name.to_owned(),
+            source: source.into(),
+        })?;
     Ok(ObjectRef {
         bucket: bucket.to_owned(),
         name: name.to_owned(),
@@ -91,46 +113,69 @@ pub async fn get_object(
     name: &str,
     limit: u64,
 ) -> Result<Vec<u8>, StoreError> {
-    let object = store
-        .get(name)
-        .await
-        .map_err(|source| StoreError::Get { name: name.to_owned(), source: source.into() })?;
+    let object = store.get(name).await.map_err(|source| StoreError::Get {
+        name: name.to_owned(),
+        source: source.into(),
+    })?;
     let mut bytes = Vec::new();
     let read = object
         .take(limit + 1)
         .read_to_end(&mut bytes)
         .await
-        .map_err(|source| StoreError::Get { name: name.to_owned(), source: source.into() })?;
+        .map_err(|source| StoreError::Get {
+            name: name.to_owned(),
+            source: source.into(),
+        })?;
     if read as u64 > limit {
-        return Err(StoreError::TooLarge { name: name.to_owned(), limit });
+        return Err(StoreError::TooLarge {
+            name: name.to_owned(),
+            limit,
+        });
     }
     Ok(bytes)
 }
 
 /// Reads a JSON value from the state bucket.
-pub async fn kv_get<T: serde::de::DeserializeOwned>(state: &kv::Store, key: &str) -> Result<Option<T>, StoreError> {
-    let value = state
-        .get(key)
-        .await
-        .map_err(|source| StoreError::KvGet { key: key.to_owned(), source: source.into() })?;
+pub async fn kv_get<T: serde::de::DeserializeOwned>(
+    state: &kv::Store,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let value = state.get(key).await.map_err(|source| StoreError::KvGet {
+        key: key.to_owned(),
+        source: source.into(),
+    })?;
     value
         .map(|bytes| serde_json::from_slice(&bytes))
         .transpose()
-        .map_err(|source| StoreError::KvDecode { key: key.to_owned(), source })
+        .map_err(|source| StoreError::KvDecode {
+            key: key.to_owned(),
+            source,
+        })
 }
 
 /// Writes a JSON value to the state bucket.
-pub async fn kv_put<T: serde::Serialize>(state: &kv::Store, key: &str, value: &T) -> Result<(), StoreError> {
+pub async fn kv_put<T: serde::Serialize>(
+    state: &kv::Store,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(value).expect("state values serialize");
     state
         .put(key, bytes.into())
         .await
-        .map_err(|source| StoreError::KvPut { key: key.to_owned(), source: source.into() })?;
+        .map_err(|source| StoreError::KvPut {
+            key: key.to_owned(),
+            source: source.into(),
+        })?;
     Ok(())
 }
 
 /// The latest payload extracted for `source` in `env`, if any.
-pub async fn latest_extracted(state: &kv::Store, env: &Env, source: Source) -> Result<Option<Extracted>, StoreError> {
+pub async fn latest_extracted(
+    state: &kv::Store,
+    env: &Env,
+    source: Source,
+) -> Result<Option<Extracted>, StoreError> {
     kv_get(state, &latest_key(env, source)).await
 }
 
@@ -138,13 +183,22 @@ pub async fn latest_extracted(state: &kv::Store, env: &Env, source: Source) -> R
 /// that a transformer woken by the event always finds it.
 pub async fn record_extracted(stores: &Stores, event: &Extracted) -> Result<(), StoreError> {
     kv_put(&stores.state, &latest_key(&event.env, event.source), event).await?;
-    let mut msg_id = format!("extracted:{}:{}:{}", event.env, event.source, event.object.sha256);
+    let mut msg_id = format!(
+        "extracted:{}:{}:{}",
+        event.env, event.source, event.object.sha256
+    );
     if event.trigger.force
         && let Some(id) = &event.trigger.id
     {
         msg_id.push(':');
         msg_id.push_str(id);
     }
-    nats::publish_event(&stores.js, &subjects::extracted(&event.env, event.source), &msg_id, event).await?;
+    nats::publish_event(
+        &stores.js,
+        &subjects::extracted(&event.env, event.source),
+        &msg_id,
+        event,
+    )
+    .await?;
     Ok(())
 }

@@ -53,7 +53,10 @@ pub fn filters(scope: &EnvScope, pattern: &str) -> Vec<String> {
 
 /// Reads the env out of any `etl.<env>.…` or `notify.<env>` subject.
 pub fn env_of(subject: &str) -> Option<Env> {
-    subject.split('.').nth(1).and_then(|token| Env::new(token).ok())
+    subject
+        .split('.')
+        .nth(1)
+        .and_then(|token| Env::new(token).ok())
 }
 
 #[cfg(test)]
@@ -78,7 +81,10 @@ mod tests {
             filters(&scope, "etl.{env}.loaded"),
             vec!["etl.a.loaded", "etl.b.loaded"]
         );
-        assert_eq!(filters(&EnvScope::All, "etl.{env}.loaded"), vec!["etl.*.loaded"]);
+        assert_eq!(
+            filters(&EnvScope::All, "etl.{env}.loaded"),
+            vec!["etl.*.loaded"]
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! service's `service.name` (or `OTEL_SERVICE_NAME`), and W3C trace context is propagated.
 
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -36,9 +36,16 @@ pub fn init(service_name: &str) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let fmt_layer = if json {
-        tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .boxed()
     };
 
     let provider = otlp_provider(service_name);
@@ -46,7 +53,11 @@ pub fn init(service_name: &str) -> TelemetryGuard {
         tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()))
     });
 
-    tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).init();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .init();
     if let Some(provider) = &provider {
         opentelemetry::global::set_tracer_provider(provider.clone());
         tracing::info!("exporting traces over OTLP");
@@ -55,12 +66,19 @@ pub fn init(service_name: &str) -> TelemetryGuard {
 }
 
 fn otlp_provider(service_name: &str) -> Option<SdkTracerProvider> {
-    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|v| !v.trim().is_empty())?;
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
     if std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|p| p.starts_with("grpc")) {
-        eprintln!("OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not built in; exporting over http/protobuf instead");
+        eprintln!(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not built in; exporting over http/protobuf instead"
+        );
     }
     // The blocking HTTP client: the batch processor runs on its own thread without a Tokio runtime.
-    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+    {
         Ok(exporter) => exporter,
         Err(err) => {
             eprintln!("OTLP trace export disabled: {err}");
@@ -68,8 +86,15 @@ fn otlp_provider(service_name: &str) -> Option<SdkTracerProvider> {
         }
     };
     let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(name).build();
-    Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(name)
+        .build();
+    Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    )
 }
 
 /// Records the span's OpenTelemetry trace id in its `trace_id` field (declared `Empty`), so log

@@ -27,10 +27,10 @@ pub(crate) fn read_header(
         return Err(fail(Problem::CarriageReturns));
     }
     let names: Vec<&str> = record.split().into_iter().map(str::trim).collect();
-    if let [only] = names.as_slice() {
-        if let Some(delimiter) = [';', '\t', '|'].into_iter().find(|d| only.contains(*d)) {
-            return Err(fail(Problem::OtherDelimiter { delimiter }));
-        }
+    if let [only] = names.as_slice()
+        && let Some(delimiter) = [';', '\t', '|'].into_iter().find(|d| only.contains(*d))
+    {
+        return Err(fail(Problem::OtherDelimiter { delimiter }));
     }
     let mut indices = Vec::with_capacity(required.len());
     for &column in required {

@@ -45,8 +45,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<JhuDays, DataError> {
     while let Some(record) = reader.next()? {
         rows += 1;
         let fail = |problem| DataError::payload(input, At::Line(record.line), problem);
-        let (Some(country), Some(province)) = (record.get(country_at), record.get(province_at))
-        else {
+        let [Some(country), Some(province)] = record.pick([country_at, province_at]) else {
             // Too short to say whose row it is, e.g. a body in another delimiter.
             return Err(fail(Problem::FieldCount {
                 found: record.len(),

@@ -1,5 +1,5 @@
 //! Checks that make an upstream payload a text file at all, before any line is read: not empty,
-//! not an error page or API answer served with 200, not compressed, valid UTF-8.
+//! not an error page or API answer served with 200, not compressed, valid UTF-8 without NUL bytes.
 
 use memchr::memchr;
 use shared::Source;
@@ -30,16 +30,18 @@ pub(crate) fn check_payload(input: Source, bytes: &[u8]) -> Result<&str, DataErr
         };
         return Err(fail(At::File, problem));
     }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(text),
-        Err(err) => {
-            let at = err.valid_up_to();
-            Err(fail(
-                At::Line(line_of(bytes, at)),
-                Problem::InvalidUtf8 { byte: bytes[at] },
-            ))
-        }
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        let at = err.valid_up_to();
+        fail(
+            At::Line(line_of(bytes, at)),
+            Problem::InvalidUtf8 { byte: bytes[at] },
+        )
+    })?;
+    // NUL is valid UTF-8 but never CSV text: the payload is binary or corrupt.
+    if let Some(at) = memchr(0, bytes) {
+        return Err(fail(At::Line(line_of(bytes, at)), Problem::NulByte));
     }
+    Ok(text)
 }
 
 /// The 1-based line that byte `offset` is on.
@@ -52,7 +54,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payload_checks_find_emptiness_html_gzip_and_bad_utf8() {
+    fn payload_checks_find_emptiness_html_json_gzip_bad_utf8_and_nul_bytes() {
         let check = |bytes: &[u8]| {
             check_payload(Source::Nyt, bytes)
                 .map(str::to_owned)
@@ -80,6 +82,14 @@ mod tests {
             check(b"date\n2020\xFF\n").unwrap_err(),
             "nyt line 2: is not valid UTF-8 (byte 0xFF)"
         );
+        for (payload, line) in [(&b"a\nb\0\n"[..], 2), (b"a\n\"b\",c\n\0", 3), (b"\0", 1)] {
+            assert_eq!(
+                check(payload).unwrap_err(),
+                format!(
+                    "nyt line {line}: contains a NUL byte, so the payload is binary or corrupt"
+                )
+            );
+        }
         assert_eq!(check(b"\xEF\xBB\xBFdate\n").unwrap(), "date\n");
     }
 }

@@ -158,7 +158,10 @@ impl Notifications {
         let deadline = tokio::time::Instant::now() + quiet;
         while let Ok(Some(message)) = tokio::time::timeout_at(deadline, self.0.next()).await {
             if serde_json::from_slice::<Notification>(&message.payload).is_ok() {
-                panic!("unexpected notification: {}", String::from_utf8_lossy(&message.payload));
+                panic!(
+                    "unexpected notification: {}",
+                    String::from_utf8_lossy(&message.payload)
+                );
             }
         }
     }

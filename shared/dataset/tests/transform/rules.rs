@@ -116,7 +116,9 @@ fn dropped_dates_are_listed_only_up_to_the_cap_but_all_are_counted() {
 
 #[test]
 fn recovered_is_missing_where_jhu_leaves_it_empty_or_writes_0_after_reporting() {
-    let table: &[(&str, [&str; 3], [Option<i64>; 3])] = &[
+    /// (what, the three US Recovered cells, the expected `recovered`)
+    type Case = (&'static str, [&'static str; 3], [Option<i64>; 3]);
+    let table: &[Case] = &[
         (
             "reported every day",
             ["0", "3", "5"],
