@@ -492,6 +492,7 @@
         "Run landed: " + run.inserted + " new, " + run.updated + " updated, " + run.removed + " removed, " + run.revised + " revised; data through " + run.last_date + ".",
         "loaded"
       );
+      refreshAll();
     });
     events.addEventListener("failed", (e) => {
       const failure = JSON.parse(e.data);

@@ -5,9 +5,9 @@
 //! This is the only crate that uses polars.
 //!
 //! How the files fit together ([`transform`] runs them in this order):
-//! - `payload`: checks before any line is read (empty, HTML or JSON, gzip, UTF-8);
-//! - `csv`: a strict CSV reader that knows each record's 1-based line, refuses NUL bytes and
-//!   broken quoting, and splits only the records it is asked about; `header`: columns by name;
+//! - `payload`: checks before any line is read (empty, HTML or JSON, gzip, UTF-8, NUL bytes);
+//! - `csv`: a strict CSV reader that knows each record's 1-based line, refuses broken quoting,
+//!   and splits only the records it is asked about; `header`: columns by name;
 //! - `values`: one field as an ISO date or a non-negative whole count;
 //! - `nyt` and `jhu`: each source's columns found by name and its rows validated (DESIGN rules
 //!   1, 2 and 6); for JHU only the US national rows are split and checked;
@@ -15,6 +15,18 @@
 //!   (rules 3–5); `warnings`: the negative deltas as sentences;
 //! - `parquet`: the `etl-curated` object; [`diff`]: what a run changes, and rule 7;
 //! - `error`: [`DataError`], one sentence each, with a machine word ([`DataError::kind`]).
+//!
+//! Choices the rules leave open, made here:
+//! - The `recovered` rule (4) looks at JHU's own US rows before the join: a positive count on a
+//!   day NYT lacks still makes later zeros "not reported".
+//! - Both payloads are fully validated before the join; NYT first, so when both are broken the
+//!   error names NYT. Structure problems (encoding, NUL, quoting) fail anywhere in a file; value
+//!   rules apply to every NYT row and to the JHU US national rows only.
+//! - [`Dropped`] lists the earliest [`Dropped::MAX_DATES`] dropped dates of each source.
+//! - Negative deltas: the first [`MAX_LISTED_WARNINGS`] are one sentence each, the rest one
+//!   summary sentence.
+//! - [`diff::check_removal`] passes any run that removes nothing, so a first run into an empty
+//!   table (0 stored dates) always passes.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
