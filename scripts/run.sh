@@ -46,7 +46,10 @@ stop() {
 trap stop INT TERM
 
 for svc in "${SERVICES[@]}"; do
-  "$BIN/$svc" > >(sed -u "s/^/[$svc] /") 2>&1 &
+  database_url="$DATABASE_URL"
+  # The dashboard only reads: give it the stack's SELECT-only role.
+  [ "$svc" = dashboard ] && database_url="${DASHBOARD_DATABASE_URL:-$DATABASE_URL}"
+  DATABASE_URL="$database_url" "$BIN/$svc" > >(sed -u "s/^/[$svc] /") 2>&1 &
   pids+=($!)
   say "started $svc (pid $!)"
 done

@@ -94,10 +94,17 @@ start_postgres() {
   say "starting PostgreSQL on port $PG_PORT"
   as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$log" -w -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1" start >/dev/null
   echo "$data" >"$STACK_DIR/postgres.data"
+}
+
+# The database and the dashboard's read-only role; the loader's migrations grant it SELECT on each
+# env's tables. Idempotent, also against a server that was already running.
+ensure_database() {
   if ! as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "select 1 from pg_database where datname='covid'" | grep -q 1; then
     say "creating database covid"
     as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres covid
   fi
+  as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d covid -q -c \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'covid_reader') THEN CREATE ROLE covid_reader LOGIN; END IF; END \$\$; GRANT CONNECT ON DATABASE covid TO covid_reader;" >/dev/null
 }
 
 start_smtp() {
@@ -114,6 +121,7 @@ print_env() {
   cat <<ENV
 NATS_URL=nats://127.0.0.1:$NATS_PORT
 DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/covid
+DASHBOARD_DATABASE_URL=postgres://covid_reader@127.0.0.1:$PG_PORT/covid
 SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
 SMTP_MAILDIR=$STACK_DIR/mail
 ENV
@@ -133,6 +141,7 @@ cmd_up() {
   install_postgres
   start_nats
   start_postgres
+  ensure_database
   start_smtp
   print_env >"$STACK_DIR/env"
   say "stack is up:"

@@ -18,11 +18,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Never edit one that has shipped: add the next version.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "reader_grants",
+        sql: include_str!("../migrations/0002_reader_grants.sql"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not migrate schema {env} (step: {step}): {source}")]
