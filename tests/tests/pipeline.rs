@@ -134,3 +134,130 @@ async fn an_upstream_change_travels_from_github_to_rows_notification_and_email()
     notifications.assert_quiet(Duration::from_secs(2)).await;
     services.stop().await;
 }
+
+/// The NYT file with these `(date, cases, deaths)` rows, and `eol` as line ending.
+fn nyt(rows: &[(&str, i64, i64)], eol: &str) -> String {
+    let mut csv = format!("date,cases,deaths{eol}");
+    for (date, cases, deaths) in rows {
+        csv.push_str(&format!("{date},{cases},{deaths}{eol}"));
+    }
+    csv
+}
+
+fn nyt_commit(content: String) -> NewCommit {
+    let at = Source::Nyt.default_location();
+    NewCommit::new(&at.repo, &at.path, content)
+}
+
+type Counts = (u64, u64, u64, u64, u64);
+
+fn counts(n: &shared::events::Notification) -> Counts {
+    let c = &n.counts;
+    (c.inserted, c.updated, c.unchanged, c.removed, c.revised)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sequence_of_versions_is_counted_and_recorded_exactly_and_a_bad_one_changes_nothing() {
+    let env = unique_env("seq");
+    let github = FakeGithub::start().await.expect("fake GitHub starts");
+    let mut vars = base_vars(&env);
+    for (name, value) in github.env_vars() {
+        vars.set(name, value);
+    }
+    // One removed day of six is more than the default 5 % guard allows.
+    vars.set("POLL_INTERVAL", "300ms")
+        .set("MAX_REMOVED_SHARE", "0.2");
+    let mut notifications = Notifications::subscribe(&env).await;
+    let services = Services::start(&vars, true);
+
+    // 1. Initial load: five days.
+    github.add_many(commits(NYT_V1, JHU_V1));
+    let run = notifications.next("the initial load").await;
+    assert_eq!(counts(&run), (5, 0, 0, 0, 0), "{}", run.text);
+
+    // 2. A new day and two revised old days (2020-03-02 deaths, 2020-03-04 cases).
+    let v2 = [
+        ("2020-03-01", 100, 2),
+        ("2020-03-02", 150, 4),
+        ("2020-03-03", 210, 5),
+        ("2020-03-04", 305, 8),
+        ("2020-03-05", 420, 12),
+        ("2020-03-06", 550, 15),
+    ];
+    github.add_many([
+        nyt_commit(nyt(&v2, "\n")),
+        commits(NYT_V1, &jhu_v2()).remove(1),
+    ]);
+    let run = notifications.next("the revision").await;
+    // Updated: 03-02 (deaths), 03-03 (its new_deaths), 03-04 (cases), 03-05 (its new_cases).
+    assert_eq!(counts(&run), (1, 4, 1, 0, 2), "{}", run.text);
+    assert_eq!(
+        changes_of_run(&env, &run.run_id).await,
+        vec![
+            (
+                "2020-03-02".to_owned(),
+                "deaths".to_owned(),
+                Some(3),
+                Some(4)
+            ),
+            (
+                "2020-03-04".to_owned(),
+                "cases".to_owned(),
+                Some(300),
+                Some(305)
+            ),
+        ]
+    );
+
+    // 3. NYT drops its first day: removed, and the new first day's deltas change.
+    let v3 = &v2[1..];
+    github.add(nyt_commit(nyt(v3, "\n")));
+    let run = notifications.next("the removal").await;
+    assert_eq!(counts(&run), (0, 1, 4, 1, 0), "{}", run.text);
+    assert!(changes_of_run(&env, &run.run_id).await.is_empty());
+
+    // 4. The same data republished with CRLF line endings: a run that changes nothing.
+    github.add(nyt_commit(nyt(v3, "\r\n")));
+    let run = notifications.next("the unchanged re-publish").await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(counts(&run), (0, 0, 5, 0, 0), "{}", run.text);
+    let before_bad = stored_values(&env).await;
+
+    // 5. A broken version: the run fails with a reason naming source, line and field, and the
+    //    table is left exactly as it was.
+    let broken = nyt(v3, "\n").replace("2020-03-04,305,8", "2020-03-04,305,eight");
+    github.add(nyt_commit(broken));
+    let run = notifications.next("the failed run").await;
+    assert_eq!(run.status, RunStatus::Failed, "{}", run.text);
+    let reason = run.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("nyt") && reason.contains("line 4") && reason.contains("deaths"),
+        "reason: {reason}"
+    );
+    assert_eq!(stored_values(&env).await, before_bad);
+
+    // 6. A good version after the bad one: applied as usual.
+    let mut v6 = v3.to_vec();
+    v6[3] = ("2020-03-05", 425, 12);
+    github.add(nyt_commit(nyt(&v6, "\n")));
+    let run = notifications.next("the recovery").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.text);
+    // 03-05 revised; its and 03-06's new_cases change.
+    assert_eq!(counts(&run), (0, 2, 3, 0, 1), "{}", run.text);
+    assert_eq!(
+        changes_of_run(&env, &run.run_id).await,
+        vec![(
+            "2020-03-05".to_owned(),
+            "cases".to_owned(),
+            Some(420),
+            Some(425)
+        )]
+    );
+    assert_eq!(
+        stored_values(&env).await[3],
+        ("2020-03-05".to_owned(), 425, 12, Some(15))
+    );
+
+    notifications.assert_quiet(Duration::from_secs(1)).await;
+    services.stop().await;
+}

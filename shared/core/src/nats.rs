@@ -170,34 +170,16 @@ pub async fn setup(client: Client) -> Result<Stores, NatsError> {
     let js = jetstream::new(client);
     declare_stream(
         &js,
-        stream::Config {
-            name: ETL_STREAM.to_owned(),
-            description: Some("covid-etl pipeline events".to_owned()),
-            subjects: subjects::ETL_STREAM_SUBJECTS
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-            storage: stream::StorageType::File,
-            duplicate_window: DUPLICATE_WINDOW,
-            max_age: Duration::from_secs(30 * 24 * 3600),
-            ..Default::default()
-        },
+        ETL_STREAM,
+        "covid-etl pipeline events",
+        &subjects::ETL_STREAM_SUBJECTS,
     )
     .await?;
     declare_stream(
         &js,
-        stream::Config {
-            name: NOTIFY_STREAM.to_owned(),
-            description: Some("covid-etl run notifications".to_owned()),
-            subjects: subjects::NOTIFY_STREAM_SUBJECTS
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-            storage: stream::StorageType::File,
-            duplicate_window: DUPLICATE_WINDOW,
-            max_age: Duration::from_secs(30 * 24 * 3600),
-            ..Default::default()
-        },
+        NOTIFY_STREAM,
+        "covid-etl run notifications",
+        &subjects::NOTIFY_STREAM_SUBJECTS,
     )
     .await?;
     let raw = declare_object_store(&js, RAW_BUCKET, "raw upstream payloads").await?;
@@ -211,22 +193,52 @@ pub async fn setup(client: Client) -> Result<Stores, NatsError> {
     })
 }
 
-async fn declare_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), NatsError> {
-    let name = config.name.clone();
-    // Two services starting together may both try to create it; the loser finds it on retry.
-    let mut last = None;
-    for _ in 0..5 {
-        match js.get_or_create_stream(config.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(err) => last = Some(err),
+/// Runs `declare` up to five times: two services starting together may both try to create a
+/// resource, and the loser finds it on the next attempt.
+async fn with_retries<T, E, F, Fut>(
+    what: &'static str,
+    name: &str,
+    mut declare: F,
+) -> Result<T, NatsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<async_nats::Error>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match declare().await {
+            Ok(value) => return Ok(value),
+            Err(err) if attempt >= 5 => {
+                return Err(NatsError::Declare {
+                    what,
+                    name: name.to_owned(),
+                    source: err.into(),
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(NatsError::Declare {
-        what: "stream",
-        name,
-        source: last.expect("tried").into(),
-    })
+}
+
+async fn declare_stream(
+    js: &jetstream::Context,
+    name: &str,
+    description: &str,
+    subjects: &[&str],
+) -> Result<(), NatsError> {
+    let config = stream::Config {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    };
+    with_retries("stream", name, || js.get_or_create_stream(config.clone())).await?;
+    Ok(())
 }
 
 async fn declare_object_store(
@@ -234,58 +246,36 @@ async fn declare_object_store(
     bucket: &str,
     description: &str,
 ) -> Result<object_store::ObjectStore, NatsError> {
-    let mut last: Option<async_nats::Error> = None;
-    for _ in 0..5 {
+    with_retries("object store", bucket, || async {
         if let Ok(store) = js.get_object_store(bucket).await {
             return Ok(store);
         }
-        match js
-            .create_object_store(object_store::Config {
-                bucket: bucket.to_owned(),
-                description: Some(description.to_owned()),
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(store) => return Ok(store),
-            Err(err) => last = Some(err.into()),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(NatsError::Declare {
-        what: "object store",
-        name: bucket.to_owned(),
-        source: last.expect("tried"),
+        js.create_object_store(object_store::Config {
+            bucket: bucket.to_owned(),
+            description: Some(description.to_owned()),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
     })
+    .await
 }
 
 async fn declare_kv(js: &jetstream::Context) -> Result<kv::Store, NatsError> {
-    let mut last: Option<async_nats::Error> = None;
-    for _ in 0..5 {
+    with_retries("key-value bucket", STATE_BUCKET, || async {
         if let Ok(store) = js.get_key_value(STATE_BUCKET).await {
             return Ok(store);
         }
-        match js
-            .create_key_value(kv::Config {
-                bucket: STATE_BUCKET.to_owned(),
-                description: "covid-etl state that survives restarts".to_owned(),
-                history: 5,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(store) => return Ok(store),
-            Err(err) => last = Some(err.into()),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(NatsError::Declare {
-        what: "key-value bucket",
-        name: STATE_BUCKET.to_owned(),
-        source: last.expect("tried"),
+        js.create_key_value(kv::Config {
+            bucket: STATE_BUCKET.to_owned(),
+            description: "covid-etl state that survives restarts".to_owned(),
+            history: 5,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
     })
+    .await
 }
 
 /// Publishes `event` as JSON to a JetStream subject with a deterministic message id and the
