@@ -175,6 +175,7 @@ async fn one_upstream_change_is_one_trace_across_all_four_services() {
             parent.name
         );
     }
+    support::clean_up_env(&env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -217,4 +218,5 @@ async fn sigterm_during_a_run_loses_nothing_and_the_run_completes_after_restart(
     for process in restarted {
         process.terminate().await;
     }
+    support::clean_up_env(&env).await;
 }

@@ -133,6 +133,7 @@ async fn an_upstream_change_travels_from_github_to_rows_notification_and_email()
     // Both sources' events lead to the same run: it is notified once.
     notifications.assert_quiet(Duration::from_secs(2)).await;
     services.stop().await;
+    support::clean_up_env(&env).await;
 }
 
 /// The NYT file with these `(date, cases, deaths)` rows, and `eol` as line ending.
@@ -260,4 +261,5 @@ async fn a_sequence_of_versions_is_counted_and_recorded_exactly_and_a_bad_one_ch
 
     notifications.assert_quiet(Duration::from_secs(1)).await;
     services.stop().await;
+    support::clean_up_env(&env).await;
 }

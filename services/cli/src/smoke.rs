@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use shared::events::{
     Extracted, Notification, RunStatus, SCHEMA_VERSION, Trigger, TriggerKind, UpstreamRef,
 };
-use shared::nats::{CURATED_BUCKET, RAW_BUCKET, Stores};
+use shared::nats::{CURATED_BUCKET, ETL_STREAM, NOTIFY_STREAM, RAW_BUCKET, Stores};
 use shared::{Env, Source, hash, run_id, store, subjects};
 
 use crate::{Connections, db};
@@ -203,8 +203,8 @@ async fn publish_dummy(
     Ok(event)
 }
 
-/// Removes everything env `test` holds: its rows, its KV keys and its objects. Nothing of any
-/// other env is touched: every name involved carries the env.
+/// Removes everything env `test` holds: its rows, its events, its KV keys and its objects. Nothing
+/// of any other env is touched: every name involved carries the env.
 pub async fn clean_up(
     stores: &Stores,
     pg: &tokio_postgres::Client,
@@ -216,6 +216,19 @@ pub async fn clean_up(
             "BEGIN; DELETE FROM \"{env}\".us_daily_changes; DELETE FROM \"{env}\".us_daily; DELETE FROM \"{env}\".etl_runs; COMMIT;"
         ))
         .await?;
+    }
+    // Its events too, so that a consumer created later for all envs does not replay them.
+    for (stream, subject) in [
+        (ETL_STREAM, format!("etl.{env}.>")),
+        (NOTIFY_STREAM, subjects::notify(env)),
+    ] {
+        stores
+            .js
+            .get_stream(stream)
+            .await?
+            .purge()
+            .filter(subject)
+            .await?;
     }
     let prefix = format!("{env}.");
     let keys: Vec<String> = stores.state.keys().await?.try_collect().await?;

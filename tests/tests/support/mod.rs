@@ -257,3 +257,68 @@ fn read_maildir(subject_prefix: &str) -> Vec<(String, String, String)> {
     }
     found
 }
+
+/// Removes all a test env left behind: its consumers and events in both streams, its KV keys and
+/// objects, and its schema. Tests call it once they have passed (a failed test's leftovers stay,
+/// for looking into).
+pub async fn clean_up_env(env: &Env) {
+    use futures::TryStreamExt;
+    use shared::nats::{ETL_STREAM, NOTIFY_STREAM};
+    let client = async_nats::connect(nats_url())
+        .await
+        .expect("NATS is reachable");
+    let stores = shared::nats::setup(client)
+        .await
+        .expect("JetStream resources");
+    let etl = stores.js.get_stream(ETL_STREAM).await.expect("ETL stream");
+    for service in ["transformer", "loader", "notifier"] {
+        let _ = etl.delete_consumer(&format!("{service}-{env}")).await;
+    }
+    etl.purge()
+        .filter(format!("etl.{env}.>"))
+        .await
+        .expect("purge ETL");
+    let notify = stores
+        .js
+        .get_stream(NOTIFY_STREAM)
+        .await
+        .expect("NOTIFY stream");
+    notify
+        .purge()
+        .filter(shared::subjects::notify(env))
+        .await
+        .expect("purge NOTIFY");
+    let keys: Vec<String> = stores
+        .state
+        .keys()
+        .await
+        .expect("keys")
+        .try_collect()
+        .await
+        .expect("keys");
+    for key in keys
+        .iter()
+        .filter(|key| key.starts_with(&format!("{env}.")))
+    {
+        stores.state.purge(key).await.expect("purge key");
+    }
+    for store in [&stores.raw, &stores.curated] {
+        let objects: Vec<_> = store
+            .list()
+            .await
+            .expect("list")
+            .try_collect()
+            .await
+            .expect("list");
+        for object in objects
+            .iter()
+            .filter(|o| o.name.starts_with(&format!("{env}/")))
+        {
+            store.delete(&object.name).await.expect("delete object");
+        }
+    }
+    pg().await
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{env}\" CASCADE"))
+        .await
+        .expect("drop schema");
+}
