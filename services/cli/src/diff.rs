@@ -62,7 +62,11 @@ pub async fn run(
     for warning in &curated.warnings {
         println!("warning: {warning}");
     }
-    if let Err(err) = dataset::diff::check_removal(stored.len(), diff.removed.len(), 0.05) {
+    if let Err(err) = dataset::diff::check_removal(
+        stored.len(),
+        diff.removed.len(),
+        connections.max_removed_share,
+    ) {
         println!("the loader would refuse this run: {err}");
     }
     Ok(ExitCode::SUCCESS)

@@ -72,6 +72,8 @@ pub enum Command {
 pub struct Connections {
     pub nats: NatsConfig,
     pub database_url: String,
+    /// DESIGN rule 7's threshold, as the loader applies it (`MAX_REMOVED_SHARE`).
+    pub max_removed_share: f64,
 }
 
 impl Connections {
@@ -83,10 +85,12 @@ impl Connections {
             db::DEFAULT_DATABASE_URL,
             &["postgres", "postgresql"],
         );
+        let max_removed_share = p.max_removed_share();
         p.finish()?;
         Ok(Self {
             nats,
             database_url: database_url.to_string(),
+            max_removed_share,
         })
     }
 }

@@ -5,9 +5,6 @@ use shared::config::{ConfigError, NatsConfig, Parser, Vars};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid";
 
-/// DESIGN rule 7's default: a run may remove at most 5 % of the stored dates.
-pub const DEFAULT_MAX_REMOVED_SHARE: f64 = 0.05;
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nats: NatsConfig,
@@ -25,7 +22,7 @@ impl Config {
         let nats = NatsConfig::parse(&mut p);
         let scope = p.env_scope();
         let database = database(&mut p);
-        let max_removed_share = max_removed_share(&mut p);
+        let max_removed_share = p.max_removed_share();
         p.finish()?;
         Ok(Config {
             nats,
@@ -56,22 +53,6 @@ fn database(p: &mut Parser<'_>) -> tokio_postgres::Config {
                 format!("is not a valid PostgreSQL URL: {err}"),
             );
             default
-        }
-    }
-}
-
-fn max_removed_share(p: &mut Parser<'_>) -> f64 {
-    let Some(raw) = p.optional_string("MAX_REMOVED_SHARE") else {
-        return DEFAULT_MAX_REMOVED_SHARE;
-    };
-    match raw.parse::<f64>() {
-        Ok(share) if (0.0..=1.0).contains(&share) => share,
-        _ => {
-            p.error(
-                "MAX_REMOVED_SHARE",
-                format!("`{raw}` is not a fraction between 0 and 1 (such as 0.05)"),
-            );
-            DEFAULT_MAX_REMOVED_SHARE
         }
     }
 }

@@ -202,6 +202,25 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `MAX_REMOVED_SHARE`: DESIGN rule 7, the largest share of stored dates a run may remove
+    /// (a fraction from 0 to 1, default 0.05). Read by the loader and `etl diff`.
+    pub fn max_removed_share(&mut self) -> f64 {
+        const DEFAULT: f64 = 0.05;
+        let Some(raw) = self.optional_string("MAX_REMOVED_SHARE") else {
+            return DEFAULT;
+        };
+        match raw.parse::<f64>() {
+            Ok(share) if (0.0..=1.0).contains(&share) => share,
+            _ => {
+                self.error(
+                    "MAX_REMOVED_SHARE",
+                    format!("`{raw}` is not a fraction between 0 and 1 (such as 0.05)"),
+                );
+                DEFAULT
+            }
+        }
+    }
+
     /// `ETL_ENV`: the environment a single-env service (extractor, dashboard) works for.
     pub fn env(&mut self) -> Env {
         self.parse("ETL_ENV", Env::prod())
