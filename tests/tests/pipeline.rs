@@ -87,6 +87,31 @@ async fn an_upstream_change_travels_from_github_to_rows_notification_and_email()
     assert_eq!(mails.len(), 1, "one email for the initial load");
     assert!(mails[0].0.contains("5 new days"), "subject: {}", mails[0].0);
 
+    // `etl diff` previews version 2 exactly as the run below will count it, and writes nothing.
+    let connections = etl_cli::Connections::from_vars(&vars).unwrap();
+    let preview =
+        etl_cli::diff::preview(&connections, NYT_V2.as_bytes(), jhu_v2().as_bytes(), &env)
+            .await
+            .unwrap();
+    let etl_cli::diff::Preview::Applies {
+        diff,
+        refused: None,
+        ..
+    } = preview
+    else {
+        panic!("the preview refused version 2: {preview:?}");
+    };
+    let c = diff.counts();
+    assert_eq!(
+        (c.inserted, c.updated, c.unchanged, c.removed, c.revised),
+        (1, 2, 3, 0, 1)
+    );
+    assert_eq!(
+        stored_values(&env).await.len(),
+        5,
+        "the preview wrote nothing"
+    );
+
     // Version 2: one old day revised, one day added, both sources in one commit each.
     github.add_many(commits(NYT_V2, &jhu_v2()));
     let second = notifications.next("the revision").await;

@@ -4,9 +4,52 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use dataset::diff::Diff;
+use dataset::{Curated, DataError};
 use shared::Env;
 
 use crate::{Connections, db};
+
+/// What a run with a pair of payloads would do to an env's table.
+#[derive(Debug)]
+pub enum Preview {
+    /// The transform would refuse the payloads.
+    Refused(DataError),
+    /// The transform would pass; `refused` is set when the loader would still refuse the run
+    /// (DESIGN rule 7).
+    Applies {
+        curated: Box<Curated>,
+        diff: Diff,
+        refused: Option<DataError>,
+    },
+}
+
+/// Computes the preview with read-only queries: nothing is written anywhere.
+pub async fn preview(
+    connections: &Connections,
+    nyt: &[u8],
+    jhu: &[u8],
+    env: &Env,
+) -> anyhow::Result<Preview> {
+    let curated = match dataset::transform(nyt, jhu) {
+        Ok(curated) => curated,
+        Err(err) => return Ok(Preview::Refused(err)),
+    };
+    let client = db::connect(&connections.database_url).await?;
+    let stored = db::stored_rows(&client, env).await?;
+    let diff = dataset::diff::diff(&stored, &curated.rows);
+    let refused = dataset::diff::check_removal(
+        stored.len(),
+        diff.removed.len(),
+        connections.max_removed_share,
+    )
+    .err();
+    Ok(Preview::Applies {
+        curated: Box::new(curated),
+        diff,
+        refused,
+    })
+}
 
 pub async fn run(
     connections: &Connections,
@@ -16,18 +59,30 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let nyt_bytes = std::fs::read(nyt).with_context(|| format!("reading {}", nyt.display()))?;
     let jhu_bytes = std::fs::read(jhu).with_context(|| format!("reading {}", jhu.display()))?;
-    let curated = match dataset::transform(&nyt_bytes, &jhu_bytes) {
-        Ok(curated) => curated,
-        Err(err) => {
+    match preview(connections, &nyt_bytes, &jhu_bytes, env).await? {
+        Preview::Refused(err) => {
             println!("a run with these files would fail at transform: {err}");
-            return Ok(ExitCode::FAILURE);
+            Ok(ExitCode::FAILURE)
         }
-    };
-    let client = db::connect(&connections.database_url).await?;
-    let stored = db::stored_rows(&client, env).await?;
-    let diff = dataset::diff::diff(&stored, &curated.rows);
-    let counts = diff.counts();
+        Preview::Applies {
+            curated,
+            diff,
+            refused,
+        } => {
+            print(env, &curated, &diff);
+            match refused {
+                Some(err) => {
+                    println!("the loader would refuse this run: {err}");
+                    Ok(ExitCode::FAILURE)
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
+    }
+}
 
+fn print(env: &Env, curated: &Curated, diff: &Diff) {
+    let counts = diff.counts();
     println!(
         "a run with these files in env {env} would: insert {}, update {}, leave {} unchanged, remove {}; {} dates revised upstream",
         counts.inserted, counts.updated, counts.unchanged, counts.removed, counts.revised
@@ -62,14 +117,6 @@ pub async fn run(
     for warning in &curated.warnings {
         println!("warning: {warning}");
     }
-    if let Err(err) = dataset::diff::check_removal(
-        stored.len(),
-        diff.removed.len(),
-        connections.max_removed_share,
-    ) {
-        println!("the loader would refuse this run: {err}");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn show(value: Option<i64>) -> String {

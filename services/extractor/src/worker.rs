@@ -45,8 +45,10 @@ impl Worker {
     pub async fn run(mut self, mut commands: mpsc::Receiver<TriggerCommand>, shutdown: Shutdown) {
         // The first poll is at once: the initial load on empty state, else catching up.
         let mut next_poll = Instant::now();
+        // Kept across passes and advanced only once the daily run has run: recomputed on every
+        // pass, a poll still running at DAILY_RUN_AT would push it to the next day.
+        let mut daily_at = next_daily(Utc::now(), self.daily_run_at);
         loop {
-            let daily_at = next_daily(Utc::now(), self.daily_run_at);
             let until_daily = (daily_at - Utc::now()).to_std().unwrap_or_default();
             tokio::select! {
                 _ = shutdown.wait() => break,
@@ -66,6 +68,7 @@ impl Worker {
                         let report = self.poller.cycle(&CycleKind::Daily { date }).await;
                         tracing::info!(run_id = ?report.run_id, published = ?report.published, problems = ?report.problems, "daily run done");
                     }
+                    daily_at = next_daily(Utc::now(), self.daily_run_at);
                 }
             }
         }

@@ -50,7 +50,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     };
     let stores = nats::setup(client).await?;
     let pool = db::pool(&config.database);
-    let spec = ConsumerSpec::new(
+    let mut spec = ConsumerSpec::new(
         nats::ETL_STREAM,
         format!("loader-{}", config.scope.label()),
         FILTERS
@@ -58,6 +58,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             .flat_map(|pattern| subjects::filters(&config.scope, pattern))
             .collect(),
     );
+    // A committed run must be announced, and PostgreSQL may be down for long: a transient error is
+    // retried (spaced by the handler's delays) for as long as it takes, never given up on.
+    spec.max_deliver = -1;
     let envs = config.scope.label();
     let handler = handler::Handler::new(stores.clone(), pool, config);
     handler.migrate_at_start(&shutdown).await?;

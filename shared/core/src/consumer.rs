@@ -37,14 +37,14 @@ pub struct ConsumerSpec {
     pub filters: Vec<String>,
     /// Longer than the worst-case handling time: after it, the server delivers again.
     pub ack_wait: Duration,
+    /// Deliveries before the server gives up; -1 for no limit.
     pub max_deliver: i64,
-    /// Redelivery delays after a missed ack; fewer entries than `max_deliver`.
-    pub backoff: Vec<Duration>,
 }
 
 impl ConsumerSpec {
-    /// Defaults that suit the pipeline's stages: a minute to handle a message, ten deliveries,
-    /// backing off from 1 s to 1 min.
+    /// Defaults that suit the pipeline's stages: a minute to handle a message, ten deliveries.
+    /// Retries are spaced by the handler's `Outcome::Retry` delay (a NAK with delay). No server
+    /// `backoff` list is set: the server would take its first entry as the ack wait.
     pub fn new(stream: &str, durable: impl Into<String>, filters: Vec<String>) -> Self {
         Self {
             stream: stream.to_owned(),
@@ -52,10 +52,6 @@ impl ConsumerSpec {
             filters,
             ack_wait: Duration::from_secs(60),
             max_deliver: 10,
-            backoff: [1, 5, 15, 30, 60]
-                .into_iter()
-                .map(Duration::from_secs)
-                .collect(),
         }
     }
 
@@ -69,7 +65,6 @@ impl ConsumerSpec {
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: self.ack_wait,
             max_deliver: self.max_deliver,
-            backoff: self.backoff.clone(),
             filter_subject,
             filter_subjects,
             max_ack_pending: 100,

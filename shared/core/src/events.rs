@@ -263,7 +263,9 @@ pub struct Failed {
 }
 
 impl Failed {
-    /// The identity of this failure for de-duplication: the run, or the extraction.
+    /// The identity of this failure for de-duplication: the run, or else this very failure.
+    /// Everything hashed is fixed in the published event, so a redelivery keeps the id, while
+    /// two failures (another source, commit, trigger or moment) never share one.
     pub fn id(&self) -> String {
         match &self.run_id {
             Some(run_id) => run_id.clone(),
@@ -273,17 +275,20 @@ impl Failed {
                     .iter()
                     .map(|i| i.upstream.commit_sha.as_str())
                     .collect();
-                crate::hash::sha256_hex(
-                    format!(
-                        "{}|{}|{}|{}",
-                        self.env,
-                        self.stage.as_str(),
-                        self.kind,
-                        inputs.join(",")
-                    )
-                    .as_bytes(),
-                )[..24]
-                    .to_owned()
+                let key = format!(
+                    "{}|{}|{}|{}|{}|{}|{}",
+                    self.env,
+                    self.stage.as_str(),
+                    self.kind,
+                    self.source.map_or("", Source::as_str),
+                    self.trigger
+                        .as_ref()
+                        .and_then(|t| t.id.as_deref())
+                        .unwrap_or(""),
+                    self.failed_at.timestamp_micros(),
+                    inputs.join(","),
+                );
+                crate::hash::sha256_hex(key.as_bytes())[..24].to_owned()
             }
         }
     }
