@@ -118,7 +118,7 @@ async fn one_upstream_change_is_one_trace_across_all_four_services() {
     let mut notifications = Notifications::subscribe(&env).await;
     let processes = spawn_pipeline(&vars, logs.path());
     upstream(&github);
-    let notification = notifications.next("the traced run").await;
+    let notification = next_notification(&mut notifications, &processes, "the traced run").await;
     assert_eq!(notification.status, RunStatus::Succeeded);
     // Exiting flushes each process's last batch of spans.
     for process in processes {
@@ -203,7 +203,8 @@ async fn sigterm_during_a_run_loses_nothing_and_the_run_completes_after_restart(
     }
 
     let restarted = spawn_pipeline(&vars, logs.path());
-    let notification = notifications.next("the run after the restart").await;
+    let notification =
+        next_notification(&mut notifications, &restarted, "the run after the restart").await;
     assert_eq!(
         notification.status,
         RunStatus::Succeeded,
@@ -219,4 +220,28 @@ async fn sigterm_during_a_run_loses_nothing_and_the_run_completes_after_restart(
         process.terminate().await;
     }
     support::clean_up_env(&env).await;
+}
+
+/// The next run notification, or a panic that shows every process's log.
+async fn next_notification(
+    notifications: &mut Notifications,
+    processes: &[Process],
+    what: &str,
+) -> shared::events::Notification {
+    match notifications
+        .within(std::time::Duration::from_secs(60))
+        .await
+    {
+        Some(notification) => notification,
+        None => {
+            let logs: Vec<String> = processes
+                .iter()
+                .map(|p| format!("--- {} ---\n{}", p.name, p.log_text()))
+                .collect();
+            panic!(
+                "no notification within 60 s while waiting for {what}; logs:\n{}",
+                logs.join("\n")
+            );
+        }
+    }
 }

@@ -284,6 +284,17 @@ async fn a_sequence_of_versions_is_counted_and_recorded_exactly_and_a_bad_one_ch
         ("2020-03-05".to_owned(), 425, 12, Some(15))
     );
 
+    // 7. Upstream reverts to version 3's file byte for byte: a new commit, so a new run that
+    //    applies it (not mistaken for the earlier run of the same content).
+    github.add(nyt_commit(nyt(v3, "\n")));
+    let run = notifications.next("the revert").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.text);
+    assert_eq!(counts(&run), (0, 2, 3, 0, 1), "{}", run.text);
+    assert_eq!(
+        stored_values(&env).await[3],
+        ("2020-03-05".to_owned(), 420, 12, Some(15))
+    );
+
     notifications.assert_quiet(Duration::from_secs(1)).await;
     services.stop().await;
     support::clean_up_env(&env).await;

@@ -113,7 +113,7 @@ async fn exercise(
     let trigger = Trigger::forced(TriggerKind::Smoke, crate::trigger::new_trigger_id());
     let nyt = publish_dummy(stores, env, Source::Nyt, DUMMY_NYT, &trigger).await?;
     let jhu = publish_dummy(stores, env, Source::Jhu, DUMMY_JHU, &trigger).await?;
-    let run_id = run_id::derive(env, &nyt.object.sha256, &jhu.object.sha256, &trigger);
+    let run_id = run_id::of_inputs(env, &nyt, &jhu, &trigger);
     report.steps.push(format!(
         "published dummy NYT and JHU payloads; waiting for run {run_id}"
     ));

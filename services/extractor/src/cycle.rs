@@ -187,12 +187,7 @@ impl Poller {
     pub fn run_id(&self, trigger: Trigger) -> Option<String> {
         let nyt = self.state.get(&Source::Nyt)?.latest.as_ref()?;
         let jhu = self.state.get(&Source::Jhu)?.latest.as_ref()?;
-        Some(run_id::derive(
-            &self.env,
-            &nyt.object.sha256,
-            &jhu.object.sha256,
-            &trigger,
-        ))
+        Some(run_id::of_inputs(&self.env, nyt, jhu, &trigger))
     }
 
     /// Every latest first, then the events, so a transformer woken by the first event already

@@ -30,7 +30,7 @@ impl Run {
     pub fn new(trigger_event: &Extracted, nyt: Extracted, jhu: Extracted) -> Self {
         let env = trigger_event.env.clone();
         let trigger = trigger_event.trigger.clone();
-        let run_id = run_id::derive(&env, &nyt.object.sha256, &jhu.object.sha256, &trigger);
+        let run_id = run_id::of_inputs(&env, &nyt, &jhu, &trigger);
         Self {
             env,
             run_id,
@@ -247,7 +247,7 @@ mod tests {
         assert_eq!(run.started_at, late);
         assert_eq!(
             run.run_id,
-            run_id::derive(&run.env, "n1", "j1", &jhu.trigger)
+            run_id::of_inputs(&run.env, &nyt, &jhu, &jhu.trigger)
         );
         let sources: Vec<Source> = run.inputs().iter().map(|i| i.source).collect();
         assert_eq!(sources, vec![Source::Nyt, Source::Jhu]);

@@ -224,7 +224,7 @@ async fn a_run_waits_for_both_sources_then_stores_a_readable_dataset() {
     let expected = dataset::transform(NYT.as_bytes(), JHU.as_bytes()).unwrap();
     assert_eq!(
         event.run_id,
-        run_id::derive(&h.env, &nyt.object.sha256, &jhu.object.sha256, &jhu.trigger)
+        run_id::of_inputs(&h.env, &nyt, &jhu, &jhu.trigger)
     );
     assert_eq!(event.inputs, vec![nyt.input(), jhu.input()]);
     assert_eq!(event.rows, expected.rows.len() as u64);
@@ -311,12 +311,7 @@ async fn bad_data_fails_the_transform_with_the_dataset_reason() {
     assert_eq!(failed.reason, expected.to_string());
     assert_eq!(
         failed.run_id,
-        Some(run_id::derive(
-            &h.env,
-            &nyt.object.sha256,
-            &jhu.object.sha256,
-            &jhu.trigger
-        ))
+        Some(run_id::of_inputs(&h.env, &nyt, &jhu, &jhu.trigger))
     );
     assert_eq!(failed.inputs, vec![nyt.input(), jhu.input()]);
     assert_eq!(failed.trigger, Some(jhu.trigger.clone()));

@@ -1,13 +1,21 @@
 //! The identity of a run, derived from its inputs so that the same inputs are the same run.
 
 use crate::env::Env;
-use crate::events::Trigger;
+use crate::events::{Extracted, Trigger};
 use crate::hash::sha256_hex;
 
-/// `env` plus the raw payload hashes of both sources (NYT first). A forced trigger's id is mixed
-/// in, so `etl trigger --force` and the daily run are new runs even when nothing changed.
-pub fn derive(env: &Env, nyt_sha256: &str, jhu_sha256: &str, trigger: &Trigger) -> String {
-    let mut key = format!("{env}\n{nyt_sha256}\n{jhu_sha256}");
+/// The run of these two extracted payloads. Each input counts by its content and the commit it
+/// was read at, so an upstream revert to an earlier file is a new run (and applied), while the
+/// two events of one change (one per source) are one run.
+pub fn of_inputs(env: &Env, nyt: &Extracted, jhu: &Extracted, trigger: &Trigger) -> String {
+    let key = |input: &Extracted| format!("{}@{}", input.object.sha256, input.upstream.commit_sha);
+    derive(env, &key(nyt), &key(jhu), trigger)
+}
+
+/// `env` plus a key for each source's input (NYT first). A forced trigger's id is mixed in, so
+/// `etl trigger --force` and the daily run are new runs even when nothing changed.
+pub fn derive(env: &Env, nyt_key: &str, jhu_key: &str, trigger: &Trigger) -> String {
+    let mut key = format!("{env}\n{nyt_key}\n{jhu_key}");
     if trigger.force
         && let Some(id) = &trigger.id
     {
@@ -49,5 +57,55 @@ mod tests {
         let forced_again = derive(&env, "a", "b", &Trigger::forced(TriggerKind::Manual, "t2"));
         assert_ne!(plain, forced);
         assert_ne!(forced, forced_again);
+    }
+
+    #[test]
+    fn a_revert_to_an_earlier_file_is_a_new_run() {
+        use crate::events::{ObjectRef, SCHEMA_VERSION, UpstreamRef};
+        use crate::source::Source;
+        let extracted = |source, sha256: &str, commit: &str| Extracted {
+            schema_version: SCHEMA_VERSION,
+            env: Env::prod(),
+            source,
+            upstream: UpstreamRef {
+                repo: "o/r".into(),
+                path: "f.csv".into(),
+                commit_sha: commit.into(),
+                commit_time: chrono::Utc::now(),
+                covered_commits: vec![],
+            },
+            object: ObjectRef {
+                bucket: "b".into(),
+                name: "n".into(),
+                sha256: sha256.into(),
+                bytes: 1,
+            },
+            trigger: Trigger::new(TriggerKind::Commit),
+            fetched_at: chrono::Utc::now(),
+        };
+        let trigger = Trigger::new(TriggerKind::Commit);
+        let jhu = extracted(Source::Jhu, "j", "c0");
+        let first = of_inputs(
+            &Env::prod(),
+            &extracted(Source::Nyt, "x", "c1"),
+            &jhu,
+            &trigger,
+        );
+        let reverted = of_inputs(
+            &Env::prod(),
+            &extracted(Source::Nyt, "x", "c3"),
+            &jhu,
+            &trigger,
+        );
+        assert_ne!(first, reverted);
+        assert_eq!(
+            first,
+            of_inputs(
+                &Env::prod(),
+                &extracted(Source::Nyt, "x", "c1"),
+                &jhu,
+                &trigger
+            )
+        );
     }
 }

@@ -183,9 +183,10 @@ pub async fn latest_extracted(
 /// that a transformer woken by the event always finds it.
 pub async fn record_extracted(stores: &Stores, event: &Extracted) -> Result<(), StoreError> {
     kv_put(&stores.state, &latest_key(&event.env, event.source), event).await?;
+    // Content and commit: a revert to an earlier file is a new event, not a duplicate.
     let mut msg_id = format!(
-        "extracted:{}:{}:{}",
-        event.env, event.source, event.object.sha256
+        "extracted:{}:{}:{}:{}",
+        event.env, event.source, event.object.sha256, event.upstream.commit_sha
     );
     if event.trigger.force
         && let Some(id) = &event.trigger.id

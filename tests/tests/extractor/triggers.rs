@@ -19,7 +19,7 @@ async fn a_forced_trigger_reruns_both_sources_without_a_new_commit() {
 
     let reply = h.trigger(json!({"force": true, "id": "t-123"})).await;
     let trigger = Trigger::forced(TriggerKind::Manual, "t-123");
-    let run_id = shared::run_id::derive(&h.env, &nyt.object.sha256, &jhu.object.sha256, &trigger);
+    let run_id = shared::run_id::of_inputs(&h.env, &nyt, &jhu, &trigger);
     assert_eq!(
         reply.run_id.as_deref(),
         Some(run_id.as_str()),
@@ -65,12 +65,7 @@ async fn a_plain_trigger_checks_upstream_now() {
     assert_eq!(event.upstream.commit_sha, commit.sha);
     assert_eq!(event.trigger, Trigger::new(TriggerKind::Manual));
     let nyt = h.latest(Source::Nyt).await.unwrap();
-    let run_id = shared::run_id::derive(
-        &h.env,
-        &nyt.object.sha256,
-        &event.object.sha256,
-        &event.trigger,
-    );
+    let run_id = shared::run_id::of_inputs(&h.env, &nyt, &event, &event.trigger);
     assert_eq!(reply.run_id, Some(run_id));
 
     let reply = h.trigger(json!({"force": "yes"})).await;

@@ -141,14 +141,20 @@ impl Notifications {
     /// The next run notification (other messages on the subject, such as staleness alerts, are
     /// skipped), or a panic naming what was awaited.
     pub async fn next(&mut self, what: &str) -> Notification {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        self.within(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("no notification within 60 s while waiting for {what}"))
+    }
+
+    /// The next run notification within `timeout`, if one comes.
+    pub async fn within(&mut self, timeout: Duration) -> Option<Notification> {
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let message = tokio::time::timeout_at(deadline, self.0.next())
                 .await
-                .unwrap_or_else(|_| panic!("no notification within 60 s while waiting for {what}"))
-                .expect("subscription open");
+                .ok()??;
             if let Ok(notification) = serde_json::from_slice(&message.payload) {
-                return notification;
+                return Some(notification);
             }
         }
     }
