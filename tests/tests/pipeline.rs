@@ -299,3 +299,31 @@ async fn a_sequence_of_versions_is_counted_and_recorded_exactly_and_a_bad_one_ch
     services.stop().await;
     support::clean_up_env(&env).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn services_started_before_any_upstream_commit_pick_up_the_first_one() {
+    let env = unique_env("empty");
+    let github = FakeGithub::start().await.expect("fake GitHub starts");
+    let mut vars = base_vars(&env);
+    for (name, value) in github.env_vars() {
+        vars.set(name, value);
+    }
+    vars.set("POLL_INTERVAL", "300ms");
+    let mut notifications = Notifications::subscribe(&env).await;
+    let services = Services::start(&vars, true);
+
+    // Both files have no history yet: the extractor asks, twice for each, and finds nothing.
+    github
+        .wait_for_requests(4, Duration::from_secs(30), |r| {
+            r.endpoint == etl_tests::fake_github::Endpoint::Commits && r.status == 200
+        })
+        .await
+        .expect("the extractor polls an upstream without commits");
+    github.add_many(commits(NYT_V1, JHU_V1));
+    let run = notifications.next("the first upstream commit").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.text);
+    assert_eq!(run.counts.inserted, 5);
+
+    services.stop().await;
+    support::clean_up_env(&env).await;
+}

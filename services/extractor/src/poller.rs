@@ -169,6 +169,12 @@ impl Poller {
             } => (commits, etag, next),
         };
         let Some(newest) = first.first().cloned() else {
+            if cursor.is_none() {
+                // No commit has touched the file yet: nothing to extract until one does.
+                tracing::debug!(source = %s.source, "no upstream commit yet");
+                return Ok(Check::Unchanged(None));
+            }
+            // Commits were seen before and now none are listed: history was rewritten.
             return Err(CheckError::Rejected {
                 kind: FailureKind::Unavailable,
                 reason: format!(

@@ -29,17 +29,20 @@ pub async fn commits(
         let rate = state.charge(true);
         return fault_response(&fault, rate, None);
     }
-    if !state.has_repo(&repo) {
-        let rate = state.charge(true);
-        return json_response(StatusCode::NOT_FOUND, rate, &not_found());
-    }
-    let Some(upto) = state.resolve_ref(&repo, params.get("sha").map(String::as_str)) else {
-        let rate = state.charge(true);
-        return json_response(
-            StatusCode::NOT_FOUND,
-            rate,
-            &json!({"message": "No commit found for SHA"}),
-        );
+    // A repository we hold no commits of yet is one whose file has no history so far: GitHub
+    // answers the path-filtered list with `[]`, and the extractor must wait for the first commit.
+    let upto = if !state.has_repo(&repo) {
+        0
+    } else {
+        let Some(upto) = state.resolve_ref(&repo, params.get("sha").map(String::as_str)) else {
+            let rate = state.charge(true);
+            return json_response(
+                StatusCode::NOT_FOUND,
+                rate,
+                &json!({"message": "No commit found for SHA"}),
+            );
+        };
+        upto
     };
     let per_page: usize = params
         .get("per_page")
