@@ -22,10 +22,14 @@ use anyhow::{Context, bail};
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use etl_tests::fake_github::{Endpoint, FakeGithub, replay};
 use futures::StreamExt;
+use shared::Env;
 use shared::config::Vars;
-use shared::events::{Extracted, Notification};
-use shared::{Env, Shutdown};
+use shared::events::Extracted;
 use tokio::time::Instant;
+
+#[path = "support/pipeline.rs"]
+mod pipeline;
+use pipeline::{Pipeline, next_notification};
 
 struct Sample {
     source: String,
@@ -73,21 +77,9 @@ async fn main() -> anyhow::Result<()> {
         )
         // Replayed 2020 commits are years old: no staleness alerts.
         .set("STALE_AFTER", "off");
-    let config = extractor::Config::from_vars(&vars)?;
-
-    let client = async_nats::connect(config.nats.url.as_str()).await?;
+    let client =
+        async_nats::connect(vars.get("NATS_URL").unwrap_or("nats://127.0.0.1:4222")).await?;
     let mut notifications = client.subscribe(shared::subjects::notify(&env)).await?;
-    let mut next_notification = async || -> anyhow::Result<Notification> {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(30), notifications.next())
-                .await
-                .context("no notification within 30 s")?
-                .context("the subscription ended")?;
-            if let Ok(notification) = serde_json::from_slice(&message.payload) {
-                return Ok(notification);
-            }
-        }
-    };
     let stores = shared::nats::setup(client).await?;
     let stream = stores.js.get_stream(shared::nats::ETL_STREAM).await?;
     let consumer = stream
@@ -106,26 +98,11 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let initial = github.reveal_next().expect("a first step");
-    let shutdown = Shutdown::new();
-    let services = vec![
-        tokio::spawn(transformer::run(
-            transformer::Config::from_vars(&vars)?,
-            shutdown.clone(),
-        )),
-        tokio::spawn(loader::run(
-            loader::Config::from_vars(&vars)?,
-            shutdown.clone(),
-        )),
-        tokio::spawn(notifier::run(
-            notifier::Config::from_vars(&vars)?,
-            shutdown.clone(),
-        )),
-        tokio::spawn(extractor::run(config, shutdown.clone())),
-    ];
+    let pipeline = Pipeline::start(&vars)?;
     for _ in &initial {
         next_event().await?;
     }
-    let first = next_notification().await?;
+    let first = next_notification(&mut notifications).await?;
     println!("initial load: {}", first.subject);
     println!(
         "initial load done ({} files); revealing {commits} commits, POLL_INTERVAL=1s",
@@ -160,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|r| Instant::from_std(r.at))
             .rfind(|at| *at >= visible)
             .context("the poll that saw the commit is in the log")?;
-        let notification = next_notification().await?;
+        let notification = next_notification(&mut notifications).await?;
         let notified = Instant::now();
         let sample = Sample {
             source: event.source.to_string(),
@@ -181,10 +158,7 @@ async fn main() -> anyhow::Result<()> {
         samples.push(sample);
     }
 
-    shutdown.trigger();
-    for service in services {
-        service.await??;
-    }
+    pipeline.stop().await?;
     report(&samples);
     cleanup(&stores, &env).await;
     drop_schema(&vars, &env).await?;

@@ -20,15 +20,18 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use dataset::DailyRow;
 use etl_tests::fake_github::{FakeGithub, replay};
-use futures::StreamExt;
 use shared::config::Vars;
-use shared::events::{Notification, RunStatus};
-use shared::{Env, Shutdown, Source};
+use shared::events::RunStatus;
+use shared::{Env, Source};
+
+#[path = "support/pipeline.rs"]
+mod pipeline;
+use pipeline::{Pipeline, next_notification};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -66,25 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let mut notifications = client.subscribe(shared::subjects::notify(&env)).await?;
     client.flush().await?;
 
-    let shutdown = Shutdown::new();
-    let services = vec![
-        tokio::spawn(transformer::run(
-            transformer::Config::from_vars(&vars)?,
-            shutdown.clone(),
-        )),
-        tokio::spawn(loader::run(
-            loader::Config::from_vars(&vars)?,
-            shutdown.clone(),
-        )),
-        tokio::spawn(notifier::run(
-            notifier::Config::from_vars(&vars)?,
-            shutdown.clone(),
-        )),
-        tokio::spawn(extractor::run(
-            extractor::Config::from_vars(&vars)?,
-            shutdown.clone(),
-        )),
-    ];
+    let pipeline = Pipeline::start(&vars)?;
 
     // Replay, keeping the versions each run saw, to compute what the database should hold.
     let (mut nyt, mut jhu) = (Vec::new(), Vec::new());
@@ -128,10 +113,7 @@ async fn main() -> anyhow::Result<()> {
         }
         previous = Some(rows);
     }
-    shutdown.trigger();
-    for service in services {
-        service.await??;
-    }
+    pipeline.stop().await?;
 
     let expected = previous.context("the timeline has no versions")?;
     let (client, connection) = tokio_postgres::connect(
@@ -213,18 +195,4 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
-}
-
-async fn next_notification(
-    subscriber: &mut async_nats::Subscriber,
-) -> anyhow::Result<Notification> {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), subscriber.next())
-            .await
-            .context("no notification within 30 s")?
-            .context("the subscription ended")?;
-        if let Ok(notification) = serde_json::from_slice(&message.payload) {
-            return Ok(notification);
-        }
-    }
 }
