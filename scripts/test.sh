@@ -17,10 +17,13 @@ set -a
 set +a
 
 cd "$ROOT"
-# The operability tests run the services as separate processes: build the binaries first.
-echo "[test] cargo build --bins"
-cargo build --workspace --bins --locked
+# One build of everything, with the features the tests resolve (dev-dependencies included), so
+# that `cargo test` below compiles nothing again, and the services' binaries the operability tests
+# run as processes are the very ones built here. (`--bins` alone resolves features without the
+# dev-dependencies, and `cargo test` then compiled polars and much else a second time.)
+echo "[test] cargo build --workspace --all-targets (target dir $CARGO_TARGET_DIR)"
+cargo build --workspace --all-targets --locked
 export ETL_BIN_DIR="$CARGO_TARGET_DIR/debug"
 
-echo "[test] cargo test --workspace (target dir $CARGO_TARGET_DIR)"
+echo "[test] cargo test --workspace"
 cargo test --workspace --locked "$@"

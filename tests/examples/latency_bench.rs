@@ -16,20 +16,15 @@
 //! `notify.<env>`. Everything it wrote is removed at the end.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use async_nats::jetstream::consumer::pull::OrderedConfig;
 use etl_tests::fake_github::{Endpoint, FakeGithub, replay};
-use futures::StreamExt;
-use shared::Env;
 use shared::config::Vars;
 use shared::events::Extracted;
+use shared::nats::ETL_STREAM;
+use test_support::{EventLog, Pipeline, Stages, TestEnv};
 use tokio::time::Instant;
-
-#[path = "support/pipeline.rs"]
-mod pipeline;
-use pipeline::{Pipeline, next_notification};
 
 struct Sample {
     source: String,
@@ -41,7 +36,6 @@ struct Sample {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::install_crypto_provider();
     let mut args = std::env::args().skip(1);
     let timeline = args.next().map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(concat!(
@@ -62,8 +56,8 @@ async fn main() -> anyhow::Result<()> {
 
     let github = FakeGithub::start().await?;
     github.queue_steps(steps.into_iter().take(commits + 1));
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
-    let env = Env::new(format!("bench_{nanos:x}"))?;
+    let test = TestEnv::new("bench").await;
+    let env = &test.env;
     let mut vars = Vars::from_env();
     for (name, value) in github.env_vars() {
         vars.set(name, value);
@@ -77,32 +71,29 @@ async fn main() -> anyhow::Result<()> {
         )
         // Replayed 2020 commits are years old: no staleness alerts.
         .set("STALE_AFTER", "off");
-    let client =
-        async_nats::connect(vars.get("NATS_URL").unwrap_or("nats://127.0.0.1:4222")).await?;
-    let mut notifications = client.subscribe(shared::subjects::notify(&env)).await?;
-    let stores = shared::nats::setup(client).await?;
-    let stream = stores.js.get_stream(shared::nats::ETL_STREAM).await?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: format!("etl.{env}.extracted.>"),
-            ..Default::default()
-        })
-        .await?;
-    let mut events = consumer.messages().await?;
+    let mut notifications = test.notifications().await;
+    let mut events =
+        EventLog::open(&test.stores.js, ETL_STREAM, format!("etl.{env}.extracted.>")).await;
     let mut next_event = async || -> anyhow::Result<Extracted> {
-        let message = tokio::time::timeout(Duration::from_secs(30), events.next())
+        let message = events
+            .next_within(Duration::from_secs(30))
             .await
-            .context("no extracted event within 30 s")?
-            .context("the event stream ended")??;
+            .context("no extracted event within 30 s")?;
         Ok(serde_json::from_slice(&message.payload)?)
+    };
+    let mut next_notification = async || {
+        notifications
+            .within(Duration::from_secs(30))
+            .await
+            .context("no notification within 30 s")
     };
 
     let initial = github.reveal_next().expect("a first step");
-    let pipeline = Pipeline::start(&vars)?;
+    let pipeline = Pipeline::start(&vars, Stages::All)?;
     for _ in &initial {
         next_event().await?;
     }
-    let first = next_notification(&mut notifications).await?;
+    let first = next_notification().await?;
     println!("initial load: {}", first.subject);
     println!(
         "initial load done ({} files); revealing {commits} commits, POLL_INTERVAL=1s",
@@ -137,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|r| Instant::from_std(r.at))
             .rfind(|at| *at >= visible)
             .context("the poll that saw the commit is in the log")?;
-        let notification = next_notification(&mut notifications).await?;
+        let notification = next_notification().await?;
         let notified = Instant::now();
         let sample = Sample {
             source: event.source.to_string(),
@@ -158,10 +149,9 @@ async fn main() -> anyhow::Result<()> {
         samples.push(sample);
     }
 
-    pipeline.stop().await?;
+    pipeline.stop().await;
     report(&samples);
-    cleanup(&stores, &env).await;
-    drop_schema(&vars, &env).await?;
+    test.clean_up().await;
     Ok(())
 }
 
@@ -219,48 +209,6 @@ fn report(samples: &[Sample]) {
     });
 }
 
-/// Removes the bench env's schema from PostgreSQL.
-async fn drop_schema(vars: &Vars, env: &Env) -> anyhow::Result<()> {
-    let url = vars
-        .get("DATABASE_URL")
-        .unwrap_or("postgres://postgres@127.0.0.1:5432/covid");
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{env}\" CASCADE"))
-        .await?;
-    Ok(())
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// Removes the env's KV keys, raw objects and stream messages.
-async fn cleanup(stores: &shared::nats::Stores, env: &Env) {
-    let key_prefix = format!("{env}.");
-    if let Ok(mut keys) = stores.state.keys().await {
-        while let Some(Ok(key)) = keys.next().await {
-            if key.starts_with(&key_prefix) {
-                let _ = stores.state.purge(&key).await;
-            }
-        }
-    }
-    let object_prefix = format!("{env}/");
-    for store in [&stores.raw, &stores.curated] {
-        let mut names = Vec::new();
-        if let Ok(mut objects) = store.list().await {
-            while let Some(Ok(info)) = objects.next().await {
-                if info.name.starts_with(&object_prefix) {
-                    names.push(info.name);
-                }
-            }
-        }
-        for name in names {
-            let _ = store.delete(&name).await;
-        }
-    }
-    if let Ok(stream) = stores.js.get_stream(shared::nats::ETL_STREAM).await {
-        let _ = stream.purge().filter(format!("etl.{env}.>")).await;
-    }
 }

@@ -15,12 +15,12 @@
 //! - `<env>.us_daily_changes` holds exactly the upstream corrections between successive versions
 //!   (each revised NYT or JHU value, old → new).
 //!
-//! ENV defaults to a fresh `replay_<time>` env, which is left in place for inspection (the
+//! ENV defaults to a fresh `replay_<random>` env, which is left in place for inspection (the
 //! dashboard shows it with `ETL_ENV=<env>`). Exits 1 on any difference.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use dataset::DailyRow;
@@ -28,14 +28,10 @@ use etl_tests::fake_github::{FakeGithub, replay};
 use shared::config::Vars;
 use shared::events::RunStatus;
 use shared::{Env, Source};
-
-#[path = "support/pipeline.rs"]
-mod pipeline;
-use pipeline::{Pipeline, next_notification};
+use test_support::{Pipeline, Stages, TestEnv, unique_env};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::install_crypto_provider();
     let mut args = std::env::args().skip(1);
     let timeline = args.next().map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(concat!(
@@ -45,11 +41,9 @@ async fn main() -> anyhow::Result<()> {
     });
     let env = match args.next() {
         Some(name) => Env::new(name)?,
-        None => Env::new(format!(
-            "replay_{:x}",
-            SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()
-        ))?,
+        None => unique_env("replay"),
     };
+    let test = TestEnv::named(env.clone()).await;
     let steps = replay::load_timeline(&timeline)
         .with_context(|| format!("reading {}", timeline.display()))?;
     let nyt_path = Source::Nyt.default_location().path;
@@ -64,12 +58,8 @@ async fn main() -> anyhow::Result<()> {
         .set("ETL_ENVS", env.as_str())
         .set("POLL_INTERVAL", "200ms")
         .set("STALE_AFTER", "off");
-    let client =
-        async_nats::connect(vars.get("NATS_URL").unwrap_or("nats://127.0.0.1:4222")).await?;
-    let mut notifications = client.subscribe(shared::subjects::notify(&env)).await?;
-    client.flush().await?;
-
-    let pipeline = Pipeline::start(&vars)?;
+    let mut notifications = test.notifications().await;
+    let pipeline = Pipeline::start(&vars, Stages::All)?;
 
     // Replay, keeping the versions each run saw, to compute what the database should hold.
     let (mut nyt, mut jhu) = (Vec::new(), Vec::new());
@@ -90,7 +80,10 @@ async fn main() -> anyhow::Result<()> {
         if !changed {
             continue;
         }
-        let notification = next_notification(&mut notifications).await?;
+        let notification = notifications
+            .within(Duration::from_secs(30))
+            .await
+            .context("no notification within 30 s")?;
         runs += 1;
         println!("{:>2} {}", runs, notification.subject);
         if notification.status != RunStatus::Succeeded {
@@ -113,16 +106,10 @@ async fn main() -> anyhow::Result<()> {
         }
         previous = Some(rows);
     }
-    pipeline.stop().await?;
+    pipeline.stop().await;
 
     let expected = previous.context("the timeline has no versions")?;
-    let (client, connection) = tokio_postgres::connect(
-        vars.get("DATABASE_URL")
-            .unwrap_or("postgres://postgres@127.0.0.1:5432/covid"),
-        tokio_postgres::NoTls,
-    )
-    .await?;
-    tokio::spawn(connection);
+    let client = test_support::connect().await;
     let stored: Vec<DailyRow> = client
         .query(
             &format!("SELECT date, cases, deaths, recovered, new_cases, new_deaths, new_recovered FROM \"{env}\".us_daily ORDER BY date"),

@@ -65,8 +65,14 @@ pub enum Fault {
     RateLimited { reset_in: Duration },
     /// A secondary rate limit: `429` with `retry-after`.
     TooManyRequests { retry_after: u64 },
-    /// A `403` that is no rate limit (permission).
+    /// A secondary rate limit as GitHub often sends it: `403`, budget left, no `retry-after`, only
+    /// the body says so.
+    SecondaryLimit,
+    /// A `403` that is no rate limit: access denied (`Resource not accessible by integration`).
     Forbidden,
+    /// Contents: the `403` GitHub gives for a file it will not serve through that API, with
+    /// `errors[].code` `too_large`.
+    TooLarge,
     /// Raw: `Content-Length` of the whole file, then half of it and the connection ends.
     TruncatedBody,
     /// Raw: no `Content-Length`, the body cut right after a newline in the middle of the file.
@@ -233,9 +239,22 @@ impl FakeGithub {
 
     /// The next `times` answers of `endpoint` misbehave as `fault`, after any queued before.
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: usize) {
+        self.queue_fault(endpoint, None, fault, times);
+    }
+
+    /// Like [`FakeGithub::inject`], for the answers about `repo` (`owner/name`) only: the other
+    /// repositories are served as usual.
+    pub fn inject_for(&self, endpoint: Endpoint, repo: &str, fault: Fault, times: usize) {
+        self.queue_fault(endpoint, Some(repo.to_owned()), fault, times);
+    }
+
+    fn queue_fault(&self, endpoint: Endpoint, repo: Option<String>, fault: Fault, times: usize) {
         let mut state = self.lock();
         let queue = state.faults.entry(endpoint).or_default();
-        queue.extend(std::iter::repeat_n(fault, times));
+        queue.extend(std::iter::repeat_n(
+            history::QueuedFault { repo, fault },
+            times,
+        ));
     }
 
     /// Drops every fault not yet served.

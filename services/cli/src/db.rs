@@ -1,15 +1,58 @@
 //! The few read-only queries the tool makes. The schema is the env's name, validated by [`Env`]
 //! to a plain identifier, and quoted all the same.
 
-use chrono::NaiveDate;
-use dataset::DailyRow;
+use shared::daily::DailyRow;
 use shared::Env;
+use shared::config::Parser;
+use shared::postgres::SessionSettings;
 use tokio_postgres::{Client, NoTls};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid";
 
-pub async fn connect(url: &str) -> anyhow::Result<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+/// Where PostgreSQL is (`DATABASE_URL`) and how every session is bounded (`DB_STATEMENT_TIMEOUT`,
+/// `DB_LOCK_TIMEOUT`, keepalives): a command waiting behind a lock or on a vanished server fails
+/// with an error instead of hanging the operator's terminal. `Debug` hides the password.
+#[derive(Debug, Clone)]
+pub struct DatabaseUrl(tokio_postgres::Config);
+
+impl DatabaseUrl {
+    /// Reads `DATABASE_URL` and the session timeouts, reporting a bad value on `p`.
+    pub fn parse(p: &mut Parser<'_>) -> Self {
+        let url = p.url(
+            "DATABASE_URL",
+            DEFAULT_DATABASE_URL,
+            &["postgres", "postgresql"],
+        );
+        let mut config = url.as_str().parse().unwrap_or_else(|err| {
+            // Only the parser's complaint: the value may carry a password.
+            p.error(
+                "DATABASE_URL",
+                format!("is not a valid PostgreSQL URL: {err}"),
+            );
+            default_config()
+        });
+        SessionSettings::parse(p, SessionSettings::WRITER).apply(&mut config);
+        if config.get_application_name().is_none() {
+            config.application_name("etl");
+        }
+        Self(config)
+    }
+
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.0
+    }
+}
+
+fn default_config() -> tokio_postgres::Config {
+    DEFAULT_DATABASE_URL
+        .parse()
+        .expect("the default database URL parses")
+}
+
+pub async fn connect(database: &DatabaseUrl) -> anyhow::Result<Client> {
+    let (client, connection) = database
+        .config()
+        .connect(NoTls)
         .await
         .map_err(|err| anyhow::anyhow!("cannot connect to PostgreSQL: {err}"))?;
     tokio::spawn(async move {
@@ -35,20 +78,44 @@ pub async fn stored_rows(client: &Client, env: &Env) -> anyhow::Result<Vec<Daily
     if !schema_exists(client, env).await? {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT date, cases, deaths, recovered, new_cases, new_deaths, new_recovered FROM \"{env}\".us_daily ORDER BY date"
-    );
-    let rows = client.query(&sql, &[]).await?;
-    Ok(rows
-        .iter()
-        .map(|row| DailyRow {
-            date: row.get::<_, NaiveDate>(0),
-            cases: row.get(1),
-            deaths: row.get(2),
-            recovered: row.get(3),
-            new_cases: row.get(4),
-            new_deaths: row.get(5),
-            new_recovered: row.get(6),
-        })
-        .collect())
+    Ok(shared::daily::stored_rows(client, env).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::config::Vars;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<DatabaseUrl, shared::config::ConfigError> {
+        let vars = Vars::from_pairs(vars.iter().copied());
+        let mut p = Parser::new(&vars);
+        let database = DatabaseUrl::parse(&mut p);
+        p.finish().map(|()| database)
+    }
+
+    #[test]
+    fn every_session_is_bounded_and_named() {
+        let database = parse(&[("DB_LOCK_TIMEOUT", "1s")]).unwrap();
+        let options = database.config().get_options().unwrap();
+        assert!(options.contains("-c lock_timeout=1000"), "{options}");
+        assert!(options.contains("-c statement_timeout=30000"), "{options}");
+        assert_eq!(database.config().get_application_name(), Some("etl"));
+        assert_eq!(database.config().get_dbname(), Some("covid"));
+    }
+
+    #[test]
+    fn a_bad_value_is_one_line_naming_it_without_the_password() {
+        let err = parse(&[("DATABASE_URL", "postgres://me:hunter2@db:notaport/covid")])
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.lines.len(), 1, "{err}");
+        assert!(err.lines[0].starts_with("DATABASE_URL: "), "{err}");
+        assert!(!err.to_string().contains("hunter2"));
+
+        let err = parse(&[("DB_STATEMENT_TIMEOUT", "never")])
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.lines.len(), 1, "{err}");
+        assert!(err.lines[0].starts_with("DB_STATEMENT_TIMEOUT: "), "{err}");
+    }
 }

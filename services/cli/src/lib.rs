@@ -2,7 +2,7 @@
 //! preview what a pair of files would change, and run the smoke test against a running stack.
 //!
 //! Each command has its own module; [`Connections`] reads the shared variables (`NATS_URL`,
-//! `DATABASE_URL`) the same way the services do.
+//! `DATABASE_URL`, `DB_STATEMENT_TIMEOUT`, `DB_LOCK_TIMEOUT`) the same way the services do.
 
 use std::process::ExitCode;
 
@@ -71,7 +71,8 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct Connections {
     pub nats: NatsConfig,
-    pub database_url: String,
+    /// `DATABASE_URL` with the session timeouts; its `Debug` hides the password.
+    pub database_url: db::DatabaseUrl,
     /// DESIGN rule 7's threshold, as the loader applies it (`MAX_REMOVED_SHARE`).
     pub max_removed_share: f64,
 }
@@ -80,16 +81,12 @@ impl Connections {
     pub fn from_vars(vars: &Vars) -> anyhow::Result<Self> {
         let mut p = shared::config::Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
-        let database_url = p.url(
-            "DATABASE_URL",
-            db::DEFAULT_DATABASE_URL,
-            &["postgres", "postgresql"],
-        );
+        let database_url = db::DatabaseUrl::parse(&mut p);
         let max_removed_share = p.max_removed_share();
         p.finish()?;
         Ok(Self {
             nats,
-            database_url: database_url.to_string(),
+            database_url,
             max_removed_share,
         })
     }

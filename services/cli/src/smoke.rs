@@ -5,7 +5,9 @@
 //! 2. subscribes to `notify.test` *before* starting the run,
 //! 3. stores the dummy payloads and publishes them as extracted, exactly as the extractor does,
 //! 4. waits for the run's notification and checks it (succeeded, 3 new days) and the table,
-//! 5. removes its test data again, and reports.
+//! 5. reports what became of the run's email when the notifier says so in time (an email is not
+//!    needed to pass: the stack may have no recipients, or a slow mail server),
+//! 6. removes its test data again, and reports.
 //!
 //! Each smoke run is a forced run with its own id, so repeating it is never mistaken for a
 //! duplicate of the previous one.
@@ -14,12 +16,15 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use shared::events::{
-    Extracted, Notification, RunStatus, SCHEMA_VERSION, Trigger, TriggerKind, UpstreamRef,
+    EmailFate, EmailReport, Extracted, Notification, RunStatus, SCHEMA_VERSION, Trigger,
+    TriggerKind, UpstreamRef,
 };
-use shared::nats::{CURATED_BUCKET, ETL_STREAM, NOTIFY_STREAM, RAW_BUCKET, Stores};
-use shared::{Env, Source, hash, run_id, store, subjects};
+use shared::ids::{CommitSha, Digest, RunId};
+use shared::message::{self, Event};
+use shared::nats::{RAW_BUCKET, Stores};
+use shared::{Env, Source, run_id, store, subjects};
 
 use crate::{Connections, db};
 
@@ -38,6 +43,8 @@ pub const EXPECTED_DAYS: u64 = 3;
 pub struct SmokeReport {
     pub steps: Vec<String>,
     pub notification: Option<Notification>,
+    /// What became of the run's email, when the notifier reported it within the timeout.
+    pub email: Option<EmailReport>,
     pub failure: Option<String>,
 }
 
@@ -104,7 +111,7 @@ async fn exercise(
     timeout: Duration,
     report: &mut SmokeReport,
 ) -> anyhow::Result<()> {
-    let mut notifications = client.subscribe(subjects::notify(env)).await?;
+    let mut messages = client.subscribe(subjects::notify(env)).await?;
     client.flush().await?;
     report
         .steps
@@ -120,15 +127,15 @@ async fn exercise(
 
     let deadline = tokio::time::Instant::now() + timeout;
     let notification = loop {
-        let message = match tokio::time::timeout_at(deadline, notifications.next()).await {
-            Ok(Some(message)) => message,
-            Ok(None) => anyhow::bail!("the subscription to notify.{env} ended"),
-            Err(_) => anyhow::bail!(
+        let Some(event) = next_event(&mut messages, deadline).await? else {
+            anyhow::bail!(
                 "no notification for run {run_id} on notify.{env} within {timeout:?}: are the transformer, loader and notifier running?"
-            ),
+            );
         };
-        match serde_json::from_slice::<Notification>(&message.payload) {
-            Ok(notification) if notification.run_id == run_id => break notification,
+        match event {
+            Event::Notification(notification) if notification.run_id == run_id => {
+                break *notification;
+            }
             _ => continue,
         }
     };
@@ -160,7 +167,68 @@ async fn exercise(
     report.steps.push(format!(
         "{env}.us_daily holds the {EXPECTED_DAYS} expected days"
     ));
+
+    report.steps.push(match notification.email {
+        EmailFate::Pending => match wait_email(&mut messages, &run_id, deadline).await? {
+            Some(email) => {
+                let step = describe_email(&email);
+                report.email = Some(email);
+                step
+            }
+            None => format!("the run's email was still being sent after {timeout:?}"),
+        },
+        fate => format!("email: {} (no email was due)", fate.as_str()),
+    });
     Ok(())
+}
+
+/// The next event on `notify.<env>` before `deadline`, `None` past it. A message that does not
+/// decode is skipped: it is not the one awaited.
+async fn next_event(
+    messages: &mut async_nats::Subscriber,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<Option<Event>> {
+    loop {
+        let message = match tokio::time::timeout_at(deadline, messages.next()).await {
+            Ok(Some(message)) => message,
+            Ok(None) => anyhow::bail!("the NATS subscription ended"),
+            Err(_) => return Ok(None),
+        };
+        match message::decode(&message.subject, &message.payload) {
+            Ok(event) => return Ok(Some(event)),
+            Err(err) => tracing::debug!(error = %err, "skipping a message that does not decode"),
+        }
+    }
+}
+
+/// The report on the email about `run_id`, if it comes before `deadline`.
+async fn wait_email(
+    messages: &mut async_nats::Subscriber,
+    run_id: &RunId,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<Option<EmailReport>> {
+    while let Some(event) = next_event(messages, deadline).await? {
+        if let Event::EmailReport(email) = event
+            && email.about == *run_id
+        {
+            return Ok(Some(*email));
+        }
+    }
+    Ok(None)
+}
+
+fn describe_email(email: &EmailReport) -> String {
+    let mut line = format!(
+        "email: {} ({} recipient{})",
+        email.email.as_str(),
+        email.recipients,
+        if email.recipients == 1 { "" } else { "s" }
+    );
+    if let Some(note) = &email.email_note {
+        line.push_str(": ");
+        line.push_str(note);
+    }
+    line
 }
 
 async fn publish_dummy(
@@ -170,14 +238,15 @@ async fn publish_dummy(
     content: &str,
     trigger: &Trigger,
 ) -> anyhow::Result<Extracted> {
-    let sha256 = hash::sha256_hex(content.as_bytes());
+    let sha256 = Digest::of(content.as_bytes());
     let location = source.default_location();
-    let commit_sha = format!("smoke{}", &sha256[..35]);
+    // A commit id must be hex; the payload's own digest stands in for the commit it was read at.
+    let commit_sha = CommitSha::new(&sha256.as_str()[..40])?;
     let now = chrono::Utc::now();
     let metadata = HashMap::from([
         ("repo".to_owned(), "smoke-test".to_owned()),
         ("path".to_owned(), location.path.clone()),
-        ("commit_sha".to_owned(), commit_sha.clone()),
+        ("commit_sha".to_owned(), commit_sha.to_string()),
         ("commit_time".to_owned(), now.to_rfc3339()),
         ("fetched_at".to_owned(), now.to_rfc3339()),
     ]);
@@ -217,36 +286,8 @@ pub async fn clean_up(
         ))
         .await?;
     }
-    // Its events too, so that a consumer created later for all envs does not replay them.
-    for (stream, subject) in [
-        (ETL_STREAM, format!("etl.{env}.>")),
-        (NOTIFY_STREAM, subjects::notify(env)),
-    ] {
-        stores
-            .js
-            .get_stream(stream)
-            .await?
-            .purge()
-            .filter(subject)
-            .await?;
-    }
-    let prefix = format!("{env}.");
-    let keys: Vec<String> = stores.state.keys().await?.try_collect().await?;
-    for key in keys.iter().filter(|key| key.starts_with(&prefix)) {
-        stores.state.purge(key).await?;
-    }
-    let object_prefix = format!("{env}/");
-    for (bucket, store) in [(RAW_BUCKET, &stores.raw), (CURATED_BUCKET, &stores.curated)] {
-        let objects: Vec<_> = store.list().await?.try_collect().await?;
-        for object in objects
-            .iter()
-            .filter(|o| o.name.starts_with(&object_prefix))
-        {
-            store
-                .delete(&object.name)
-                .await
-                .map_err(|err| anyhow::anyhow!("deleting {bucket}/{}: {err}", object.name))?;
-        }
-    }
+    // Its events, keys and objects too, so that a consumer created later for all envs does not
+    // replay them. The services' consumers stay: they are running.
+    shared::cleanup::purge_env(stores, env).await?;
     Ok(())
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use shared::Env;
-use shared::events::{Notification, RunStatus, TriggerReply, TriggerRequest};
+use shared::events::{RunStatus, TriggerReply, TriggerRequest};
+use shared::ids::TriggerId;
+use shared::message::{self, Event};
 use shared::subjects;
 
 use crate::Connections;
@@ -56,12 +58,15 @@ pub async fn run(
             Ok(None) => bail!("the NATS subscription ended before run {run_id} was notified"),
             Err(_) => bail!("run {run_id} was not notified within {timeout:?}"),
         };
-        let Ok(notification) = serde_json::from_slice::<Notification>(&message.payload) else {
-            continue;
+        // Alerts, email reports and messages of other runs are not the answer.
+        let notification = match message::decode(&message.subject, &message.payload) {
+            Ok(Event::Notification(notification)) if notification.run_id == run_id => notification,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::debug!(error = %err, "skipping a message that does not decode");
+                continue;
+            }
         };
-        if notification.run_id != run_id {
-            continue;
-        }
         println!("{}\n\n{}", notification.subject, notification.text);
         return Ok(match notification.status {
             RunStatus::Succeeded => ExitCode::SUCCESS,
@@ -71,6 +76,6 @@ pub async fn run(
 }
 
 /// A unique id for a forced trigger, so each forced run is a run of its own.
-pub fn new_trigger_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+pub fn new_trigger_id() -> TriggerId {
+    TriggerId::new(uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid trigger id")
 }

@@ -1,11 +1,12 @@
 //! The dashboard's settings: where to listen, which env's schema to read, and how to reach
-//! PostgreSQL and NATS.
+//! PostgreSQL (with `DB_STATEMENT_TIMEOUT` and `DB_LOCK_TIMEOUT`) and NATS.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
 
 use shared::Env;
 use shared::config::{ConfigError, NatsConfig, Parser, Secret, Vars};
+use shared::postgres::SessionSettings;
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid";
@@ -17,6 +18,8 @@ pub struct Config {
     /// `DATABASE_URL`. The dashboard only reads, so this should name a role with SELECT on the
     /// env's schema and nothing more (see the crate README); it may hold a password, hence secret.
     pub database_url: Secret,
+    /// The timeouts of every session, put on the connection settings by [`Config::pg_config`].
+    pub session: SessionSettings,
     /// `ETL_ENV`: whose schema and subjects to show.
     pub env: Env,
     pub nats: NatsConfig,
@@ -30,21 +33,27 @@ impl Config {
             SocketAddr::from_str(DEFAULT_ADDR).expect("valid default"),
         );
         let database_url = database_url(&mut p);
+        let session = SessionSettings::parse(&mut p, SessionSettings::READER);
         let env = p.env();
         let nats = NatsConfig::parse(&mut p);
         p.finish()?;
         Ok(Config {
             addr,
             database_url,
+            session,
             env,
             nats,
         })
     }
 
-    /// The PostgreSQL connection settings; `from_vars` has already checked that they parse.
+    /// The PostgreSQL connection settings with the session timeouts and keepalives (a setting
+    /// already in `DATABASE_URL`'s `options` is kept); `from_vars` has already checked that
+    /// they parse.
     pub fn pg_config(&self) -> tokio_postgres::Config {
-        tokio_postgres::Config::from_str(self.database_url.expose())
-            .expect("DATABASE_URL was validated when the configuration was read")
+        let mut pg = tokio_postgres::Config::from_str(self.database_url.expose())
+            .expect("DATABASE_URL was validated when the configuration was read");
+        self.session.apply(&mut pg);
+        pg
     }
 }
 
@@ -77,6 +86,33 @@ mod tests {
         assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(config.nats.url, "nats://127.0.0.1:4222");
         assert_eq!(config.pg_config().get_dbname(), Some("covid"));
+        assert_eq!(config.session, SessionSettings::READER);
+    }
+
+    #[test]
+    fn the_timeouts_are_read_and_put_on_every_connection() {
+        let vars = Vars::from_pairs([
+            ("DB_STATEMENT_TIMEOUT", "3s"),
+            (
+                "DATABASE_URL",
+                "postgres://reader@db/covid?options=-c%20lock_timeout%3D1s",
+            ),
+        ]);
+        let options = Config::from_vars(&vars).unwrap().pg_config();
+        let options = options.get_options().unwrap();
+        assert!(options.contains("-c statement_timeout=3000"), "{options}");
+        assert!(
+            options.starts_with("-c lock_timeout=1s") && !options.contains("lock_timeout=5000"),
+            "the URL's own lock_timeout wins: {options}"
+        );
+    }
+
+    #[test]
+    fn a_bad_timeout_is_one_line_naming_it() {
+        let vars = Vars::from_pairs([("DB_LOCK_TIMEOUT", "0s")]);
+        let err = Config::from_vars(&vars).unwrap_err();
+        assert_eq!(err.lines.len(), 1, "{err}");
+        assert!(err.lines[0].starts_with("DB_LOCK_TIMEOUT: "), "{err}");
     }
 
     #[test]

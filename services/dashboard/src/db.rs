@@ -10,7 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::Serialize;
-use shared::Env;
+use shared::{Env, daily};
+use shared::postgres::SessionSettings;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -18,8 +19,6 @@ use tokio_postgres::{NoTls, Row};
 /// Enough for 50 concurrent API clients on a 2-core host without queueing on connections for long.
 const POOL_SIZE: usize = 16;
 const POOL_WAIT: Duration = Duration::from_secs(5);
-/// Bounds any one statement; the dashboard's queries take milliseconds.
-const STATEMENT_TIMEOUT_MS: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -32,19 +31,10 @@ pub enum DbError {
     },
 }
 
-/// One day of `us_daily`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DailyRow {
-    pub date: NaiveDate,
-    pub cases: i64,
-    pub deaths: i64,
-    pub recovered: Option<i64>,
-    pub new_cases: Option<i64>,
-    pub new_deaths: Option<i64>,
-    pub new_recovered: Option<i64>,
-}
+/// One day of `us_daily`, read with the mapping the loader and `etl` use.
+pub use shared::daily::DailyRow;
 
-/// One row of `etl_runs`. Columns beyond the contract (`stage`, `kind`) are read when present.
+/// One row of `etl_runs`, as the loader's migrations define it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRow {
     pub run_id: String,
@@ -136,10 +126,8 @@ struct Statements {
 
 impl Statements {
     fn new(schema: &str) -> Self {
-        let runs_columns = "run_id::text, status::text, \
-            coalesce(to_jsonb(r)->'trigger'->>'kind', to_jsonb(r)->>'trigger'), inputs::jsonb, \
-            inserted::bigint, updated::bigint, unchanged::bigint, removed::bigint, revised::bigint, \
-            started_at, finished_at, error::text, to_jsonb(r)->>'stage', to_jsonb(r)->>'kind'";
+        let runs_columns = "run_id, status, trigger->>'kind', inputs, \
+            inserted, updated, unchanged, removed, revised, started_at, finished_at, error, stage, kind";
         Self {
             version: format!(
                 "SELECT (SELECT count(*) FROM {schema}.us_daily), \
@@ -149,11 +137,10 @@ impl Statements {
                         (SELECT count(*) FROM {schema}.us_daily_changes)"
             ),
             daily: format!(
-                "SELECT date, cases::bigint, deaths::bigint, recovered::bigint, \
-                        new_cases::bigint, new_deaths::bigint, new_recovered::bigint \
-                 FROM {schema}.us_daily \
+                "SELECT {columns} FROM {schema}.us_daily \
                  WHERE ($1::date IS NULL OR date >= $1) AND ($2::date IS NULL OR date <= $2) \
-                 ORDER BY date LIMIT $3"
+                 ORDER BY date LIMIT $3",
+                columns = daily::COLUMNS
             ),
             stats: format!(
                 "SELECT count(*), min(date), max(date), max(date) FILTER (WHERE recovered IS NOT NULL) \
@@ -167,11 +154,9 @@ impl Statements {
                 "SELECT {runs_columns} FROM {schema}.etl_runs r WHERE status = 'succeeded' \
                  ORDER BY finished_at DESC NULLS LAST, run_id LIMIT 1"
             ),
-            // Ordered by when the run finished (a contract column); a `changed_at` column, where
-            // the loader adds one, orders changes of runs that have no row.
+            // Ordered by when the run finished.
             changes: format!(
-                "SELECT c.run_id::text, c.date, c.field::text, c.old_value::bigint, c.new_value::bigint, \
-                        coalesce(r.finished_at, (to_jsonb(c)->>'changed_at')::timestamptz) AS at \
+                "SELECT c.run_id, c.date, c.field, c.old_value, c.new_value, r.finished_at AS at \
                  FROM {schema}.us_daily_changes c LEFT JOIN {schema}.etl_runs r ON r.run_id = c.run_id \
                  ORDER BY at DESC NULLS LAST, c.date DESC, c.field LIMIT $1"
             ),
@@ -188,13 +173,17 @@ pub struct Db {
 impl Db {
     /// Builds the pool; no connection is made until the first query, so the dashboard starts (and
     /// reports itself not ready) while PostgreSQL is down.
+    ///
+    /// `pg` normally comes from [`Config::pg_config`](crate::config::Config::pg_config) with the
+    /// configured timeouts; any it lacks get the dashboard's defaults, so no session of the pool
+    /// waits on a lock or a statement without bound.
     pub fn new(mut pg: tokio_postgres::Config, env: &Env) -> Self {
-        // Read-only sessions even if the role could write, a bound on every statement, and UTC
-        // timestamps whatever the server's default.
+        SessionSettings::READER.apply(&mut pg);
+        // Read-only sessions even if the role could write, and UTC timestamps whatever the
+        // server's default. Appended last, so they win over the URL's options: both are
+        // invariants of the dashboard, not preferences.
         let mut options = pg.get_options().map(str::to_owned).unwrap_or_default();
-        options.push_str(&format!(
-            " -c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS} -c TimeZone=UTC"
-        ));
+        options.push_str(" -c default_transaction_read_only=on -c TimeZone=UTC");
         pg.options(options.trim());
         pg.application_name("dashboard");
         pg.connect_timeout(Duration::from_secs(5));
@@ -264,18 +253,13 @@ impl Db {
         let rows = self
             .query("us_daily", &self.sql.daily, &[&from, &to, &limit])
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| DailyRow {
-                date: row.get(0),
-                cases: row.get(1),
-                deaths: row.get(2),
-                recovered: row.get(3),
-                new_cases: row.get(4),
-                new_deaths: row.get(5),
-                new_recovered: row.get(6),
+        rows.iter()
+            .map(DailyRow::from_row)
+            .collect::<Result<_, _>>()
+            .map_err(|source| DbError::Query {
+                what: "us_daily",
+                source,
             })
-            .collect())
     }
 
     pub async fn stats(&self) -> Result<DailyStats, DbError> {

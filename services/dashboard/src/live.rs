@@ -16,9 +16,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::Serialize;
-use shared::Env;
 use shared::config::NatsConfig;
-use shared::events::{Failed, Loaded, Stage};
+use shared::events::{Failed, FailureKind, Loaded, Stage};
+use shared::ids::RunId;
+use shared::message::{self, Event as Received};
+use shared::subjects::{self, Filter};
+use shared::{Env, EnvScope};
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::app::AppState;
@@ -50,7 +53,7 @@ impl LiveEvent {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadedSummary {
-    pub run_id: String,
+    pub run_id: RunId,
     pub trigger: &'static str,
     pub inserted: u64,
     pub updated: u64,
@@ -85,9 +88,9 @@ impl From<Loaded> for LoadedSummary {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailedSummary {
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     pub stage: Stage,
-    pub kind: String,
+    pub kind: FailureKind,
     pub reason: String,
     pub failed_at: DateTime<Utc>,
 }
@@ -158,15 +161,20 @@ impl Live {
             }
         };
         let _ = self.nats.set(client.clone());
-        let loaded_subject = shared::subjects::loaded(&env);
-        let failed_subject = format!("etl.{env}.failed.*");
+        // `etl.<env>.loaded` and `etl.<env>.failed.*`.
+        let filters = subjects::filters(
+            &EnvScope::Only(vec![env.clone()]),
+            &[Filter::Loaded, Filter::Failed],
+        );
         let subscriptions = async {
-            let loaded = client.subscribe(loaded_subject.clone()).await?;
-            let failed = client.subscribe(failed_subject.clone()).await?;
+            let mut subscribed = Vec::with_capacity(filters.len());
+            for filter in &filters {
+                subscribed.push(client.subscribe(filter.clone()).await?);
+            }
             // The server has the subscriptions once a flush round-trip returns: only then is
             // the dashboard ready to pass on events.
             client.flush().await?;
-            Ok::<_, async_nats::Error>(futures::stream::select(loaded, failed))
+            Ok::<_, async_nats::Error>(futures::stream::select_all(subscribed))
         };
         let mut messages = match subscriptions.await {
             Ok(messages) => messages,
@@ -177,7 +185,7 @@ impl Live {
         };
         self.subscribed
             .store(true, std::sync::atomic::Ordering::Release);
-        tracing::info!(subjects = %format!("{loaded_subject}, {failed_subject}"), "passing run events to live pages");
+        tracing::info!(subjects = %filters.join(", "), "passing run events to live pages");
         loop {
             let message = tokio::select! {
                 _ = shutdown.wait() => break,
@@ -197,17 +205,19 @@ impl Live {
     }
 }
 
-/// The event a message stands for; one that does not parse is logged and skipped.
+/// What a page is told about a message: a loaded or failed run. A message the stages would not
+/// act on (see [`message::decode`]) is logged and skipped, so a page never shows what the
+/// pipeline refused.
 fn decode(subject: &str, payload: &[u8]) -> Option<LiveEvent> {
-    let result = if subject.ends_with(".loaded") {
-        serde_json::from_slice::<Loaded>(payload).map(|e| LiveEvent::Loaded(e.into()))
-    } else {
-        serde_json::from_slice::<Failed>(payload).map(|e| LiveEvent::Failed(e.into()))
-    };
-    match result {
-        Ok(event) => Some(event),
+    match message::decode(subject, payload) {
+        Ok(Received::Loaded(loaded)) => Some(LiveEvent::Loaded((*loaded).into())),
+        Ok(Received::Failed(failed)) => Some(LiveEvent::Failed((*failed).into())),
+        Ok(other) => {
+            tracing::debug!(subject, env = ?other.env(), "not a run event; ignored");
+            None
+        }
         Err(err) => {
-            tracing::warn!(subject, error = %err, "ignoring a run event that does not parse");
+            tracing::warn!(subject, error = %err, "ignoring a run event that does not decode");
             None
         }
     }
@@ -283,5 +293,24 @@ mod tests {
         };
         assert_eq!(summary.reason, "nyt line 3: bad date");
         assert_eq!(summary.stage, Stage::Transform);
+        assert_eq!(summary.kind, FailureKind::InvalidData);
+        assert_eq!(
+            serde_json::to_value(&summary).unwrap()["kind"],
+            "invalid_data",
+            "pages read the kind as a word"
+        );
+    }
+
+    #[test]
+    fn an_event_for_another_env_than_its_subject_is_skipped() {
+        let failed = serde_json::json!({
+            "schema_version": 1, "env": "other", "run_id": "r1", "stage": "load",
+            "kind": "internal", "reason": "x", "inputs": [],
+            "failed_at": "2024-01-01T00:00:00Z"
+        });
+        assert_eq!(
+            decode("etl.t.failed.load", failed.to_string().as_bytes()),
+            None
+        );
     }
 }

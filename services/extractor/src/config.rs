@@ -8,6 +8,8 @@ use shared::source::UpstreamLocation;
 use shared::{Env, Source};
 use url::Url;
 
+use crate::download::{CUT_OFF_RETRY, Retry};
+
 /// Where one source's file lives upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSettings {
@@ -50,6 +52,8 @@ pub struct Config {
     pub secondary_limit_wait: Duration,
     /// Wait after a 403 that is not a rate limit: a permission problem needs a person.
     pub permission_backoff: Duration,
+    /// How a download cut off by the connection is tried again before it is reported.
+    pub download_retry: Retry,
     pub sources: Vec<SourceSettings>,
 }
 
@@ -99,6 +103,7 @@ impl Config {
             retry_max: Duration::from_secs(10 * 60),
             secondary_limit_wait: Duration::from_secs(60),
             permission_backoff: Duration::from_secs(30 * 60),
+            download_retry: CUT_OFF_RETRY,
             sources,
         })
     }

@@ -3,11 +3,10 @@
 //! Sources are checked first and announced after: when both have new commits, both payloads are
 //! the latest in KV before either event goes out, so the transformer builds one run from both.
 
-use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use shared::events::{Extracted, Failed, SCHEMA_VERSION, Stage, Trigger, TriggerKind};
-use shared::nats::{backoff, publish_event};
+use shared::nats::publish_event;
 use shared::store::{kv_put, latest_key, record_extracted};
 use shared::{Source, run_id, subjects};
 use tokio::time::Instant;
@@ -15,14 +14,11 @@ use tracing::Instrument;
 
 use crate::config::SourceSettings;
 use crate::cursor;
-use crate::error::{FailureKind, RecordError};
+use crate::error::RecordError;
+use crate::failure::{Wait, judge};
 use crate::github::GithubError;
 use crate::poller::{Check, CheckError, Poller};
-
-/// After this many transient failures in a row, a source's trouble is reported as a failed extract.
-const REPORT_AFTER_FAILURES: u32 = 5;
-/// The longest a source waits after a failed download before polls try it again.
-const MAX_SOURCE_RETRY: Duration = Duration::from_secs(30 * 60);
+use crate::trouble::{self, Cause, Reported, Trouble};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CycleKind {
@@ -86,9 +82,12 @@ impl Poller {
             }
             let span = tracing::debug_span!("check", source = %s.source);
             match self.check(&s).instrument(span).await {
-                Ok(Check::Unchanged(refreshed)) => cursors.extend(refreshed.map(|c| (s.source, c))),
+                Ok(Check::Unchanged(refreshed)) => {
+                    self.recovered(s.source).await;
+                    cursors.extend(refreshed.map(|c| (s.source, c)));
+                }
                 Ok(Check::SameContent(c)) => {
-                    self.clear_failures(s.source);
+                    self.recovered(s.source).await;
                     cursors.push((s.source, c));
                 }
                 Ok(Check::New(payload)) => fresh.push((s.source, payload)),
@@ -155,7 +154,7 @@ impl Poller {
                 }
                 for (source, payload) in fresh {
                     report.extracted.push(source);
-                    self.clear_failures(source);
+                    self.recovered(source).await;
                     cursors.push((source, payload.cursor));
                 }
             }
@@ -231,13 +230,22 @@ impl Poller {
         )
     }
 
-    fn clear_failures(&mut self, source: Source) {
+    /// The source answered: its trouble is over, so the next failure is a new one and its cause is
+    /// reported again.
+    async fn recovered(&mut self, source: Source) {
         let state = self.state_mut(source);
-        state.failures = 0;
         state.retry_at = None;
+        let Some(trouble) = state.trouble.take() else {
+            return;
+        };
+        tracing::info!(%source, since = %trouble.since, was = %trouble.kind, "the source works again");
+        if let Err(err) = trouble::clear(&self.stores.state, &self.env, source).await {
+            tracing::warn!(%source, error = %err, "could not clear the source's trouble in KV");
+        }
     }
 
-    /// Logs, counts and, where it is upstream's fault, reports the failure; returns one sentence.
+    /// Backs the source off, remembers its trouble (in KV too, for `etl status` and restarts) and,
+    /// where a person must act, reports it once per cause; returns one sentence.
     async fn handle_failure(
         &mut self,
         s: &SourceSettings,
@@ -245,102 +253,86 @@ impl Poller {
         err: CheckError,
     ) -> String {
         let source = s.source;
-        let initial = self.state(source).latest.is_none();
-        let trigger = kind.trigger(initial);
-        if let CheckError::Github(
-            err @ (GithubError::Holding { .. } | GithubError::RateLimited { .. }),
-        ) = err
-        {
-            // Not the source's fault: it keeps its place.
-            return err.to_string();
-        }
+        let trigger = kind.trigger(self.state(source).latest.is_none());
+        let failures = self.state(source).trouble.as_ref().map_or(0, |t| t.failures);
+        let verdict = judge(
+            s,
+            err,
+            failures + 1,
+            self.poll_interval,
+            self.permission_backoff,
+        );
+        let (now, now_utc) = (Instant::now(), Utc::now());
+        let (retry_at, until) = match verdict.wait {
+            Wait::NextPoll => (None, None),
+            Wait::Source(wait) => (Some(now + wait), Some(now_utc + wait)),
+            Wait::RateLimit(at) => (None, Some(now_utc + at.saturating_duration_since(now))),
+        };
         let state = self.state_mut(source);
-        state.failures += 1;
-        let failures = state.failures;
-        match err {
-            CheckError::Rejected {
-                kind: failure,
-                reason,
-                commit,
-            } => {
-                tracing::warn!(%source, kind = failure.as_str(), %reason, "extract failed; nothing stored");
-                let retry = backoff(failures, self.poll_interval, MAX_SOURCE_RETRY);
-                self.state_mut(source).retry_at = Some(Instant::now() + retry);
-                self.report_failed(
-                    source,
-                    failure,
-                    &reason,
-                    commit.as_deref().unwrap_or("none"),
-                    trigger,
-                )
+        let previous = state.trouble.take();
+        state.retry_at = retry_at;
+        state.trouble = Some(Trouble {
+            kind: verdict.kind.to_owned(),
+            reason: verdict.reason.clone(),
+            since: previous.as_ref().map_or(now_utc, |t| t.since),
+            failures: failures + u32::from(verdict.counts),
+            until,
+            reported: previous.and_then(|t| t.reported),
+        });
+        if let Some(cause) = verdict.report {
+            self.report_failed(source, cause, &verdict.reason, trigger)
                 .await;
-                reason
-            }
-            CheckError::Github(GithubError::Forbidden { url, message }) => {
-                tracing::error!(%source, %url, %message, wait_s = self.permission_backoff.as_secs(), "GitHub refused access (403, not a rate limit): check GITHUB_TOKEN and the repository setting");
-                self.not_before = Some(Instant::now() + self.permission_backoff);
-                format!(
-                    "GitHub refused access to {} (403 {message}); check GITHUB_TOKEN",
-                    s.location.repo
-                )
-            }
-            CheckError::Github(GithubError::NotFound { url }) => {
-                let reason = format!(
-                    "GitHub has no repository {} with a branch {} ({url} answered 404)",
-                    s.location.repo, s.location.branch
-                );
-                tracing::error!(%source, %reason, "check the {}_REPO and {}_BRANCH settings", source.as_str().to_uppercase(), source.as_str().to_uppercase());
-                self.not_before = Some(Instant::now() + self.permission_backoff);
-                self.report_failed(source, FailureKind::Unavailable, &reason, "none", trigger)
-                    .await;
-                reason
-            }
-            err => {
-                tracing::warn!(%source, error = %err, failures, "could not check upstream; backing off");
-                if failures == REPORT_AFTER_FAILURES {
-                    let reason = format!(
-                        "{} could not be checked in {failures} attempts in a row: {err}",
-                        s.location.repo
-                    );
-                    let id = format!("streak{}", Utc::now().timestamp());
-                    self.report_failed(source, FailureKind::Unavailable, &reason, &id, trigger)
-                        .await;
-                }
-                err.to_string()
-            }
         }
+        if let Some(trouble) = &self.state(source).trouble
+            && let Err(err) = trouble::save(&self.stores.state, &self.env, source, trouble).await
+        {
+            tracing::warn!(%source, error = %err, "could not save the source's trouble in KV");
+        }
+        verdict.reason
     }
 
-    /// Publishes `etl.<env>.failed.extract`; the message id names the source, commit and kind, so
-    /// retries of the same bad commit are one event within the duplicate window.
-    async fn report_failed(
-        &self,
-        source: Source,
-        kind: FailureKind,
-        reason: &str,
-        commit: &str,
-        trigger: Trigger,
-    ) {
+    /// Publishes `etl.<env>.failed.extract` for `cause`, unless it is the cause last reported for
+    /// the source: a person hears of each cause once, and again only when it changes or after the
+    /// source has worked in between.
+    async fn report_failed(&mut self, source: Source, cause: Cause, reason: &str, trigger: Trigger) {
+        let state = self.state(source);
+        let reported = state.trouble.as_ref().and_then(|t| t.reported.as_ref());
+        if reported.is_some_and(|r| r.cause == cause) {
+            tracing::debug!(%source, kind = cause.kind.as_str(), "already reported; not again until the cause changes or the source recovers");
+            return;
+        }
+        let at = Utc::now();
         let failed = Failed {
             schema_version: SCHEMA_VERSION,
             env: self.env.clone(),
             run_id: None,
             stage: Stage::Extract,
-            kind: kind.as_str().to_owned(),
+            kind: cause.kind.as_str().to_owned(),
             reason: reason.to_owned(),
             inputs: Vec::new(),
             trigger: Some(trigger),
             source: Some(source),
-            failed_at: Utc::now(),
+            failed_at: at,
         };
+        // Source, commit, kind and the moment of this report: a retried publish is one event,
+        // while the same cause coming back after a recovery is a new one.
         let msg_id = format!(
-            "failed:{}:extract:{source}:{commit}:{}",
+            "failed:{}:extract:{source}:{}:{}:{}",
             self.env,
-            kind.as_str()
+            cause.commit.as_deref().unwrap_or("none"),
+            cause.kind.as_str(),
+            at.timestamp_micros()
         );
         let subject = subjects::failed(&self.env, Stage::Extract);
-        if let Err(err) = publish_event(&self.stores.js, &subject, &msg_id, &failed).await {
-            tracing::warn!(%source, error = %err, "could not publish the failed extract");
+        match publish_event(&self.stores.js, &subject, &msg_id, &failed).await {
+            Ok(_) => {
+                if let Some(trouble) = self.state_mut(source).trouble.as_mut() {
+                    trouble.reported = Some(Reported { cause, at });
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%source, error = %err, "could not publish the failed extract; the next failure tries again")
+            }
         }
     }
 }

@@ -1,8 +1,13 @@
 //! Downloading a file pinned to a commit, and accepting it only when whole: never more than
 //! `MAX_PAYLOAD_BYTES` held (the limit is enforced while streaming), the length GitHub announced,
-//! and the git blob sha GitHub reports for the path at that commit.
+//! and the git blob sha GitHub reports for the path at that commit. A body cut off by the
+//! connection is tried again a few times before it counts as a failure.
+
+use std::future::Future;
+use std::time::Duration;
 
 use sha1::{Digest, Sha1};
+use shared::nats::backoff;
 
 use crate::config::SourceSettings;
 use crate::error::{DownloadError, FailureKind};
@@ -30,8 +35,71 @@ pub fn looks_like_html(start: &[u8]) -> bool {
     text.starts_with("<!doctype html") || text.starts_with("<html")
 }
 
-/// Downloads `s`'s file at `commit` and checks it against `blob`.
+/// How often, and how patiently, a download cut off by the connection is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The wait before the second attempt; each later wait doubles, up to `max_wait`.
+    pub first_wait: Duration,
+    pub max_wait: Duration,
+}
+
+/// A flaky connection usually works again within seconds; a host that keeps cutting the body off
+/// is reported after three attempts, about two seconds, so a poll is not held up for long.
+pub const CUT_OFF_RETRY: Retry = Retry {
+    attempts: 3,
+    first_wait: Duration::from_millis(500),
+    max_wait: Duration::from_secs(5),
+};
+
+/// Downloads `s`'s file at `commit` and checks it against `blob`; a body cut short (fewer bytes
+/// than announced or than GitHub reports) is a network hiccup, tried again as `retry` says before
+/// it is reported.
 pub async fn download(
+    github: &Github,
+    s: &SourceSettings,
+    commit: &str,
+    blob: &BlobInfo,
+    limit: u64,
+    retry: Retry,
+) -> Result<Vec<u8>, DownloadError> {
+    retry_cut_off(retry, || download_once(github, s, commit, blob, limit)).await
+}
+
+/// Runs `attempt` until it gives something other than a truncated body, or `retry.attempts` are
+/// spent; the last truncation then says how many attempts were made.
+pub async fn retry_cut_off<T, F, Fut>(retry: Retry, mut attempt: F) -> Result<T, DownloadError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DownloadError>>,
+{
+    let mut made = 0;
+    loop {
+        made += 1;
+        match attempt().await {
+            Err(DownloadError::Rejected {
+                kind: FailureKind::Truncated,
+                reason,
+            }) => {
+                if made >= retry.attempts {
+                    let reason = if made > 1 {
+                        format!("{reason}; cut off in each of {made} attempts")
+                    } else {
+                        reason
+                    };
+                    return Err(DownloadError::rejected(FailureKind::Truncated, reason));
+                }
+                let wait = backoff(made, retry.first_wait, retry.max_wait);
+                tracing::info!(attempt = made, wait_ms = wait.as_millis() as u64, %reason, "the download was cut off; trying again");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn download_once(
     github: &Github,
     s: &SourceSettings,
     commit: &str,
@@ -201,6 +269,62 @@ mod tests {
             Err(DownloadError::Rejected { kind, .. }) => Some(kind),
             _ => None,
         }
+    }
+
+    const QUICK: Retry = Retry {
+        attempts: 3,
+        first_wait: Duration::from_millis(1),
+        max_wait: Duration::from_millis(2),
+    };
+
+    fn cut_off() -> DownloadError {
+        DownloadError::rejected(FailureKind::Truncated, "received 10 of the 20 bytes announced")
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_off_once_is_fetched_again_without_a_failure() {
+        let mut made = 0;
+        let result = retry_cut_off(QUICK, || {
+            made += 1;
+            let outcome = if made == 1 { Err(cut_off()) } else { Ok(made) };
+            async move { outcome }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_off_every_time_fails_after_the_last_attempt() {
+        let mut made = 0;
+        let result: Result<(), _> = retry_cut_off(QUICK, || {
+            made += 1;
+            async { Err(cut_off()) }
+        })
+        .await;
+        assert_eq!(made, 3);
+        match result {
+            Err(DownloadError::Rejected {
+                kind: FailureKind::Truncated,
+                reason,
+            }) => assert!(reason.ends_with("cut off in each of 3 attempts"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn other_failures_are_not_tried_again() {
+        let mut made = 0;
+        let result: Result<(), _> = retry_cut_off(QUICK, || {
+            made += 1;
+            async { Err(DownloadError::rejected(FailureKind::Integrity, "altered")) }
+        })
+        .await;
+        assert_eq!(made, 1);
+        assert_eq!(
+            kind(result),
+            Some(FailureKind::Integrity),
+            "an altered body is no network hiccup"
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{Config, SourceSettings};
-use crate::ratelimit::{Budget, Refusal, classify_refusal};
+use crate::ratelimit::Budget;
+use crate::refusal::{ErrorBody, Refusal, classify_refusal};
 
 const API_ACCEPT: &str = "application/vnd.github+json";
 const API_VERSION: &str = "2022-11-28";
@@ -38,6 +39,8 @@ pub enum GithubError {
         "GitHub refused {url} with 403 ({message}): the token is missing, lacks permission, or the repository is private"
     )]
     Forbidden { url: String, message: String },
+    #[error("GitHub refused {url} with 403 ({message}): the file is too large for the contents API")]
+    TooLarge { url: String, message: String },
     #[error("{url} was not found (404)")]
     NotFound { url: String },
     #[error("{url} answered {status}")]
@@ -298,20 +301,16 @@ impl Github {
             return Ok(response);
         }
         let headers = response.headers().clone();
-        let message = read_json::<serde_json::Value>(url, response)
+        // A body that cannot be read leaves the status and headers to decide.
+        let body = read_body(url, response)
             .await
-            .ok()
-            .and_then(|body| {
-                body.get("message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_owned)
-            })
+            .map(|bytes| ErrorBody::parse(&bytes))
             .unwrap_or_default();
         let refusals = self.refusals + 1;
         match classify_refusal(
             status,
             &headers,
-            &message,
+            &body,
             Utc::now(),
             self.secondary_wait,
             refusals,
@@ -327,9 +326,13 @@ impl Github {
                     why,
                 })
             }
-            Refusal::Permission => Err(GithubError::Forbidden {
+            Refusal::TooLarge => Err(GithubError::TooLarge {
                 url: url.to_string(),
-                message,
+                message: body.message,
+            }),
+            Refusal::Forbidden => Err(GithubError::Forbidden {
+                url: url.to_string(),
+                message: body.message,
             }),
         }
     }
@@ -350,8 +353,17 @@ fn check_success(url: &Url, status: StatusCode) -> Result<(), GithubError> {
 
 async fn read_json<T: serde::de::DeserializeOwned>(
     url: &Url,
-    mut response: Response,
+    response: Response,
 ) -> Result<T, GithubError> {
+    let body = read_body(url, response).await?;
+    serde_json::from_slice(&body).map_err(|err| GithubError::Decode {
+        url: url.to_string(),
+        reason: err.to_string(),
+    })
+}
+
+/// The whole body of an API answer, bounded by [`MAX_JSON_BYTES`].
+async fn read_body(url: &Url, mut response: Response) -> Result<Vec<u8>, GithubError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -369,10 +381,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             });
         }
     }
-    serde_json::from_slice(&body).map_err(|err| GithubError::Decode {
-        url: url.to_string(),
-        reason: err.to_string(),
-    })
+    Ok(body)
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -8,7 +8,9 @@
 //! - [`poller`]: checking one source (conditional commits request, paging back to the last commit
 //!   seen, blob sha, download, store); [`download`] streams and verifies the file; [`cursor`] is the
 //!   per-source state kept in KV.
-//! - [`cycle`]: one round over all sources and what it publishes (extracted, failed extract).
+//! - [`cycle`]: one round over all sources and what it publishes (extracted, failed extract);
+//!   [`failure`] judges a failed check (back-off, report) and [`refusal`] reads GitHub's 403/429
+//!   answers; [`trouble`] is a failing source's state in KV, which `etl status` shows.
 //! - [`worker`]: the loop that runs polls, triggers and the daily run ([`schedule`]);
 //!   [`trigger`] serves the request-reply subject.
 
@@ -17,11 +19,14 @@ pub mod cursor;
 pub mod cycle;
 pub mod download;
 pub mod error;
+pub mod failure;
 pub mod github;
 pub mod poller;
 pub mod ratelimit;
+pub mod refusal;
 pub mod schedule;
 pub mod trigger;
+pub mod trouble;
 pub mod worker;
 
 use anyhow::Context;

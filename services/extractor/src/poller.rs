@@ -2,7 +2,7 @@
 //! new ones, every commit since the last one seen (paging back as far as needed), then the newest
 //! commit's file, downloaded pinned to its sha, verified, and stored once in `etl-raw`.
 //!
-//! [`Poller`] owns the per-source state (cursor, latest payload, failures); `cycle.rs` runs a check
+//! [`Poller`] owns the per-source state (cursor, latest payload, trouble); `cycle.rs` runs a check
 //! of every source and publishes the results.
 
 use std::collections::HashMap;
@@ -20,9 +20,10 @@ use url::Url;
 
 use crate::config::{Config, SourceSettings};
 use crate::cursor::{self, Cursor};
-use crate::download::{download, short};
+use crate::download::{Retry, download, short};
 use crate::error::{DownloadError, FailureKind};
 use crate::github::{CommitSummary, CommitsPage, Github, GithubError};
+use crate::trouble::{self, Trouble};
 
 /// How many commit pages are read back looking for the last commit seen before giving up on it
 /// (history rewritten, or the extractor was off for very long).
@@ -70,9 +71,11 @@ pub(crate) enum CheckError {
 pub(crate) struct SourceState {
     pub cursor: Option<Cursor>,
     pub latest: Option<Extracted>,
-    /// Failed attempts in a row at the current newest commit.
-    pub failures: u32,
-    /// After a failed attempt, polls leave the source alone until then (a trigger does not).
+    /// What has gone wrong since the source last worked, as kept in KV; `None` while it works.
+    pub trouble: Option<Trouble>,
+    /// After a failed attempt, polls leave the source alone until then (a trigger does not); the
+    /// monotonic twin of `trouble.until`. Each source has its own: one source's trouble never
+    /// holds up the other.
     pub retry_at: Option<Instant>,
 }
 
@@ -85,15 +88,14 @@ pub struct Poller {
     pub(crate) poll_interval: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) permission_backoff: Duration,
+    pub(crate) download_retry: Retry,
     pub(crate) state: HashMap<Source, SourceState>,
     /// API requests that failed in a row (5xx, timeouts): the next poll backs off.
     pub(crate) api_failures: u32,
-    /// Set after a permission problem: no poll before it.
-    pub(crate) not_before: Option<Instant>,
 }
 
 impl Poller {
-    /// Loads each source's cursor and latest payload from KV.
+    /// Loads each source's cursor, latest payload and last trouble from KV.
     pub async fn new(
         config: &Config,
         github: Github,
@@ -103,12 +105,18 @@ impl Poller {
         for s in &config.sources {
             let cursor = cursor::load(&stores.state, &config.env, s.source).await?;
             let latest = latest_extracted(&stores.state, &config.env, s.source).await?;
+            // The cause already reported is kept; a back-off is not: a restart (often after a fix,
+            // such as a new GITHUB_TOKEN) checks every source at once.
+            let trouble = trouble::load(&stores.state, &config.env, s.source)
+                .await
+                .map(|t| Trouble { until: None, ..t });
             state.insert(
                 s.source,
                 SourceState {
                     cursor,
                     latest,
-                    ..SourceState::default()
+                    trouble,
+                    retry_at: None,
                 },
             );
         }
@@ -121,9 +129,9 @@ impl Poller {
             poll_interval: config.poll_interval,
             retry_max: config.retry_max,
             permission_backoff: config.permission_backoff,
+            download_retry: config.download_retry,
             state,
             api_failures: 0,
-            not_before: None,
         })
     }
 
@@ -225,6 +233,21 @@ impl Poller {
                     commit: Some(newest.sha.clone()),
                 });
             }
+            // Over 100 MB GitHub's contents API serves not even the metadata: that version of
+            // the file cannot be taken, like one over MAX_PAYLOAD_BYTES.
+            Err(GithubError::TooLarge { message, .. }) => {
+                return Err(CheckError::Rejected {
+                    kind: FailureKind::TooLarge,
+                    reason: format!(
+                        "GitHub's contents API will not serve the {} file {} {} at commit {}: it is too large (403: {message})",
+                        s.source,
+                        s.location.repo,
+                        s.location.path,
+                        short(&newest.sha)
+                    ),
+                    commit: Some(newest.sha.clone()),
+                });
+            }
             other => other?,
         };
         let new_cursor = Cursor {
@@ -239,8 +262,15 @@ impl Poller {
             return Ok(Check::SameContent(new_cursor));
         }
 
-        let bytes = download(&self.github, s, &newest.sha, &blob, self.max_payload)
-            .await
+        let bytes = download(
+            &self.github,
+            s,
+            &newest.sha,
+            &blob,
+            self.max_payload,
+            self.download_retry,
+        )
+        .await
             .map_err(|err| match err {
                 DownloadError::Rejected { kind, reason } => CheckError::Rejected {
                     kind,

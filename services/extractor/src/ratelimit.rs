@@ -1,11 +1,10 @@
-//! GitHub's rate-limit rules as pure functions: reading the `x-ratelimit-*` headers, deciding how
-//! long a refused request (403/429) must wait, and how far apart polls must be so the budget lasts
-//! until it resets.
+//! GitHub's request budget as pure functions: reading the `x-ratelimit-*` headers, and how far
+//! apart polls must be so the budget lasts until it resets. What a refused request means (and how
+//! long it must wait) is [`crate::refusal`].
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 /// The request budget GitHub reported on its last answer.
@@ -56,60 +55,8 @@ impl Budget {
     }
 }
 
-/// What a refused request asks of us.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// A rate limit: send nothing to the API for `wait`; `why` says which rule applied.
-    RateLimited { wait: Duration, why: String },
-    /// A 403 that is no rate limit: the token (or its absence) does not allow this.
-    Permission,
-}
-
-/// Applies GitHub's documented order for 403/429: `retry-after` first; then, when the budget is
-/// spent, the reset time; then, for a secondary limit without either, at least `secondary_wait`,
-/// doubling with each refusal in a row (`streak` counts from 1).
-pub fn classify_refusal(
-    status: StatusCode,
-    headers: &HeaderMap,
-    message: &str,
-    now: DateTime<Utc>,
-    secondary_wait: Duration,
-    streak: u32,
-) -> Refusal {
-    if let Some(seconds) = header_u64(headers, "retry-after") {
-        return Refusal::RateLimited {
-            wait: Duration::from_secs(seconds),
-            why: format!("GitHub answered {status} with retry-after {seconds}s"),
-        };
-    }
-    if let Some(budget) = Budget::from_headers(headers).filter(|b| b.remaining == 0) {
-        // One second past the reset, so the first request lands in the new window.
-        let wait = (budget.reset - now).to_std().unwrap_or_default() + Duration::from_secs(1);
-        return Refusal::RateLimited {
-            wait,
-            why: format!(
-                "the primary rate limit of {} requests is spent until {}",
-                budget.limit,
-                budget.reset.format("%H:%M:%S UTC")
-            ),
-        };
-    }
-    // GitHub only tells a secondary limit apart from a permission problem by its message.
-    let secondary = status == StatusCode::TOO_MANY_REQUESTS
-        || message.to_ascii_lowercase().contains("rate limit");
-    if secondary {
-        let wait = secondary_wait.saturating_mul(1 << streak.saturating_sub(1).min(6));
-        return Refusal::RateLimited {
-            wait,
-            why: format!(
-                "GitHub answered {status} (a secondary rate limit) without saying how long to wait"
-            ),
-        };
-    }
-    Refusal::Permission
-}
-
-fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+/// A header as a number; `None` when absent or not one.
+pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
@@ -133,65 +80,22 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     #[test]
-    fn retry_after_wins_over_everything_else() {
-        let h = headers(&[
-            ("retry-after", "7".into()),
-            ("x-ratelimit-remaining", "0".into()),
-        ]);
-        let refusal = classify_refusal(StatusCode::FORBIDDEN, &h, "", at(0), MINUTE, 1);
-        assert!(
-            matches!(refusal, Refusal::RateLimited { wait, .. } if wait == Duration::from_secs(7))
-        );
-    }
-
-    #[test]
-    fn a_spent_budget_waits_until_just_after_the_reset() {
+    fn the_budget_is_read_from_the_headers_or_is_absent() {
         let h = headers(&[
             ("x-ratelimit-limit", "60".into()),
-            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-remaining", "12".into()),
             ("x-ratelimit-reset", "1000".into()),
         ]);
-        let refusal = classify_refusal(
-            StatusCode::FORBIDDEN,
-            &h,
-            "API rate limit exceeded",
-            at(900),
-            MINUTE,
-            1,
+        assert_eq!(
+            Budget::from_headers(&h),
+            Some(Budget {
+                limit: 60,
+                remaining: 12,
+                reset: at(1000)
+            })
         );
-        assert!(
-            matches!(refusal, Refusal::RateLimited { wait, .. } if wait == Duration::from_secs(101))
-        );
-    }
-
-    #[test]
-    fn a_secondary_limit_without_a_time_waits_a_minute_then_doubles() {
-        let h = headers(&[("x-ratelimit-remaining", "4000".into())]);
-        let first = classify_refusal(StatusCode::TOO_MANY_REQUESTS, &h, "", at(0), MINUTE, 1);
-        let third = classify_refusal(
-            StatusCode::FORBIDDEN,
-            &h,
-            "You have exceeded a secondary rate limit",
-            at(0),
-            MINUTE,
-            3,
-        );
-        assert!(matches!(first, Refusal::RateLimited { wait, .. } if wait == MINUTE));
-        assert!(matches!(third, Refusal::RateLimited { wait, .. } if wait == 4 * MINUTE));
-    }
-
-    #[test]
-    fn a_plain_403_is_a_permission_problem() {
-        let h = headers(&[("x-ratelimit-remaining", "4000".into())]);
-        let refusal = classify_refusal(
-            StatusCode::FORBIDDEN,
-            &h,
-            "Resource not accessible by integration",
-            at(0),
-            MINUTE,
-            1,
-        );
-        assert_eq!(refusal, Refusal::Permission);
+        // GitHub Enterprise with rate limiting off sends none of them.
+        assert_eq!(Budget::from_headers(&HeaderMap::new()), None);
     }
 
     #[test]

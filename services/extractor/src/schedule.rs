@@ -31,12 +31,17 @@ impl Poller {
             delay = until - now;
             why = Some("GitHub's rate limit asks us to wait".to_owned());
         }
-        if let Some(until) = self
-            .not_before
-            .filter(|until| *until > now && *until - now > delay)
-        {
-            delay = until - now;
-            why = Some("GitHub refused access (403); retrying later".to_owned());
+        // Each source backs off on its own; only when all of them do is there no point in polling
+        // before the first is due.
+        let first_due = self
+            .sources
+            .iter()
+            .map(|s| self.state(s.source).retry_at)
+            .collect::<Option<Vec<Instant>>>()
+            .and_then(|due| due.into_iter().min());
+        if let Some(due) = first_due.filter(|due| *due > now && *due - now > delay) {
+            delay = due - now;
+            why = Some("every source is backing off after a failure (see `etl status`)".to_owned());
         }
         let per_poll = self.sources.len() as u64;
         if let Some(budget) = self.github.budget()

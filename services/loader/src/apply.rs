@@ -2,17 +2,26 @@
 //!
 //! Under a transaction-scoped advisory lock per env (so runs of one env never overlap, across
 //! processes too): a run that already succeeded changes nothing and its `Loaded` event is rebuilt
-//! from `etl_runs`; otherwise the stored rows are diffed with the run's rows, DESIGN rule 7 is
-//! checked, the run's SQL is applied (`write`) and the run recorded in `etl_runs`. The SQL row
-//! counts must agree with the diff's, or nothing is committed.
+//! from `etl_runs`; a run that comes before one that already succeeded (by [`RunOrder`], never by
+//! a clock) is recorded as superseded; otherwise the stored rows are diffed with the run's rows,
+//! DESIGN rule 7 is checked, the run's SQL is applied (`write`) and the run recorded in
+//! `etl_runs`. The SQL row counts must agree with the diff's, or nothing is committed.
+//!
+//! [`RunOrder`]: shared::events::RunOrder
+//!
+//! No wait is unbounded: the session's `lock_timeout` (`DB_LOCK_TIMEOUT`) applies to the advisory
+//! lock and to every table lock alike, and its error (SQLSTATE 55P03) is transient, so a load
+//! stuck behind another session gives up, rolls back and is retried later.
 
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use dataset::DailyRow;
 use shared::events::{
-    Failed, Loaded, MAX_CORRECTIONS_IN_EVENT, SCHEMA_VERSION, Stage, Timings, Transformed,
+    Failed, FailureKind, Loaded, MAX_CORRECTIONS_IN_EVENT, SCHEMA_VERSION, Stage, Timings,
+    Transformed,
 };
+use shared::ids::RunId;
 use tokio_postgres::Client;
 
 use crate::db;
@@ -27,7 +36,8 @@ pub struct RunToLoad {
     pub rows: Vec<DailyRow>,
     /// When the run started: the fetch of the extraction that triggered it.
     pub started_at: DateTime<Utc>,
-    /// When the transformer took the run up: runs are applied in this order, never backwards.
+    /// When the transformer took the run up, by its clock: shown in `etl_runs`, never compared
+    /// (runs are ordered by `transformed.order`).
     pub transformed_at: DateTime<Utc>,
     /// Load steps timed before the transaction (reading the dataset), in ms.
     pub timings: Timings,
@@ -41,11 +51,13 @@ pub enum Applied {
     /// The run had already succeeded: nothing changed; this is its event, rebuilt from `etl_runs`.
     AlreadyLoaded(Box<Loaded>),
     /// DESIGN rule 7: the run would remove too many stored dates. It is recorded as failed and
-    /// `us_daily` is untouched; publish this event.
+    /// `us_daily` is untouched; publish this event. It is the run's answer, not a failure to
+    /// handle the message.
     Suspicious(Box<Failed>),
-    /// A newer run already succeeded (this one was overtaken while being retried); nothing
-    /// changed, so older data never overwrites newer.
-    Superseded { by: String },
+    /// A run that comes after this one already succeeded (this one was overtaken while being
+    /// retried): `us_daily` is untouched, so older data never overwrites newer, and the run is
+    /// recorded as `superseded` by `by`. Nothing is announced.
+    Superseded { by: RunId },
 }
 
 /// Applies `run` to its env (whose schema must be migrated) in one transaction.
@@ -72,10 +84,19 @@ pub async fn apply_run(
     {
         return Ok(Applied::AlreadyLoaded(Box::new(loaded)));
     }
-    if let Some(by) = runs::newer_success(&tx, &t.env, run.transformed_at)
+    if let Some(by) = runs::newer_success(&tx, &t.env, t.order)
         .await
         .map_err(LoadError::db("read etl_runs"))?
     {
+        let times = RunTimes {
+            started_at: run.started_at,
+            transformed_at: run.transformed_at,
+            finished_at: Utc::now(),
+        };
+        runs::record_superseded(&tx, t, &by, times)
+            .await
+            .map_err(LoadError::db("record the superseded run"))?;
+        tx.commit().await.map_err(LoadError::db("commit"))?;
         return Ok(Applied::Superseded { by });
     }
     steps.lap("lock");
@@ -95,11 +116,12 @@ pub async fn apply_run(
             env: t.env.clone(),
             run_id: Some(t.run_id.clone()),
             stage: Stage::Load,
-            kind: err.kind().to_owned(),
+            kind: FailureKind::SuspiciousRemoval,
             reason: err.to_string(),
             inputs: t.inputs.clone(),
             trigger: Some(t.trigger.clone()),
             source: None,
+            cause: None,
             failed_at: Utc::now(),
         };
         runs::record_failed(&tx, &failed, run.started_at)
@@ -141,6 +163,7 @@ pub async fn apply_run(
     let recorded = runs::record_succeeded(
         &tx,
         &loaded,
+        t.order,
         RunTimes {
             started_at: run.started_at,
             transformed_at: run.transformed_at,

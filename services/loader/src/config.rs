@@ -1,7 +1,14 @@
-//! The loader's settings: `NATS_*`, `ETL_ENVS`, `DATABASE_URL` and `MAX_REMOVED_SHARE`.
+//! The loader's settings: `NATS_*`, `ETL_ENVS`, `DATABASE_URL` (with `DB_STATEMENT_TIMEOUT` and
+//! `DB_LOCK_TIMEOUT`) and `MAX_REMOVED_SHARE`.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use shared::EnvScope;
 use shared::config::{ConfigError, NatsConfig, Parser, Vars};
+use shared::postgres::SessionSettings;
+
+use crate::curated::{READ_DEADLINE, ReadPause};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid";
 
@@ -10,10 +17,20 @@ pub struct Config {
     pub nats: NatsConfig,
     /// The envs whose runs this instance loads (`ETL_ENVS`).
     pub scope: EnvScope,
-    /// PostgreSQL (`DATABASE_URL`); its `Debug` hides the password.
+    /// PostgreSQL (`DATABASE_URL`) with the session timeouts and keepalives already on it, so
+    /// every connection made from it (pool, tests) has them; its `Debug` hides the password.
     pub database: tokio_postgres::Config,
     /// The largest share of stored dates a run may remove (`MAX_REMOVED_SHARE`, 0 to 1).
     pub max_removed_share: f64,
+    /// The session timeouts put on `database` (`DB_STATEMENT_TIMEOUT`, `DB_LOCK_TIMEOUT`): a
+    /// message's deadline is made to outlast them.
+    pub session: SessionSettings,
+    /// The longest the curated object's read may take ([`READ_DEADLINE`]; no variable, tests
+    /// shorten it).
+    pub read_deadline: Duration,
+    /// Test seam: when set, the loader stops once between the curated object's metadata and its
+    /// content, until the test releases it. Never set outside tests.
+    pub read_pause: Option<Arc<ReadPause>>,
 }
 
 impl Config {
@@ -21,7 +38,13 @@ impl Config {
         let mut p = Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
         let scope = p.env_scope();
-        let database = database(&mut p);
+        let mut database = database(&mut p);
+        let session = SessionSettings::parse(&mut p, SessionSettings::WRITER);
+        session.apply(&mut database);
+        if database.get_application_name().is_none() {
+            // Names the loader in pg_stat_activity, for whoever looks for a lock's holder.
+            database.application_name("loader");
+        }
         let max_removed_share = p.max_removed_share();
         p.finish()?;
         Ok(Config {
@@ -29,6 +52,9 @@ impl Config {
             scope,
             database,
             max_removed_share,
+            session,
+            read_deadline: READ_DEADLINE,
+            read_pause: None,
         })
     }
 }
@@ -68,6 +94,24 @@ mod tests {
         assert_eq!(config.max_removed_share, 0.05);
         assert_eq!(config.database.get_dbname(), Some("covid"));
         assert_eq!(config.database.get_user(), Some("postgres"));
+    }
+
+    #[test]
+    fn every_connection_gets_the_session_timeouts() {
+        let vars = Vars::from_pairs([("DB_LOCK_TIMEOUT", "2s")]);
+        let config = Config::from_vars(&vars).unwrap();
+        let options = config.database.get_options().unwrap();
+        assert!(options.contains("-c lock_timeout=2000"), "{options}");
+        assert!(options.contains("-c statement_timeout=30000"), "{options}");
+        assert_eq!(config.database.get_application_name(), Some("loader"));
+    }
+
+    #[test]
+    fn a_bad_timeout_stops_the_loader_with_one_line() {
+        let vars = Vars::from_pairs([("DB_STATEMENT_TIMEOUT", "forever")]);
+        let err = Config::from_vars(&vars).unwrap_err();
+        assert_eq!(err.lines.len(), 1, "{err}");
+        assert!(err.lines[0].starts_with("DB_STATEMENT_TIMEOUT: "), "{err}");
     }
 
     #[test]

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use dataset::DailyRow;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use shared::Env;
 use shared::hash::sha256_hex;
+use shared::postgres::SessionSettings;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, NoTls};
+use tokio_postgres::NoTls;
 
 /// The env's schema as a quoted SQL identifier. Env names are validated to `[a-z][a-z0-9_]*`, so
 /// quoting only guards against reserved words (an env called `user` or `order`).
@@ -28,14 +27,22 @@ pub fn lock_key(purpose: &str, env: &Env) -> i64 {
 /// shutting down, or a lock or resource was briefly unavailable. Anything else (a constraint, a
 /// syntax error) would fail the same way again.
 pub fn is_transient(err: &tokio_postgres::Error) -> bool {
-    let Some(code) = err.code() else {
+    match err.code() {
+        Some(code) => transient_code(code),
         // No SQLSTATE: the error happened on our side of the wire (I/O, a closed connection).
-        return true;
-    };
+        None => true,
+    }
+}
+
+fn transient_code(code: &SqlState) -> bool {
     let class = &code.code()[..2];
     // 08 connection, 40 rollback (serialization, deadlock), 53 resources, 57 operator
-    // intervention (shutdown, statement timeout), 58 system errors.
-    matches!(class, "08" | "40" | "53" | "57" | "58") || *code == SqlState::LOCK_NOT_AVAILABLE
+    // intervention (shutdown, statement timeout), 58 system errors; 55P03 is `lock_timeout`
+    // (a table or advisory lock held elsewhere for too long); 25P03 is the server closing a
+    // session left idle in a transaction, which a fresh connection does not inherit.
+    matches!(class, "08" | "40" | "53" | "57" | "58")
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
 }
 
 /// `host:port/dbname` for logs, without user or password.
@@ -55,9 +62,15 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 /// A small pool: the loader applies one run at a time, plus start-up migrations.
+///
+/// Every connection carries the session timeouts: `Config::from_vars` has put the configured ones
+/// on `config`; a config made elsewhere (a test, a benchmark) gets the defaults here, since
+/// applying them never replaces a setting already present.
 pub fn pool(config: &tokio_postgres::Config) -> Pool {
+    let mut config = config.clone();
+    SessionSettings::WRITER.apply(&mut config);
     let manager = Manager::from_config(
-        config.clone(),
+        config,
         NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -72,34 +85,9 @@ pub fn pool(config: &tokio_postgres::Config) -> Pool {
         .expect("a pool with a runtime and timeouts builds")
 }
 
-/// The SQL that reads an env's stored rows in date order (also what `etl diff` runs).
-pub fn stored_rows_sql(env: &Env) -> String {
-    format!(
-        "SELECT date, cases, deaths, recovered, new_cases, new_deaths, new_recovered
-         FROM {}.us_daily ORDER BY date",
-        schema(env)
-    )
-}
-
-/// The rows of `env`'s `us_daily`, by date.
-pub async fn stored_rows(
-    client: &impl GenericClient,
-    env: &Env,
-) -> Result<Vec<DailyRow>, tokio_postgres::Error> {
-    let rows = client.query(&stored_rows_sql(env), &[]).await?;
-    Ok(rows
-        .iter()
-        .map(|row| DailyRow {
-            date: row.get::<_, NaiveDate>(0),
-            cases: row.get(1),
-            deaths: row.get(2),
-            recovered: row.get(3),
-            new_cases: row.get(4),
-            new_deaths: row.get(5),
-            new_recovered: row.get(6),
-        })
-        .collect())
-}
+/// Reading an env's stored rows in date order (also what `etl diff` and the dashboard run): one
+/// mapping of `us_daily`, in `shared`.
+pub use shared::daily::{stored_rows, stored_rows_sql};
 
 #[cfg(test)]
 mod tests {
@@ -117,6 +105,19 @@ mod tests {
         assert_ne!(lock_key("load", &a), lock_key("load", &b));
         assert_ne!(lock_key("load", &a), lock_key("migrate", &a));
         assert_eq!(lock_key("load", &a), lock_key("load", &a));
+    }
+
+    #[test]
+    fn lock_and_idle_timeouts_are_transient() {
+        // A tokio_postgres::Error cannot be built here; the integration tests meet a real 55P03.
+        for code in [
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::QUERY_CANCELED,
+            SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+        ] {
+            assert!(transient_code(&code), "{}", code.code());
+        }
+        assert!(!transient_code(&SqlState::UNIQUE_VIOLATION));
     }
 
     #[test]

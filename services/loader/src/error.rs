@@ -1,8 +1,11 @@
-//! Why a run could not be loaded: transient trouble (PostgreSQL or NATS unavailable) is retried;
-//! anything else is reported as a failed load and never retried.
+//! Why a run could not be loaded, and what kind of failure that is for the settle step: transient
+//! trouble (PostgreSQL or NATS unavailable, a lock held, a slow read) is retried; anything else
+//! would fail the same way again and is reported at once.
 
 use dataset::DataError;
+use shared::events::FailureKind;
 use shared::nats::NatsError;
+use shared::settle::Failure;
 use shared::store::StoreError;
 
 use crate::db;
@@ -49,28 +52,54 @@ impl LoadError {
         move |source| LoadError::Db { step, source }
     }
 
-    /// The machine word of a permanent failure, or `None` when the error is worth retrying.
-    pub fn permanent_kind(&self) -> Option<&'static str> {
+    /// Whether the same message may succeed on the delivery after number `delivered` (1 is the
+    /// first): a server back, a lock released, a read that was cut short.
+    pub fn is_transient(&self, delivered: u64) -> bool {
         match self {
-            LoadError::Pool(_) | LoadError::Publish { .. } => None,
-            LoadError::Db { source, .. } if db::is_transient(source) => None,
-            LoadError::Migrate(err) if err.is_transient() => None,
-            LoadError::ReadCurated {
-                error: StoreError::TooLarge { .. },
-                ..
-            } => Some("too_large"),
-            LoadError::ReadCurated { .. } => None,
-            LoadError::Parquet { error, .. } => Some(error.kind()),
-            LoadError::RowCount { .. } => Some("inconsistent_event"),
-            LoadError::Decode(_) => Some("internal"),
-            LoadError::CountMismatch(_) => Some("count_mismatch"),
-            LoadError::Db { .. } | LoadError::Migrate(_) => Some("internal"),
+            LoadError::Pool(_) | LoadError::Publish { .. } => true,
+            LoadError::Db { source, .. } => db::is_transient(source),
+            LoadError::Migrate(err) => err.is_transient(),
+            // The store's rule: a missing or oversized object stays so; bytes that are not the
+            // announced ones are read once more, then given up on.
+            LoadError::ReadCurated { error, .. } => error.is_transient(delivered),
+            LoadError::Parquet { .. }
+            | LoadError::Decode(_)
+            | LoadError::RowCount { .. }
+            | LoadError::CountMismatch(_) => false,
+        }
+    }
+
+    /// The failure's machine word.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            LoadError::Pool(_) | LoadError::Publish { .. } => FailureKind::Unavailable,
+            LoadError::Db { source, .. } if db::is_transient(source) => FailureKind::Unavailable,
+            LoadError::Migrate(err) if err.is_transient() => FailureKind::Unavailable,
+            LoadError::Db { .. } | LoadError::Migrate(_) | LoadError::Decode(_) => {
+                FailureKind::Internal
+            }
+            LoadError::ReadCurated { error, .. } => error.kind(),
+            // The bytes are the ones the event announced, yet they are not a dataset.
+            LoadError::Parquet { .. } => FailureKind::CorruptObject,
+            LoadError::RowCount { .. } => FailureKind::InconsistentEvent,
+            LoadError::CountMismatch(_) => FailureKind::CountMismatch,
+        }
+    }
+
+    /// The classified failure the settle step acts on, at delivery number `delivered`.
+    pub fn failure(&self, delivered: u64) -> Failure {
+        if self.is_transient(delivered) {
+            Failure::transient(self.kind(), self.to_string())
+        } else {
+            Failure::permanent(self.kind(), self.to_string())
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -79,19 +108,45 @@ mod tests {
             what: "the loaded event",
             error: NatsError::ShutDown,
         };
-        assert_eq!(err.permanent_kind(), None);
+        assert!(err.is_transient(1));
+        assert_eq!(err.kind(), FailureKind::Unavailable);
         let err = LoadError::ReadCurated {
             name: "e/r.parquet".into(),
             error: StoreError::Nats(NatsError::ShutDown),
         };
-        assert_eq!(err.permanent_kind(), None);
+        assert!(err.failure(5).transient);
+    }
+
+    #[test]
+    fn a_curated_object_that_is_gone_is_given_up_at_once_and_a_slow_read_is_retried() {
+        let gone = LoadError::ReadCurated {
+            name: "e/r.parquet".into(),
+            error: StoreError::Missing {
+                name: "e/r.parquet".into(),
+                bucket: "etl-curated".into(),
+            },
+        };
+        let failure = gone.failure(1);
+        assert_eq!((failure.kind, failure.transient), (FailureKind::MissingObject, false));
+        let slow = LoadError::ReadCurated {
+            name: "e/r.parquet".into(),
+            error: StoreError::Timeout {
+                name: "e/r.parquet".into(),
+                operation: "read",
+                deadline: Duration::from_secs(30),
+            },
+        };
+        let failure = slow.failure(3);
+        assert_eq!((failure.kind, failure.transient), (FailureKind::Timeout, true));
     }
 
     #[test]
     fn a_count_mismatch_is_a_permanent_bug() {
         let err = LoadError::CountMismatch("inserted 2 rows, the diff expected 1".into());
-        assert_eq!(err.permanent_kind(), Some("count_mismatch"));
-        assert!(err.to_string().contains("nothing was committed"));
+        let failure = err.failure(1);
+        assert!(!failure.transient);
+        assert_eq!(failure.kind, FailureKind::CountMismatch);
+        assert!(failure.reason.contains("nothing was committed"));
     }
 
     #[test]
@@ -101,6 +156,7 @@ mod tests {
             announced: 3,
             found: 2,
         };
-        assert_eq!(err.permanent_kind(), Some("inconsistent_event"));
+        assert!(!err.is_transient(1));
+        assert_eq!(err.kind(), FailureKind::InconsistentEvent);
     }
 }

@@ -1,31 +1,26 @@
-//! What becomes of one message: a transformed run is read, applied and announced; a failure of
-//! an earlier stage is recorded. Errors end as a retry (transient) or a reported failure.
+//! What the loader does with one delivered event: a transformed run is read, applied and
+//! announced; a failure report of any stage is recorded in `etl_runs`. The result is `Ok` once
+//! the work is durable, or a classified [`Failure`] for the settle step, which retries, reports
+//! and dead-letters: the handler never publishes a failure of the message it was given.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use deadpool_postgres::Pool;
-use shared::consumer::{Delivery, Outcome};
-use shared::events::{Failed, Loaded, SCHEMA_VERSION, Stage, Transformed};
+use shared::consumer::Delivery;
+use shared::events::{Failed, FailureKind, Transformed};
+use shared::message::{Event, Publish};
 use shared::nats::{self, Stores, backoff};
-use shared::store::{self, CURATED_STARTED_AT, CURATED_TRANSFORMED_AT};
-use shared::{Env, subjects};
+use shared::settle::Failure;
+use shared::{Env, EnvScope};
 
 use crate::apply::{Applied, RunToLoad, apply_run};
 use crate::config::Config;
+use crate::consumer::retry_delay;
 use crate::error::LoadError;
-use crate::{migrate, runs};
-
-/// The largest curated dataset the loader reads: a real one is tens of kB.
-pub const MAX_CURATED_BYTES: u64 = 64 * 1024 * 1024;
-
-/// What a curated object's metadata says about its run's timing.
-struct CuratedTimes {
-    started_at: Option<DateTime<Utc>>,
-    transformed_at: Option<DateTime<Utc>>,
-}
+use crate::{curated, migrate, runs};
 
 pub(crate) struct Handler {
     stores: Stores,
@@ -45,33 +40,33 @@ impl Handler {
         }
     }
 
-    pub async fn handle(&self, delivery: Delivery) -> Outcome {
-        let Some(env) = subjects::env_of(&delivery.subject) else {
-            return Outcome::Reject {
-                reason: format!("{} names no valid env", delivery.subject),
-            };
+    pub async fn handle(&self, delivery: Delivery) -> Result<(), Failure> {
+        let delivered = delivery.delivered;
+        let result = match delivery.event {
+            Event::Transformed(event) => self.on_transformed(*event, &delivery.subject).await,
+            Event::Failed(event) => self.on_failed(*event).await,
+            // The consumer's filters take only the two above.
+            _ => {
+                return Err(Failure::permanent(
+                    FailureKind::Internal,
+                    format!(
+                        "the loader does not consume {}: it is outside its filters",
+                        delivery.subject
+                    ),
+                ));
+            }
         };
-        if delivery.subject == subjects::transformed(&env) {
-            match serde_json::from_slice::<Transformed>(&delivery.payload) {
-                Ok(event) => self.on_transformed(&delivery, event).await,
-                Err(err) => Outcome::Reject {
-                    reason: format!(
-                        "the message on {} is not a transformed event: {err}",
-                        delivery.subject
-                    ),
-                },
+        result.map_err(|err| {
+            let failure = err.failure(delivered);
+            if matches!(err, LoadError::CountMismatch(_)) {
+                tracing::error!(subject = %delivery.subject, reason = %failure.reason, "BUG: the load disagrees with the diff; rolled back");
             }
-        } else {
-            match serde_json::from_slice::<Failed>(&delivery.payload) {
-                Ok(event) => self.on_failed(&delivery, event).await,
-                Err(err) => Outcome::Reject {
-                    reason: format!(
-                        "the message on {} is not a failed event: {err}",
-                        delivery.subject
-                    ),
-                },
+            if failure.transient {
+                failure.retry_after(retry_delay(delivered))
+            } else {
+                failure
             }
-        }
+        })
     }
 
     /// Migrates the schema of every env this instance serves that exists or is listed (and
@@ -81,7 +76,7 @@ impl Handler {
         loop {
             match self.migrate_known_envs().await {
                 Ok(()) => return Ok(()),
-                Err(err) if err.permanent_kind().is_none() && !shutdown.is_triggered() => {
+                Err(err) if err.is_transient(1) && !shutdown.is_triggered() => {
                     attempt += 1;
                     let delay =
                         backoff(attempt, Duration::from_millis(500), Duration::from_secs(10));
@@ -98,8 +93,8 @@ impl Handler {
 
     async fn migrate_known_envs(&self) -> Result<(), LoadError> {
         let envs = match &self.config.scope {
-            shared::EnvScope::Only(envs) => envs.clone(),
-            shared::EnvScope::All => {
+            EnvScope::Only(envs) => envs.clone(),
+            EnvScope::All => {
                 let client = self.pool.get().await?;
                 let mut envs = migrate::known_envs(&client)
                     .await
@@ -129,27 +124,27 @@ impl Handler {
         Ok(())
     }
 
-    async fn on_transformed(&self, delivery: &Delivery, event: Transformed) -> Outcome {
-        let applied = match self.load(&event).await {
-            Ok(applied) => applied,
-            Err(err) => return self.fail(delivery, &event, err).await,
-        };
-        match applied {
+    async fn on_transformed(&self, event: Transformed, subject: &str) -> Result<(), LoadError> {
+        match self.load(&event).await? {
             Applied::Loaded(loaded) => {
                 tracing::info!(env = %loaded.env, run_id = %loaded.run_id, counts = ?loaded.counts, timings = ?loaded.timings, "loaded");
-                self.publish_loaded(delivery, &loaded).await
+                // Committed but not announced, the redelivery finds the run succeeded and
+                // publishes the same event (same message id) again.
+                self.announce(&*loaded, "the loaded event").await
             }
             Applied::AlreadyLoaded(loaded) => {
                 tracing::info!(env = %loaded.env, run_id = %loaded.run_id, "run already loaded, publishing its event again");
-                self.publish_loaded(delivery, &loaded).await
+                self.announce(&*loaded, "the loaded event").await
             }
+            // DESIGN rule 7 is the run's answer, recorded as failed with it: announced here like
+            // a loaded run, while the message itself was handled.
             Applied::Suspicious(failed) => {
                 tracing::warn!(env = %failed.env, run_id = ?failed.run_id, reason = %failed.reason, "run refused as suspicious");
-                self.publish_failed(delivery, &failed).await
+                self.announce(&*failed, "the failed event").await
             }
             Applied::Superseded { by } => {
-                tracing::warn!(env = %event.env, run_id = %event.run_id, newer = %by, "a newer run already loaded, skipping this one");
-                Outcome::Ack
+                tracing::warn!(%subject, env = %event.env, run_id = %event.run_id, newer = %by, "a run after this one is already loaded; recorded this one as superseded");
+                Ok(())
             }
         }
     }
@@ -157,7 +152,14 @@ impl Handler {
     async fn load(&self, event: &Transformed) -> Result<Applied, LoadError> {
         self.ensure_migrated(&event.env).await?;
         let read_started = Instant::now();
-        let (bytes, times) = self.read_curated(event).await?;
+        let dataset = curated::read(
+            &self.stores.curated,
+            &event.object,
+            self.config.read_deadline,
+            self.config.read_pause.as_deref(),
+        )
+        .await?;
+        let bytes = dataset.bytes;
         // Decoding is CPU work, and polars' Parquet reader calls `block_in_place`, which panics
         // on a current-thread runtime: keep it on a blocking thread.
         let rows = tokio::task::spawn_blocking(move || dataset::from_parquet(&bytes))
@@ -179,182 +181,31 @@ impl Handler {
             transformed: event.clone(),
             rows,
             // A dataset stored without these (not by the transformer) is timed from now.
-            started_at: times.started_at.unwrap_or_else(Utc::now),
-            transformed_at: times.transformed_at.unwrap_or_else(Utc::now),
+            started_at: dataset.started_at.unwrap_or_else(Utc::now),
+            transformed_at: dataset.transformed_at.unwrap_or_else(Utc::now),
             timings: vec![("read".to_owned(), read_ms)],
         };
         let mut client = self.pool.get().await?;
         apply_run(&mut client, &run, self.config.max_removed_share).await
     }
 
-    /// The dataset's bytes, and when its run started and was transformed (object metadata).
-    async fn read_curated(
-        &self,
-        event: &Transformed,
-    ) -> Result<(Vec<u8>, CuratedTimes), LoadError> {
-        let name = &event.object.name;
-        let error = |error| LoadError::ReadCurated {
-            name: name.clone(),
-            error,
-        };
-        let bytes = store::get_object(&self.stores.curated, name, MAX_CURATED_BYTES)
+    /// Records a failure report of any stage, this one's included (the settle step's report of a
+    /// message the loader gave up on comes back here).
+    async fn on_failed(&self, event: Failed) -> Result<(), LoadError> {
+        self.ensure_migrated(&event.env).await?;
+        let client = self.pool.get().await?;
+        runs::record_failed(&**client, &event, event.failed_at)
             .await
-            .map_err(error)?;
-        let info = self.stores.curated.info(name).await.map_err(|source| {
-            error(store::StoreError::Get {
-                name: name.clone(),
-                source: source.into(),
-            })
-        })?;
-        let time = |key: &str| {
-            info.metadata
-                .get(key)
-                .and_then(|value| DateTime::parse_from_rfc3339(value).ok())
-                .map(|at| at.with_timezone(&Utc))
-        };
-        let times = CuratedTimes {
-            started_at: time(CURATED_STARTED_AT),
-            transformed_at: time(CURATED_TRANSFORMED_AT),
-        };
-        Ok((bytes, times))
+            .map_err(LoadError::db("record a failed run"))?;
+        tracing::info!(env = %event.env, id = %event.id(), stage = event.stage.as_str(), kind = %event.kind, "recorded a failed run");
+        Ok(())
     }
 
-    async fn on_failed(&self, delivery: &Delivery, event: Failed) -> Outcome {
-        let recorded = async {
-            self.ensure_migrated(&event.env).await?;
-            let client = self.pool.get().await?;
-            runs::record_failed(&**client, &event, event.failed_at)
-                .await
-                .map_err(LoadError::db("record a failed run"))
-        }
-        .await;
-        match recorded {
-            Ok(_) => {
-                tracing::info!(env = %event.env, id = %event.id(), stage = event.stage.as_str(), kind = %event.kind, "recorded a failed run");
-                Outcome::Ack
-            }
-            Err(err) if err.permanent_kind().is_none() && !delivery.last_attempt => {
-                Outcome::Retry {
-                    delay: retry_delay(delivery),
-                    reason: err.to_string(),
-                }
-            }
-            Err(err) => {
-                tracing::error!(env = %event.env, id = %event.id(), error = %err, "could not record a failed run");
-                Outcome::Reject {
-                    reason: err.to_string(),
-                }
-            }
-        }
+    async fn announce<E: Publish>(&self, event: &E, what: &'static str) -> Result<(), LoadError> {
+        let duplicate = nats::publish(&self.stores.js, event)
+            .await
+            .map_err(|error| LoadError::Publish { what, error })?;
+        tracing::debug!(subject = %event.subject(), duplicate, "published {what}");
+        Ok(())
     }
-
-    /// Retries a transient error; otherwise (or on the last attempt) records the load as failed,
-    /// reports it on `etl.<env>.failed.load` and rejects the event.
-    async fn fail(&self, delivery: &Delivery, event: &Transformed, err: LoadError) -> Outcome {
-        let (kind, reason) = match err.permanent_kind() {
-            Some(kind) => (kind, err.to_string()),
-            None if delivery.last_attempt => (
-                "unavailable",
-                format!(
-                    "the load gave up after {} attempts: {err}",
-                    delivery.delivered
-                ),
-            ),
-            None => {
-                return Outcome::Retry {
-                    delay: retry_delay(delivery),
-                    reason: err.to_string(),
-                };
-            }
-        };
-        if matches!(err, LoadError::CountMismatch(_)) {
-            tracing::error!(env = %event.env, run_id = %event.run_id, %reason, "BUG: the load disagrees with the diff; rolled back");
-        }
-        let failed = Failed {
-            schema_version: SCHEMA_VERSION,
-            env: event.env.clone(),
-            run_id: Some(event.run_id.clone()),
-            stage: Stage::Load,
-            kind: kind.to_owned(),
-            reason,
-            inputs: event.inputs.clone(),
-            trigger: Some(event.trigger.clone()),
-            source: None,
-            failed_at: Utc::now(),
-        };
-        // Best effort: when PostgreSQL is what failed, the event still tells people.
-        let recorded = async {
-            let client = self.pool.get().await?;
-            runs::record_failed(&**client, &failed, failed.failed_at)
-                .await
-                .map_err(LoadError::db("record a failed run"))
-        }
-        .await;
-        if let Err(record) = recorded {
-            tracing::warn!(env = %failed.env, run_id = %event.run_id, error = %record, "could not record the failed load");
-        }
-        self.publish_failed(delivery, &failed).await
-    }
-
-    async fn publish_loaded(&self, delivery: &Delivery, loaded: &Loaded) -> Outcome {
-        let msg_id = format!("loaded:{}", loaded.run_id);
-        match nats::publish_event(
-            &self.stores.js,
-            &subjects::loaded(&loaded.env),
-            &msg_id,
-            loaded,
-        )
-        .await
-        {
-            Ok(duplicate) => {
-                tracing::debug!(run_id = %loaded.run_id, duplicate, "published the loaded event");
-                Outcome::Ack
-            }
-            // Committed but not announced: the redelivery finds the run succeeded and publishes
-            // its event (same message id) again.
-            Err(error) => Outcome::Retry {
-                delay: retry_delay(delivery),
-                reason: LoadError::Publish {
-                    what: "the loaded event",
-                    error,
-                }
-                .to_string(),
-            },
-        }
-    }
-
-    async fn publish_failed(&self, delivery: &Delivery, failed: &Failed) -> Outcome {
-        let msg_id = format!("failed:load:{}", failed.id());
-        match nats::publish_event(
-            &self.stores.js,
-            &subjects::failed(&failed.env, Stage::Load),
-            &msg_id,
-            failed,
-        )
-        .await
-        {
-            Ok(_) => Outcome::Reject {
-                reason: failed.reason.clone(),
-            },
-            Err(error) if !delivery.last_attempt => Outcome::Retry {
-                delay: retry_delay(delivery),
-                reason: LoadError::Publish {
-                    what: "the failed event",
-                    error,
-                }
-                .to_string(),
-            },
-            Err(error) => {
-                tracing::error!(env = %failed.env, error = %error, reason = %failed.reason, "could not report a failed load");
-                Outcome::Reject {
-                    reason: failed.reason.clone(),
-                }
-            }
-        }
-    }
-}
-
-fn retry_delay(delivery: &Delivery) -> Duration {
-    let attempt = u32::try_from(delivery.delivered).unwrap_or(u32::MAX);
-    backoff(attempt, Duration::from_secs(1), Duration::from_secs(60))
 }

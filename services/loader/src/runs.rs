@@ -1,12 +1,18 @@
-//! The `etl_runs` table: one row per run, succeeded or failed, and the `Loaded` event of a run
-//! that already succeeded, rebuilt from its row so it can be published again.
+//! The `etl_runs` table: one row per run — succeeded, failed, or superseded by a newer run — and
+//! the `Loaded` event of a run that already succeeded, rebuilt from its row so it can be
+//! published again.
+//!
+//! Runs are ordered by their [`RunOrder`] (upstream commit time, then the stream sequence of the
+//! extracted event that started them), stored in `upstream_time` and `sequence`; no host's clock
+//! decides which run is newer.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use shared::Env;
 use shared::events::{
     Correction, Counts, Dropped, Failed, Field, InputRef, Loaded, MAX_CORRECTIONS_IN_EVENT,
-    SCHEMA_VERSION, Timings, Trigger,
+    RunOrder, SCHEMA_VERSION, Timings, Transformed, Trigger,
 };
+use shared::ids::RunId;
 use tokio_postgres::types::Json;
 use tokio_postgres::{Error, GenericClient, Row};
 
@@ -24,15 +30,16 @@ pub struct RunTimes {
 pub async fn record_succeeded(
     client: &impl GenericClient,
     loaded: &Loaded,
+    order: RunOrder,
     times: RunTimes,
 ) -> Result<u64, Error> {
     let sql = format!(
         "INSERT INTO {s}.etl_runs AS r (run_id, status, stage, kind, error, trigger, inputs,
              inserted, updated, unchanged, removed, revised, corrections_total, rows, first_date,
              last_date, dropped, warnings, timings, duration_ms, started_at, transformed_at,
-             finished_at)
+             finished_at, upstream_time, sequence)
          VALUES ($1, 'succeeded', 'load', NULL, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-             $12, $13, $14, $15, $16, $17, $18, $19)
+             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
          ON CONFLICT (run_id) DO UPDATE SET status = 'succeeded', stage = 'load', kind = NULL,
              error = NULL, trigger = EXCLUDED.trigger, inputs = EXCLUDED.inputs,
              inserted = EXCLUDED.inserted, updated = EXCLUDED.updated,
@@ -42,7 +49,8 @@ pub async fn record_succeeded(
              last_date = EXCLUDED.last_date, dropped = EXCLUDED.dropped,
              warnings = EXCLUDED.warnings, timings = EXCLUDED.timings,
              duration_ms = EXCLUDED.duration_ms, started_at = EXCLUDED.started_at,
-             transformed_at = EXCLUDED.transformed_at, finished_at = EXCLUDED.finished_at
+             transformed_at = EXCLUDED.transformed_at, finished_at = EXCLUDED.finished_at,
+             upstream_time = EXCLUDED.upstream_time, sequence = EXCLUDED.sequence
          WHERE r.status = 'failed'",
         s = schema(&loaded.env)
     );
@@ -51,7 +59,7 @@ pub async fn record_succeeded(
         .execute(
             &sql,
             &[
-                &loaded.run_id,
+                &loaded.run_id.as_str(),
                 &Json(&loaded.trigger),
                 &Json(&loaded.inputs),
                 &signed(c.inserted),
@@ -70,13 +78,71 @@ pub async fn record_succeeded(
                 &times.started_at,
                 &times.transformed_at,
                 &times.finished_at,
+                &order.upstream_time,
+                &signed(order.sequence),
+            ],
+        )
+        .await
+}
+
+/// Records that the run of `transformed` was not applied because `newer` (a later run by
+/// [`RunOrder`]) had already succeeded; recording it again changes nothing. A failure of the same
+/// run recorded earlier is replaced: the run got further since.
+pub async fn record_superseded(
+    client: &impl GenericClient,
+    transformed: &Transformed,
+    newer: &RunId,
+    times: RunTimes,
+) -> Result<u64, Error> {
+    let sql = format!(
+        "INSERT INTO {s}.etl_runs AS r (run_id, status, stage, kind, error, superseded_by,
+             trigger, inputs, rows, first_date, last_date, dropped, warnings, started_at,
+             transformed_at, finished_at, upstream_time, sequence)
+         VALUES ($1, 'superseded', 'load', NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+             $13, $14, $15)
+         ON CONFLICT (run_id) DO UPDATE SET status = 'superseded', stage = 'load', kind = NULL,
+             error = EXCLUDED.error, superseded_by = EXCLUDED.superseded_by,
+             trigger = EXCLUDED.trigger, inputs = EXCLUDED.inputs, rows = EXCLUDED.rows,
+             first_date = EXCLUDED.first_date, last_date = EXCLUDED.last_date,
+             dropped = EXCLUDED.dropped, warnings = EXCLUDED.warnings,
+             transformed_at = EXCLUDED.transformed_at, finished_at = EXCLUDED.finished_at,
+             upstream_time = EXCLUDED.upstream_time, sequence = EXCLUDED.sequence
+         WHERE r.status = 'failed'",
+        s = schema(&transformed.env)
+    );
+    let t = transformed;
+    let reason = format!(
+        "superseded: run {newer}, which comes after this one, was already loaded; this run \
+         (upstream commits up to {}, extraction #{}) was not applied",
+        t.order.upstream_time.format("%Y-%m-%d %H:%M:%S UTC"),
+        t.order.sequence
+    );
+    client
+        .execute(
+            &sql,
+            &[
+                &t.run_id.as_str(),
+                &reason,
+                &newer.as_str(),
+                &Json(&t.trigger),
+                &Json(&t.inputs),
+                &signed(t.rows),
+                &t.first_date,
+                &t.last_date,
+                &Json(&t.dropped),
+                &Json(&t.warnings),
+                &times.started_at,
+                &times.transformed_at,
+                &times.finished_at,
+                &t.order.upstream_time,
+                &signed(t.order.sequence),
             ],
         )
         .await
 }
 
 /// Records a failed run, keyed by [`Failed::id`]: recording the same failure twice changes
-/// nothing, and a run that already succeeded is never marked failed.
+/// nothing, and a run that already succeeded (or was superseded) is never marked failed.
 pub async fn record_failed(
     client: &impl GenericClient,
     failed: &Failed,
@@ -96,9 +162,9 @@ pub async fn record_failed(
         .execute(
             &sql,
             &[
-                &failed.id(),
+                &failed.id().as_str(),
                 &failed.stage.as_str(),
-                &failed.kind,
+                &failed.kind.as_str(),
                 &failed.reason,
                 &failed.trigger.as_ref().map(Json),
                 &Json(&failed.inputs),
@@ -113,15 +179,16 @@ pub async fn record_failed(
 pub async fn find_succeeded(
     client: &impl GenericClient,
     env: &Env,
-    run_id: &str,
+    run_id: &RunId,
 ) -> Result<Option<Loaded>, Error> {
+    let run_id_sql = run_id.as_str();
     let s = schema(env);
     let sql = format!(
         "SELECT trigger, inputs, inserted, updated, unchanged, removed, revised, corrections_total,
              rows, first_date, last_date, dropped, warnings, timings, duration_ms
          FROM {s}.etl_runs WHERE run_id = $1 AND status = 'succeeded'"
     );
-    let Some(row) = client.query_opt(&sql, &[&run_id]).await? else {
+    let Some(row) = client.query_opt(&sql, &[&run_id_sql]).await? else {
         return Ok(None);
     };
     let corrections = client
@@ -130,7 +197,7 @@ pub async fn find_succeeded(
                 "SELECT date, field, old_value, new_value FROM {s}.us_daily_changes
                  WHERE run_id = $1 ORDER BY date, field LIMIT $2"
             ),
-            &[&run_id, &(MAX_CORRECTIONS_IN_EVENT as i64)],
+            &[&run_id_sql, &(MAX_CORRECTIONS_IN_EVENT as i64)],
         )
         .await?
         .iter()
@@ -139,30 +206,41 @@ pub async fn find_succeeded(
     Ok(Some(loaded_from_row(env, run_id, &row, corrections)))
 }
 
-/// The latest succeeded run transformed after `transformed_at`, if any: a run that old arriving
-/// now (a retried delivery overtaken by a newer run) must not overwrite newer data.
+/// The newest succeeded run that comes after `order`, if any: a run arriving after it (a retried
+/// delivery overtaken by a newer run) must not overwrite newer data.
+///
+/// Rows compare as `(upstream_time, sequence)`; a row recorded before runs carried an order has
+/// no sequence, and so is newer only when its upstream commits are strictly newer.
 pub async fn newer_success(
     client: &impl GenericClient,
     env: &Env,
-    transformed_at: DateTime<Utc>,
-) -> Result<Option<String>, Error> {
+    order: RunOrder,
+) -> Result<Option<RunId>, Error> {
     let sql = format!(
-        "SELECT run_id FROM {}.etl_runs WHERE status = 'succeeded' AND transformed_at > $1
-         ORDER BY transformed_at DESC LIMIT 1",
+        "SELECT run_id FROM {}.etl_runs
+         WHERE status = 'succeeded' AND (upstream_time, sequence) > ($1, $2)
+         ORDER BY upstream_time DESC, sequence DESC NULLS LAST LIMIT 1",
         schema(env)
     );
-    Ok(client
-        .query_opt(&sql, &[&transformed_at])
+    let Some(row) = client
+        .query_opt(&sql, &[&order.upstream_time, &signed(order.sequence)])
         .await?
-        .map(|row| row.get(0)))
+    else {
+        return Ok(None);
+    };
+    let run_id: String = row.get(0);
+    // Only the loader writes run ids, and only valid ones; an edited row is still a newer run.
+    Ok(Some(
+        RunId::new(run_id).unwrap_or_else(|_| RunId::new("unknown").expect("a valid run id")),
+    ))
 }
 
-fn loaded_from_row(env: &Env, run_id: &str, row: &Row, corrections: Vec<Correction>) -> Loaded {
+fn loaded_from_row(env: &Env, run_id: &RunId, row: &Row, corrections: Vec<Correction>) -> Loaded {
     let count = |name: &str| unsigned(row.get::<_, Option<i64>>(name));
     Loaded {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
-        run_id: run_id.to_owned(),
+        run_id: run_id.clone(),
         trigger: row.get::<_, Json<Trigger>>("trigger").0,
         inputs: row.get::<_, Json<Vec<InputRef>>>("inputs").0,
         counts: Counts {

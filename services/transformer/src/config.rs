@@ -1,7 +1,14 @@
-//! The transformer's settings: `NATS_*`, `ETL_ENVS` and `MAX_PAYLOAD_BYTES`.
+//! The transformer's settings: `NATS_*`, `ETL_ENVS` and `MAX_PAYLOAD_BYTES`, plus what tests
+//! set in code (the clock, the object-store deadline).
 
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use shared::EnvScope;
 use shared::config::{ConfigError, NatsConfig, Parser, Vars};
+use shared::store;
 
 /// The default limit on one raw payload: the real upstream files are a few MB, so 64 MiB leaves
 /// room for growth while refusing a runaway download before it is parsed.
@@ -14,6 +21,40 @@ pub struct Config {
     pub scope: EnvScope,
     /// A raw payload larger than this fails the run as `too_large` (`MAX_PAYLOAD_BYTES`).
     pub max_payload_bytes: u64,
+    /// The longest one object-store read or write may take ([`store::OBJECT_DEADLINE`]).
+    pub store_deadline: Duration,
+    /// Where `transformed_at` (curated object metadata, for people) comes from.
+    pub clock: Clock,
+}
+
+/// The time as the transformer sees it: the system clock, or one a test fixes.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    pub fn new(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    pub fn fixed(at: DateTime<Utc>) -> Self {
+        Self::new(move || at)
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new(Utc::now)
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Clock({})", self.now().to_rfc3339())
+    }
 }
 
 impl Config {
@@ -30,6 +71,8 @@ impl Config {
             nats,
             scope,
             max_payload_bytes,
+            store_deadline: store::OBJECT_DEADLINE,
+            clock: Clock::default(),
         })
     }
 }
@@ -44,6 +87,15 @@ mod tests {
         assert_eq!(config.scope, EnvScope::All);
         assert_eq!(config.max_payload_bytes, DEFAULT_MAX_PAYLOAD_BYTES);
         assert_eq!(config.nats.url, "nats://127.0.0.1:4222");
+        assert_eq!(config.store_deadline, store::OBJECT_DEADLINE);
+    }
+
+    #[test]
+    fn a_fixed_clock_always_tells_the_same_time() {
+        let at = DateTime::from_timestamp(1_600_000_000, 0).unwrap();
+        let clock = Clock::fixed(at);
+        assert_eq!(clock.now(), at);
+        assert_eq!(clock.clone().now(), at);
     }
 
     #[test]

@@ -1,59 +1,98 @@
-//! Why a run did not finish. Bad data is permanent (reported, never retried); trouble reaching NATS
-//! or the object store is transient (retried with backoff).
+//! Why a run did not finish, and how each reason is classified for the settle step: bad upstream
+//! data is permanent (reported, never retried); a store or broker that is slow or away is
+//! transient (retried with backoff, then given up on); an object that is not what its event
+//! promised is read once more, then given up on (see [`StoreError::is_transient`]).
 
-use dataset::DataError;
+use dataset::{DataError, Problem};
 use shared::Source;
+use shared::events::FailureKind;
 use shared::nats::NatsError;
+use shared::settle::Failure;
 use shared::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RunError {
-    #[error(transparent)]
-    Data(#[from] DataError),
+    #[error("could not read the latest {input} extraction from the state bucket: {error}")]
+    ReadState { input: Source, error: StoreError },
     #[error("the {input} payload {name} is larger than the limit of {limit} bytes")]
     TooLarge {
         input: Source,
         name: String,
         limit: u64,
     },
+    #[error("could not read the {input} payload: {error}")]
+    ReadPayload { input: Source, error: StoreError },
+    #[error(transparent)]
+    Transform(#[from] DataError),
     #[error("the transform stopped unexpectedly: {0}")]
     Panicked(String),
     #[error("the transform produced no rows")]
     Empty,
-    #[error("could not read the latest {input} extraction from the state bucket: {error}")]
-    ReadState { input: Source, error: StoreError },
-    #[error("could not read the {input} payload: {error}")]
-    ReadPayload { input: Source, error: StoreError },
     #[error("could not store the curated dataset: {0}")]
     StoreCurated(StoreError),
+    /// The run's curated object was already there (an earlier delivery of the run wrote it) with
+    /// other bytes than this transform's, and reading it back failed.
+    #[error("the curated dataset already stored for this run cannot be used: {0}")]
+    CheckCurated(StoreError),
+    /// The same, but it reads back as another dataset than this transform's.
+    #[error(
+        "the curated dataset {name} already stored for this run holds other rows than its inputs give ({problem}); it is left as it is"
+    )]
+    ForeignCurated { name: String, problem: String },
     #[error("could not publish the transformed event: {0}")]
     Publish(NatsError),
 }
 
 impl RunError {
-    /// The machine word of a permanent failure, or `None` when the error is worth retrying.
-    pub(crate) fn permanent_kind(&self) -> Option<&'static str> {
+    /// The failure the settle step reports (or retries) for this error at delivery number
+    /// `delivered` (1 on the first).
+    pub(crate) fn failure(&self, delivered: u64) -> Failure {
+        let reason = self.to_string();
+        let store = |error: &StoreError| {
+            if error.is_transient(delivered) {
+                Failure::transient(error.kind(), reason.clone())
+            } else {
+                Failure::permanent(error.kind(), reason.clone())
+            }
+        };
         match self {
-            RunError::Data(err) => Some(err.kind()),
-            RunError::TooLarge { .. } => Some("too_large"),
+            RunError::ReadState { error, .. }
+            | RunError::ReadPayload { error, .. }
+            | RunError::StoreCurated(error)
+            | RunError::CheckCurated(error) => store(error),
+            RunError::TooLarge { .. } => Failure::permanent(FailureKind::TooLarge, reason),
+            RunError::Transform(err) => Failure::permanent(data_kind(err), reason),
             // A panic on some input would panic again on every redelivery.
-            RunError::Panicked(_) => Some("internal"),
-            RunError::Empty => Some("no_rows"),
-            RunError::ReadState {
-                error: StoreError::KvDecode { .. },
-                ..
-            } => Some("invalid_state"),
-            RunError::ReadState { .. }
-            | RunError::ReadPayload { .. }
-            | RunError::StoreCurated(_)
-            | RunError::Publish(_) => None,
+            RunError::Panicked(_) => Failure::permanent(FailureKind::Internal, reason),
+            RunError::Empty => Failure::permanent(FailureKind::InvalidData, reason),
+            RunError::ForeignCurated { .. } => {
+                Failure::permanent(FailureKind::CorruptObject, reason)
+            }
+            RunError::Publish(_) => Failure::transient(FailureKind::Unavailable, reason),
         }
+    }
+}
+
+/// The failure kind of a transform error. Variants, not `DataError::kind`'s words: the contract's
+/// kinds are [`FailureKind`]'s.
+fn data_kind(err: &DataError) -> FailureKind {
+    match err {
+        DataError::Payload { problem, .. } => match problem {
+            Problem::Html { .. } | Problem::Json { .. } | Problem::Gzip => FailureKind::NotCsv,
+            Problem::CutLastRow { .. } => FailureKind::Truncated,
+            _ => FailureKind::InvalidData,
+        },
+        DataError::Invalid(_) | DataError::NoCommonDate { .. } => FailureKind::InvalidData,
+        DataError::SuspiciousRemoval { .. } => FailureKind::SuspiciousRemoval,
+        // Writing rows that passed validation cannot fail but by a bug.
+        DataError::Parquet(_) | DataError::Internal(_) => FailureKind::Internal,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::ids::Digest;
 
     #[test]
     fn an_oversized_payload_is_permanent_and_named() {
@@ -62,18 +101,59 @@ mod tests {
             name: "e/jhu/abc".into(),
             limit: 10,
         };
-        assert_eq!(err.permanent_kind(), Some("too_large"));
+        let failure = err.failure(1);
+        assert_eq!(failure.kind, FailureKind::TooLarge);
+        assert!(!failure.transient);
         assert_eq!(
-            err.to_string(),
+            failure.reason,
             "the jhu payload e/jhu/abc is larger than the limit of 10 bytes"
         );
     }
 
     #[test]
     fn store_and_broker_trouble_is_transient() {
-        let err = RunError::Publish(NatsError::ShutDown);
-        assert_eq!(err.permanent_kind(), None);
-        let err = RunError::StoreCurated(StoreError::Nats(NatsError::ShutDown));
-        assert_eq!(err.permanent_kind(), None);
+        let failure = RunError::Publish(NatsError::ShutDown).failure(1);
+        assert!(failure.transient);
+        assert_eq!(failure.kind, FailureKind::Unavailable);
+        let failure = RunError::StoreCurated(StoreError::Nats(NatsError::ShutDown)).failure(3);
+        assert!(failure.transient);
+    }
+
+    #[test]
+    fn a_missing_payload_is_permanent() {
+        let err = RunError::ReadPayload {
+            input: Source::Nyt,
+            error: StoreError::Missing {
+                name: "e/nyt/abc".into(),
+                bucket: "etl-raw".into(),
+            },
+        };
+        let failure = err.failure(1);
+        assert_eq!(failure.kind, FailureKind::MissingObject);
+        assert!(!failure.transient);
+        assert!(failure.reason.contains("e/nyt/abc"), "{}", failure.reason);
+    }
+
+    #[test]
+    fn a_payload_that_is_not_what_was_announced_is_read_once_more() {
+        let err = RunError::ReadPayload {
+            input: Source::Jhu,
+            error: StoreError::DigestMismatch {
+                name: "e/jhu/abc".into(),
+                expected: Digest::of(b"a"),
+                found: Digest::of(b"b"),
+            },
+        };
+        assert_eq!(err.failure(1).kind, FailureKind::CorruptObject);
+        assert!(err.failure(1).transient);
+        assert!(!err.failure(2).transient);
+    }
+
+    #[test]
+    fn bad_data_is_permanent_invalid_data() {
+        let err = RunError::Transform(dataset::transform(b"date,cases\n", b"x").unwrap_err());
+        let failure = err.failure(1);
+        assert!(!failure.transient);
+        assert_eq!(failure.kind, FailureKind::InvalidData);
     }
 }

@@ -1,13 +1,14 @@
 //! What becomes of one extracted event: skipped when it is no longer its source's latest, held
-//! until the other source has a payload, or run; and how a failed run is reported.
+//! until the other source has a payload, or run. A failure is returned, classified, to the
+//! consumer's settle step, which retries, reports and dead-letters; nothing here does.
 
-use std::time::Duration;
-
-use chrono::Utc;
-use shared::consumer::{Delivery, Outcome};
-use shared::events::{Extracted, Failed, SCHEMA_VERSION, Stage};
-use shared::nats::{self, Stores, backoff};
-use shared::{Source, store, subjects};
+use shared::Source;
+use shared::consumer::Delivery;
+use shared::events::{Extracted, FailureKind};
+use shared::message::Event;
+use shared::nats::Stores;
+use shared::settle::Failure;
+use shared::store;
 
 use crate::config::Config;
 use crate::error::RunError;
@@ -38,34 +39,33 @@ impl Handler {
         Self { stores, config }
     }
 
-    pub async fn handle(&self, delivery: Delivery) -> Outcome {
-        let event: Extracted = match serde_json::from_slice(&delivery.payload) {
-            Ok(event) => event,
-            Err(err) => {
-                return Outcome::Reject {
-                    reason: format!(
-                        "the message on {} is not an extracted event: {err}",
-                        delivery.subject
-                    ),
-                };
-            }
+    pub async fn handle(&self, delivery: Delivery) -> Result<(), Failure> {
+        let Event::Extracted(event) = &delivery.event else {
+            // The consumer's filter lets only extracted events through.
+            return Err(Failure::permanent(
+                FailureKind::Internal,
+                format!(
+                    "the transformer was handed the message on {}, which is not an extracted event",
+                    delivery.subject
+                ),
+            ));
         };
-        let run = match self.plan(&event).await {
-            Ok(Plan::Run(run)) => run,
-            Ok(Plan::Wait { missing }) => {
-                tracing::info!(env = %event.env, source = %event.source, %missing, "waiting for the other source's first payload");
-                return Outcome::Ack;
-            }
-            Ok(Plan::Skip { reason }) => {
-                tracing::info!(env = %event.env, source = %event.source, object = %event.object.name, %reason, "skipping a stale extracted event");
-                return Outcome::Ack;
-            }
-            Err(err) => return self.fail(&delivery, &event, None, err).await,
-        };
-        match run
-            .execute(&self.stores, self.config.max_payload_bytes)
+        let plan = self
+            .plan(event, delivery.stream_sequence)
             .await
-        {
+            .map_err(|err| err.failure(delivery.delivered))?;
+        let run = match plan {
+            Plan::Run(run) => run,
+            Plan::Wait { missing } => {
+                tracing::info!(env = %event.env, source = %event.source, %missing, "waiting for the other source's first payload");
+                return Ok(());
+            }
+            Plan::Skip { reason } => {
+                tracing::info!(env = %event.env, source = %event.source, object = %event.object.name, %reason, "skipping a stale extracted event");
+                return Ok(());
+            }
+        };
+        match run.execute(&self.stores, &self.config).await {
             Ok(transformed) => {
                 tracing::info!(
                     env = %transformed.env,
@@ -77,13 +77,17 @@ impl Handler {
                     timings = ?transformed.timings,
                     "transformed"
                 );
-                Outcome::Ack
+                Ok(())
             }
-            Err(err) => self.fail(&delivery, &event, Some(&run), err).await,
+            Err(err) => {
+                let failure = err.failure(delivery.delivered).for_run(run.context());
+                tracing::warn!(env = %run.env, run_id = %run.run_id, kind = %failure.kind, transient = failure.transient, reason = %failure.reason, "transform did not finish");
+                Err(failure)
+            }
         }
     }
 
-    async fn plan(&self, event: &Extracted) -> Result<Plan, RunError> {
+    async fn plan(&self, event: &Extracted, stream_sequence: u64) -> Result<Plan, RunError> {
         let nyt = self.latest(event, Source::Nyt).await?;
         let jhu = self.latest(event, Source::Jhu).await?;
         let own = match event.source {
@@ -94,7 +98,9 @@ impl Handler {
             return Ok(Plan::Skip { reason });
         }
         Ok(match (nyt, jhu) {
-            (Some(nyt), Some(jhu)) => Plan::Run(Box::new(Run::new(event, nyt, jhu))),
+            (Some(nyt), Some(jhu)) => {
+                Plan::Run(Box::new(Run::new(event, stream_sequence, nyt, jhu)))
+            }
             (None, _) => Plan::Wait {
                 missing: Source::Nyt,
             },
@@ -116,68 +122,6 @@ impl Handler {
                 error,
             })
     }
-
-    /// Retries a transient error; otherwise (bad data, or the last attempt) publishes
-    /// `etl.<env>.failed.transform` and rejects the event for good.
-    async fn fail(
-        &self,
-        delivery: &Delivery,
-        event: &Extracted,
-        run: Option<&Run>,
-        err: RunError,
-    ) -> Outcome {
-        let attempt = u32::try_from(delivery.delivered).unwrap_or(u32::MAX);
-        let (kind, reason) = match err.permanent_kind() {
-            Some(kind) => (kind, err.to_string()),
-            None if delivery.last_attempt => (
-                "unavailable",
-                format!("the transform gave up after {attempt} attempts: {err}"),
-            ),
-            None => {
-                return Outcome::Retry {
-                    delay: retry_delay(attempt),
-                    reason: err.to_string(),
-                };
-            }
-        };
-        let failed = Failed {
-            schema_version: SCHEMA_VERSION,
-            env: event.env.clone(),
-            run_id: run.map(|run| run.run_id.clone()),
-            stage: Stage::Transform,
-            kind: kind.to_owned(),
-            reason: reason.clone(),
-            inputs: run.map_or_else(|| vec![event.input()], Run::inputs),
-            trigger: Some(run.map_or_else(|| event.trigger.clone(), |run| run.trigger.clone())),
-            source: None,
-            failed_at: Utc::now(),
-        };
-        let msg_id = format!("failed:transform:{}", failed.id());
-        tracing::warn!(env = %failed.env, run_id = ?failed.run_id, kind, %reason, "transform failed");
-        match nats::publish_event(
-            &self.stores.js,
-            &subjects::failed(&failed.env, Stage::Transform),
-            &msg_id,
-            &failed,
-        )
-        .await
-        {
-            Ok(_) => Outcome::Reject { reason },
-            // Unreported, the failure would be silent: try again while attempts remain.
-            Err(publish) if !delivery.last_attempt => Outcome::Retry {
-                delay: retry_delay(attempt),
-                reason: format!("{reason}; and the failure could not be reported: {publish}"),
-            },
-            Err(publish) => {
-                tracing::error!(env = %failed.env, error = %publish, %reason, "could not report a failed transform");
-                Outcome::Reject { reason }
-            }
-        }
-    }
-}
-
-fn retry_delay(attempt: u32) -> Duration {
-    backoff(attempt, Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// Why `event` is not its source's latest extraction, if it is not. The latest is written to KV
@@ -205,27 +149,30 @@ mod tests {
     use super::*;
     use chrono::DateTime;
     use shared::Env;
-    use shared::events::{ObjectRef, Trigger, TriggerKind, UpstreamRef};
+    use shared::events::{ObjectRef, SCHEMA_VERSION, Trigger, TriggerKind, UpstreamRef};
+    use shared::ids::{CommitSha, Digest, TriggerId};
 
-    fn extracted(sha: &str, trigger: Trigger) -> Extracted {
+    fn extracted(payload: &str, trigger: Trigger) -> Extracted {
         let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let env = Env::new("t_handler").unwrap();
+        let sha256 = Digest::of(payload.as_bytes());
         Extracted {
             schema_version: SCHEMA_VERSION,
-            env: Env::new("t_handler").unwrap(),
             source: Source::Nyt,
             upstream: UpstreamRef {
                 repo: "o/r".into(),
                 path: "us.csv".into(),
-                commit_sha: "c".into(),
+                commit_sha: CommitSha::new("c0ffee0").unwrap(),
                 commit_time: at,
                 covered_commits: vec![],
             },
             object: ObjectRef {
                 bucket: "etl-raw".into(),
-                name: format!("t_handler/nyt/{sha}"),
-                sha256: sha.into(),
-                bytes: 1,
+                name: store::raw_object_name(&env, Source::Nyt, &sha256),
+                sha256,
+                bytes: payload.len() as u64,
             },
+            env,
             trigger,
             fetched_at: at,
         }
@@ -242,13 +189,13 @@ mod tests {
         let event = extracted("a", Trigger::new(TriggerKind::Commit));
         let latest = extracted("b", Trigger::new(TriggerKind::Commit));
         let reason = staleness(&event, Some(&latest)).unwrap();
-        assert!(reason.contains("t_handler/nyt/b"), "{reason}");
+        assert!(reason.contains(&latest.object.name), "{reason}");
     }
 
     #[test]
     fn the_same_payload_under_an_earlier_trigger_is_stale() {
         let event = extracted("a", Trigger::new(TriggerKind::Commit));
-        let latest = extracted("a", Trigger::forced(TriggerKind::Manual, "t1"));
+        let latest = extracted("a", Trigger::forced(TriggerKind::Manual, TriggerId::new("t1").unwrap()));
         assert!(staleness(&event, Some(&latest)).unwrap().contains("manual"));
     }
 

@@ -1,15 +1,17 @@
 //! The transformer: turns the latest raw payloads of both sources into a run's curated dataset.
 //!
 //! It consumes `etl.<env>.extracted.<source>` (a durable consumer per env scope). Once both
-//! sources have a payload, it reads them from `etl-raw`, applies DESIGN.md's transform (the
-//! `dataset` crate), stores the result as Parquet in `etl-curated` and publishes
-//! `etl.<env>.transformed`; bad data becomes `etl.<env>.failed.transform` with the reason.
+//! sources have a payload, it reads them from `etl-raw` (checking each against the digest its
+//! event announced, under a deadline), applies DESIGN.md's transform (the `dataset` crate),
+//! stores the result as Parquet in `etl-curated` — once per run: a second transform of a run
+//! finds the object there and leaves it — and publishes `etl.<env>.transformed` with the run's
+//! own message id. A failure goes back, classified, to the consumer's settle step
+//! (`shared::settle`), which retries it or reports it on `etl.<env>.failed.transform`.
 //!
-//! - [`config`]: the settings read from the environment;
-//! - `handler`: what happens to one extracted event (skip, wait, run) and how it ends (ack,
-//!   retry, or reject after reporting the failure);
+//! - [`config`]: the settings read from the environment, and the injectable clock;
+//! - `handler`: what happens to one extracted event (skip, wait, run);
 //! - `run`: the transform of one run, step by step, with its timings;
-//! - `error`: why a run did not finish, split into bad data and transient trouble.
+//! - `error`: why a run did not finish, and its failure kind and whether it may pass.
 
 pub mod config;
 mod error;
@@ -17,10 +19,12 @@ mod handler;
 mod run;
 
 use shared::consumer::{self, ConsumerSpec};
+use shared::events::Stage;
 use shared::nats::{self, NatsError};
-use shared::{Shutdown, subjects};
+use shared::subjects::{self, Filter};
+use shared::Shutdown;
 
-pub use config::Config;
+pub use config::{Clock, Config};
 
 /// Runs the transformer until `shutdown`: connects to NATS, declares the JetStream resources and
 /// consumes extracted events of the configured envs.
@@ -34,7 +38,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let spec = ConsumerSpec::new(
         nats::ETL_STREAM,
         format!("transformer-{}", config.scope.label()),
-        subjects::filters(&config.scope, "etl.{env}.extracted.*"),
+        Stage::Transform,
+        subjects::filters(&config.scope, &[Filter::Extracted]),
     );
     tracing::info!(durable = %spec.durable, filters = ?spec.filters, "transformer consuming");
     let envs = config.scope.label();

@@ -1,36 +1,52 @@
-//! One run of the transform: read both raw payloads, apply the transform, write the Parquet to
-//! `etl-curated` and publish `etl.<env>.transformed`, timing each step.
+//! One run of the transform: read both raw payloads, apply the transform, store the Parquet in
+//! `etl-curated` (once: a run's output is never rewritten) and publish `etl.<env>.transformed`,
+//! timing each step.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use shared::events::{Extracted, InputRef, SCHEMA_VERSION, Timings, Transformed, Trigger};
+use shared::events::{
+    Extracted, InputRef, ObjectRef, RunOrder, SCHEMA_VERSION, Timings, Transformed, Trigger,
+};
+use shared::ids::{Digest, RunId};
 use shared::nats::{self, Stores};
-use shared::store::{self, StoreError};
-use shared::{Env, Source, run_id, subjects};
+use shared::settle::RunContext;
+use shared::store::{self, StoreError, Stored};
+use shared::{Env, Source, run_id};
 
+use crate::config::Config;
 use crate::error::RunError;
 
 /// A run: the triggering event's env and trigger, and the latest payload of each source.
 #[derive(Debug, Clone)]
 pub(crate) struct Run {
     pub env: Env,
-    pub run_id: String,
+    pub run_id: RunId,
     pub trigger: Trigger,
     pub nyt: Extracted,
     pub jhu: Extracted,
     /// When the extraction that triggered the run was fetched.
     pub started_at: DateTime<Utc>,
-    /// When this transformer took the run up: orders runs for the loader.
-    pub transformed_at: DateTime<Utc>,
+    /// Where the run stands among the env's runs (the loader orders by it).
+    pub order: RunOrder,
 }
 
 impl Run {
-    pub fn new(trigger_event: &Extracted, nyt: Extracted, jhu: Extracted) -> Self {
+    /// The run of `nyt` and `jhu`, started by `trigger_event`, which sits at `stream_sequence`
+    /// in the `ETL` stream. The run id depends on the inputs (and a forced trigger's id) only, so
+    /// the first events of the two sources, handled one after the other once both payloads are
+    /// recorded, are the same run.
+    pub fn new(
+        trigger_event: &Extracted,
+        stream_sequence: u64,
+        nyt: Extracted,
+        jhu: Extracted,
+    ) -> Self {
         let env = trigger_event.env.clone();
         let trigger = trigger_event.trigger.clone();
         let run_id = run_id::of_inputs(&env, &nyt, &jhu, &trigger);
+        let order = RunOrder::of(&[nyt.input(), jhu.input()], stream_sequence);
         Self {
             env,
             run_id,
@@ -38,7 +54,7 @@ impl Run {
             nyt,
             jhu,
             started_at: trigger_event.fetched_at,
-            transformed_at: Utc::now(),
+            order,
         }
     }
 
@@ -47,15 +63,21 @@ impl Run {
         vec![self.nyt.input(), self.jhu.input()]
     }
 
+    /// What a failure of this run reports about it.
+    pub fn context(&self) -> RunContext {
+        RunContext {
+            run_id: Some(self.run_id.clone()),
+            inputs: self.inputs(),
+            trigger: Some(self.trigger.clone()),
+            source: None,
+        }
+    }
+
     /// Transforms, stores and announces the run; returns the published event.
-    pub async fn execute(
-        &self,
-        stores: &Stores,
-        max_payload_bytes: u64,
-    ) -> Result<Transformed, RunError> {
+    pub async fn execute(&self, stores: &Stores, config: &Config) -> Result<Transformed, RunError> {
         let mut steps = Steps::start();
-        let nyt = read_payload(stores, &self.nyt, max_payload_bytes).await?;
-        let jhu = read_payload(stores, &self.jhu, max_payload_bytes).await?;
+        let nyt = read_payload(stores, &self.nyt, config).await?;
+        let jhu = read_payload(stores, &self.jhu, config).await?;
         steps.lap("read");
 
         // Parsing a few MB of CSV with polars is CPU work: keep it off the async workers.
@@ -76,22 +98,16 @@ impl Run {
         };
         let (first_date, last_date) = (first.date, last.date);
 
-        let name = store::curated_object_name(&self.env, &self.run_id);
-        let object = store::put_object(
-            &stores.curated,
-            nats::CURATED_BUCKET,
-            &name,
-            &parquet,
-            self.metadata(curated.rows.len()),
-        )
-        .await
-        .map_err(RunError::StoreCurated)?;
+        let object = self
+            .store(stores, config, &parquet, &curated.rows)
+            .await?;
         steps.lap("store");
 
         let event = Transformed {
             schema_version: SCHEMA_VERSION,
             env: self.env.clone(),
             run_id: self.run_id.clone(),
+            order: self.order,
             trigger: self.trigger.clone(),
             inputs: self.inputs(),
             object,
@@ -102,49 +118,108 @@ impl Run {
             warnings: curated.warnings,
             timings: steps.timings,
         };
-        let msg_id = format!("transformed:{}", self.run_id);
-        nats::publish_event(
-            &stores.js,
-            &subjects::transformed(&self.env),
-            &msg_id,
-            &event,
-        )
-        .await
-        .map_err(RunError::Publish)?;
+        // The message id is the run's: a second transform of the run (a duplicate delivery, the
+        // other source's first event) publishes nothing new within the duplicate window.
+        let duplicate = nats::publish(&stores.js, &event)
+            .await
+            .map_err(RunError::Publish)?;
+        if duplicate {
+            tracing::info!(env = %self.env, run_id = %self.run_id, "the run was already announced");
+        }
         Ok(event)
     }
 
-    fn metadata(&self, rows: usize) -> HashMap<String, String> {
+    /// Stores the run's Parquet unless the run's object is already there, and returns the
+    /// object the run announces. An existing object is never replaced, since a loader may be
+    /// reading it (issue 16). The transform is deterministic, so an earlier transform of the run
+    /// normally left these very bytes; if not (another version of the transformer wrote it), the
+    /// existing object stands as the run's output once it reads back whole, with its own digest
+    /// and size, and the same rows.
+    async fn store(
+        &self,
+        stores: &Stores,
+        config: &Config,
+        parquet: &[u8],
+        rows: &[dataset::DailyRow],
+    ) -> Result<ObjectRef, RunError> {
+        let name = store::curated_object_name(&self.env, &self.run_id);
+        let stored = store::put_object_once(
+            &stores.curated,
+            nats::CURATED_BUCKET,
+            &name,
+            parquet,
+            self.metadata(rows.len(), config.clock.now()),
+            config.store_deadline,
+        )
+        .await
+        .map_err(RunError::StoreCurated)?;
+        let existing = match stored {
+            Stored::Written(object) => return Ok(object),
+            Stored::Existing(object)
+                if object.sha256 == Digest::of(parquet) && object.bytes == parquet.len() as u64 =>
+            {
+                tracing::info!(env = %self.env, run_id = %self.run_id, object = %name, "the run's curated dataset is already stored, as this transform made it");
+                return Ok(object);
+            }
+            Stored::Existing(object) => object,
+        };
+        tracing::warn!(env = %self.env, run_id = %self.run_id, object = %name, stored = %existing.sha256, "the run's curated dataset is already stored with other bytes; checking it");
+        let limit = existing.bytes.max(config.max_payload_bytes);
+        let bytes = store::get_object(&stores.curated, &existing, limit, config.store_deadline)
+            .await
+            .map_err(RunError::CheckCurated)?;
+        let foreign = |problem: String| RunError::ForeignCurated {
+            name: name.clone(),
+            problem,
+        };
+        match dataset::from_parquet(&bytes) {
+            Ok(stored_rows) if stored_rows == rows => Ok(existing),
+            Ok(stored_rows) => Err(foreign(format!(
+                "{} rows where the transform gives {}, or other values",
+                stored_rows.len(),
+                rows.len()
+            ))),
+            Err(err) => Err(foreign(err.to_string())),
+        }
+    }
+
+    fn metadata(&self, rows: usize, transformed_at: DateTime<Utc>) -> HashMap<String, String> {
         HashMap::from([
             ("env".to_owned(), self.env.to_string()),
-            ("run_id".to_owned(), self.run_id.clone()),
+            ("run_id".to_owned(), self.run_id.to_string()),
             ("rows".to_owned(), rows.to_string()),
-            ("nyt_sha256".to_owned(), self.nyt.object.sha256.clone()),
-            ("jhu_sha256".to_owned(), self.jhu.object.sha256.clone()),
+            ("nyt_sha256".to_owned(), self.nyt.object.sha256.to_string()),
+            ("jhu_sha256".to_owned(), self.jhu.object.sha256.to_string()),
             (
                 store::CURATED_STARTED_AT.to_owned(),
                 self.started_at.to_rfc3339(),
             ),
             (
                 store::CURATED_TRANSFORMED_AT.to_owned(),
-                self.transformed_at.to_rfc3339(),
+                transformed_at.to_rfc3339(),
             ),
         ])
     }
 }
 
+/// Reads a raw payload and checks it is the one its extraction announced (digest and size).
 async fn read_payload(
     stores: &Stores,
     extracted: &Extracted,
-    limit: u64,
+    config: &Config,
 ) -> Result<Vec<u8>, RunError> {
     let input: Source = extracted.source;
-    store::get_object(&stores.raw, &extracted.object.name, limit)
-        .await
-        .map_err(|error| match error {
-            StoreError::TooLarge { name, limit } => RunError::TooLarge { input, name, limit },
-            error => RunError::ReadPayload { input, error },
-        })
+    store::get_object(
+        &stores.raw,
+        &extracted.object,
+        config.max_payload_bytes,
+        config.store_deadline,
+    )
+    .await
+    .map_err(|error| match error {
+        StoreError::TooLarge { name, limit } => RunError::TooLarge { input, name, limit },
+        error => RunError::ReadPayload { input, error },
+    })
 }
 
 /// Milliseconds per step, in the order the steps ran.
@@ -201,31 +276,34 @@ fn panic_message(err: tokio::task::JoinError) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use shared::events::{ObjectRef, TriggerKind, UpstreamRef};
+    use shared::events::{TriggerKind, UpstreamRef};
+    use shared::ids::TriggerId;
 
     fn extracted(
         source: Source,
-        sha: &str,
+        payload: &str,
         trigger: Trigger,
         fetched_at: DateTime<Utc>,
     ) -> Extracted {
+        let env = Env::new("t_run").unwrap();
+        let sha256 = Digest::of(payload.as_bytes());
         Extracted {
             schema_version: SCHEMA_VERSION,
-            env: Env::new("t_run").unwrap(),
-            source,
             upstream: UpstreamRef {
                 repo: "o/r".into(),
                 path: "p.csv".into(),
-                commit_sha: format!("c-{sha}"),
+                commit_sha: sha256.as_str()[..12].parse().unwrap(),
                 commit_time: fetched_at,
                 covered_commits: vec![],
             },
             object: ObjectRef {
                 bucket: "etl-raw".into(),
-                name: format!("t_run/{source}/{sha}"),
-                sha256: sha.into(),
-                bytes: 1,
+                name: store::raw_object_name(&env, source, &sha256),
+                sha256,
+                bytes: payload.len() as u64,
             },
+            env,
+            source,
             trigger,
             fetched_at,
         }
@@ -236,13 +314,9 @@ mod tests {
         let early = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         let late = Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).unwrap();
         let nyt = extracted(Source::Nyt, "n1", Trigger::new(TriggerKind::Initial), early);
-        let jhu = extracted(
-            Source::Jhu,
-            "j1",
-            Trigger::forced(TriggerKind::Manual, "x"),
-            late,
-        );
-        let run = Run::new(&jhu, nyt.clone(), jhu.clone());
+        let forced = Trigger::forced(TriggerKind::Manual, TriggerId::new("x").unwrap());
+        let jhu = extracted(Source::Jhu, "j1", forced, late);
+        let run = Run::new(&jhu, 42, nyt.clone(), jhu.clone());
         assert_eq!(run.trigger, jhu.trigger);
         assert_eq!(run.started_at, late);
         assert_eq!(
@@ -252,9 +326,38 @@ mod tests {
         let sources: Vec<Source> = run.inputs().iter().map(|i| i.source).collect();
         assert_eq!(sources, vec![Source::Nyt, Source::Jhu]);
         assert_eq!(
-            run.metadata(3)[store::CURATED_STARTED_AT],
+            run.metadata(3, early)[store::CURATED_STARTED_AT],
             late.to_rfc3339()
         );
+        assert_eq!(
+            run.metadata(3, early)[store::CURATED_TRANSFORMED_AT],
+            early.to_rfc3339()
+        );
+    }
+
+    #[test]
+    fn the_first_events_of_both_sources_are_one_run_ordered_by_upstream_then_sequence() {
+        let nyt_at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let jhu_at = Utc.with_ymd_and_hms(2024, 1, 3, 0, 0, 0).unwrap();
+        let nyt = extracted(Source::Nyt, "n1", Trigger::new(TriggerKind::Initial), nyt_at);
+        let jhu = extracted(Source::Jhu, "j1", Trigger::new(TriggerKind::Initial), jhu_at);
+        let from_nyt = Run::new(&nyt, 7, nyt.clone(), jhu.clone());
+        let from_jhu = Run::new(&jhu, 8, nyt.clone(), jhu.clone());
+        assert_eq!(from_nyt.run_id, from_jhu.run_id);
+        assert_eq!(from_nyt.order.upstream_time, jhu_at);
+        assert_eq!(from_nyt.order.sequence, 7);
+        assert!(from_nyt.order < from_jhu.order);
+    }
+
+    #[test]
+    fn the_same_inputs_make_the_same_parquet_bytes() {
+        // A second transform of a run compares its bytes with the stored object's: that only
+        // holds if the Parquet is deterministic.
+        let nyt = b"date,cases,deaths\n2020-01-22,1,0\n2020-01-23,2,1\n2020-01-24,4,1\n";
+        let jhu = b"Date,Country/Region,Province/State,Recovered\n2020-01-22,US,,0\n2020-01-23,US,,1\n2020-01-24,US,,\n";
+        let once = dataset::to_parquet(&dataset::transform(nyt, jhu).unwrap().rows).unwrap();
+        let again = dataset::to_parquet(&dataset::transform(nyt, jhu).unwrap().rows).unwrap();
+        assert_eq!(Digest::of(&once), Digest::of(&again));
     }
 
     #[test]

@@ -1,56 +1,62 @@
-//! The one place where a handler's result becomes ack, nak-with-delay or term.
+//! The one consumer loop of every pipeline stage: decode, hand over, settle.
 //!
 //! A service describes its durable pull consumer in a [`ConsumerSpec`] and hands [`run`] a
-//! handler that returns an [`Outcome`]. Messages are handled one at a time, in order; the work
-//! is acknowledged only after the handler says it is durable. On shutdown the loop stops taking
-//! messages, lets the one in hand finish, and returns.
+//! handler that receives a decoded, checked [`Delivery`] and returns `Ok(())` once its work is
+//! durable, or a classified [`Failure`]. Messages are handled one at a time, in order. While a
+//! handler works, the message is kept with progress acks, so the server's ack wait can be short
+//! (a killed stage's message is taken up again within seconds) without a slow handler losing its
+//! message to another worker; a handler that passes its stage's deadline is stopped and its
+//! message retried. A message that cannot be decoded never reaches the handler: it is reported
+//! and dead-lettered at once. [`crate::settle`] decides the rest. On shutdown the loop stops
+//! taking messages, lets the one in hand finish, and returns.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::events::{FailureKind, Stage};
+use crate::message::{self, Event};
 use crate::nats::{backoff, extract_trace_context};
+use crate::settle::{self, Decision, Failure, GivenUp};
 use crate::shutdown::Shutdown;
+use crate::subjects;
 
-/// What became of a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Done and durable.
-    Ack,
-    /// A transient failure: deliver again after `delay`.
-    Retry { delay: Duration, reason: String },
-    /// A permanent failure (already reported by the handler): never deliver again.
-    Reject { reason: String },
-}
-
-/// A durable pull consumer of one stream.
+/// A durable pull consumer of one stream, and the stage it feeds.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
     pub stream: String,
     pub durable: String,
     pub filters: Vec<String>,
-    /// Longer than the worst-case handling time: after it, the server delivers again.
+    /// The stage that reports the failures of these messages.
+    pub stage: Stage,
+    /// How long the server waits for an ack or a progress ack before delivering again. Progress
+    /// acks go out every third of it, so it only bounds how soon a crashed stage's message is
+    /// taken up again.
     pub ack_wait: Duration,
-    /// Deliveries before the server gives up; -1 for no limit.
+    /// The longest a handler may work on one message; past it, the message is retried.
+    pub deadline: Duration,
+    /// Deliveries before the message is given up on (reported and dead-lettered).
     pub max_deliver: i64,
 }
 
 impl ConsumerSpec {
-    /// Defaults that suit the pipeline's stages: a minute to handle a message, ten deliveries.
-    /// Retries are spaced by the handler's `Outcome::Retry` delay (a NAK with delay). No server
-    /// `backoff` list is set: the server would take its first entry as the ack wait.
-    pub fn new(stream: &str, durable: impl Into<String>, filters: Vec<String>) -> Self {
+    /// Defaults that suit the pipeline's stages: a 10 s ack wait kept alive by progress acks, a
+    /// minute's deadline per message, ten deliveries (about ten minutes of retries with the
+    /// backoff of [`settle::retry_delay`]). No server `backoff` list is set: the server would
+    /// take its first entry as the ack wait.
+    pub fn new(stream: &str, durable: impl Into<String>, stage: Stage, filters: Vec<String>) -> Self {
         Self {
             stream: stream.to_owned(),
             durable: durable.into(),
             filters,
-            ack_wait: Duration::from_secs(60),
+            stage,
+            ack_wait: Duration::from_secs(10),
+            deadline: Duration::from_secs(60),
             max_deliver: 10,
         }
     }
@@ -71,18 +77,23 @@ impl ConsumerSpec {
             ..Default::default()
         }
     }
+
+    fn progress_interval(&self) -> Duration {
+        (self.ack_wait / 3).max(Duration::from_millis(100))
+    }
 }
 
-/// One delivered message, as a handler sees it.
+/// One delivered message, decoded and checked, as a handler sees it.
 #[derive(Debug)]
 pub struct Delivery {
     pub subject: String,
-    pub payload: bytes::Bytes,
-    pub headers: Option<HeaderMap>,
+    pub event: Event,
     /// 1 on first delivery.
-    pub delivered: i64,
-    /// True when a `Retry` now would exceed `max_deliver`: report the failure instead.
+    pub delivered: u64,
+    /// True when a transient failure now would be given up on rather than retried.
     pub last_attempt: bool,
+    /// The message's sequence in its stream: with the upstream commit time, it orders runs.
+    pub stream_sequence: u64,
 }
 
 /// Counters a service reports (NATS service stats, `etl status`).
@@ -91,6 +102,7 @@ pub struct Stats {
     pub processed: AtomicU64,
     pub failed: AtomicU64,
     pub redelivered: AtomicU64,
+    pub dead_lettered: AtomicU64,
 }
 
 impl Stats {
@@ -122,7 +134,7 @@ pub async fn run<H, Fut>(
 ) -> Result<(), ConsumerError>
 where
     H: FnMut(Delivery) -> Fut,
-    Fut: std::future::Future<Output = Outcome>,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
 {
     let mut failures: u32 = 0;
     while !shutdown.is_triggered() {
@@ -161,7 +173,7 @@ where
                 }
                 None => break,
             };
-            handle(message, spec, &stats, &mut handler).await;
+            handle(js, message, spec, &stats, &mut handler).await;
         }
     }
     Ok(())
@@ -185,15 +197,19 @@ async fn open(
 }
 
 async fn handle<H, Fut>(
+    js: &jetstream::Context,
     message: jetstream::Message,
     spec: &ConsumerSpec,
     stats: &Stats,
     handler: &mut H,
 ) where
     H: FnMut(Delivery) -> Fut,
-    Fut: std::future::Future<Output = Outcome>,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
 {
-    let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
+    let (delivered, stream_sequence) = message
+        .info()
+        .map(|info| (info.delivered.max(1) as u64, info.stream_sequence))
+        .unwrap_or((1, 0));
     if delivered > 1 {
         stats.redelivered.fetch_add(1, Ordering::Relaxed);
     }
@@ -207,6 +223,7 @@ async fn handle<H, Fut>(
         messaging.destination.name = %subject,
         messaging.consumer.group.name = %spec.durable,
         nats.delivered = delivered,
+        nats.sequence = stream_sequence,
         trace_id = tracing::field::Empty,
     );
     // Per the messaging conventions, the consumer span links to the producer's context; as each
@@ -215,33 +232,102 @@ async fn handle<H, Fut>(
     let _ = span.set_parent(parent);
     crate::telemetry::record_trace_id(&span);
 
-    let delivery = Delivery {
-        subject: subject.clone(),
-        payload: message.payload.clone(),
-        headers: message.headers.clone(),
-        delivered,
-        // A `max_deliver` of -1 (or 0) means no limit: there is no last attempt.
-        last_attempt: spec.max_deliver > 0 && delivered >= spec.max_deliver,
+    // A `max_deliver` of -1 (or 0) means no limit: there is no last attempt.
+    let last_attempt = spec.max_deliver > 0 && delivered >= spec.max_deliver as u64;
+    let decoded = message::decode(&subject, &message.payload);
+    let result = match &decoded {
+        Ok(event) => {
+            let delivery = Delivery {
+                subject: subject.clone(),
+                event: event.clone(),
+                delivered,
+                last_attempt,
+                stream_sequence,
+            };
+            let work = keep_in_hand(&message, spec, handler(delivery));
+            work.instrument(span.clone()).await
+        }
+        Err(err) => Err(Failure::permanent(FailureKind::Malformed, err.to_string())),
     };
-    let outcome = handler(delivery).instrument(span.clone()).await;
-    let ack = match &outcome {
-        Outcome::Ack => {
+
+    let ack = match settle::decide(result, delivered, last_attempt) {
+        Decision::Ack => {
             stats.processed.fetch_add(1, Ordering::Relaxed);
             AckKind::Ack
         }
-        Outcome::Retry { delay, reason } => {
-            tracing::warn!(parent: &span, %subject, delivered, ?delay, %reason, "will retry");
-            AckKind::Nak(Some(*delay))
+        Decision::Retry(delay) => {
+            tracing::warn!(parent: &span, %subject, delivered, ?delay, "will retry");
+            AckKind::Nak(Some(delay))
         }
-        Outcome::Reject { reason } => {
-            stats.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(parent: &span, %subject, %reason, "rejected for good");
-            AckKind::Term
+        Decision::GiveUp(failure) => {
+            let subject_env = subjects::env_of(&subject);
+            let given_up = GivenUp {
+                stage: spec.stage,
+                consumer: &spec.durable,
+                subject: &subject,
+                // The subject's env, not the body's: a body may claim any env.
+                env: subject_env.as_ref(),
+                event: decoded.as_ref().ok(),
+                payload: &message.payload,
+                stream_sequence,
+                delivered,
+            };
+            match settle::give_up(js, &given_up, &failure)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(()) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    if failure.transient || failure.kind.is_dead_letter() {
+                        stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    AckKind::Term
+                }
+                // Unreported, the failure would be silent: deliver it again and report then.
+                Err(err) if !last_attempt => {
+                    tracing::warn!(parent: &span, %subject, error = %err, "could not report a failure, will retry");
+                    AckKind::Nak(Some(settle::retry_delay(delivered)))
+                }
+                Err(err) => {
+                    tracing::error!(parent: &span, %subject, error = %err, reason = %failure.reason, "could not report a failure on the last delivery");
+                    AckKind::Term
+                }
+            }
         }
     };
     if let Err(err) = message.ack_with(ack).await {
         // The server will deliver it again after ack_wait; handlers are idempotent.
         tracing::warn!(%subject, error = %err, "could not acknowledge");
+    }
+}
+
+/// Runs `work` while telling the server, every third of the ack wait, that the message is still
+/// in hand; stops it at the stage's deadline.
+async fn keep_in_hand<F>(
+    message: &jetstream::Message,
+    spec: &ConsumerSpec,
+    work: F,
+) -> Result<(), Failure>
+where
+    F: std::future::Future<Output = Result<(), Failure>>,
+{
+    let mut work = std::pin::pin!(tokio::time::timeout(spec.deadline, work));
+    let mut progress = tokio::time::interval(spec.progress_interval());
+    progress.tick().await; // the first tick is immediate
+    loop {
+        tokio::select! {
+            result = &mut work => {
+                return result.unwrap_or_else(|_| Err(Failure::transient(
+                    FailureKind::Timeout,
+                    format!("the {} stage had no result within its deadline of {:?}", spec.stage.as_str(), spec.deadline),
+                )));
+            }
+            _ = progress.tick() => {
+                if let Err(err) = message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(error = %err, "could not send a progress ack");
+                }
+            }
+        }
     }
 }
 
@@ -258,7 +344,7 @@ pub async fn serve<H, Fut>(
 ) -> Result<(), ConsumerError>
 where
     H: FnMut(Delivery) -> Fut,
-    Fut: std::future::Future<Output = Outcome>,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
 {
     let stats = Arc::new(Stats::default());
     let registration = crate::service::register(

@@ -14,9 +14,15 @@ pub struct Env(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` is not a valid environment name: use a lowercase letter followed by up to 39 lowercase letters, digits or underscores"
+    "{0:?} is not a valid environment name: use a lowercase letter followed by up to 39 lowercase letters, digits or underscores, other than PostgreSQL's own schema names (public, information_schema, pg_*)"
 )]
 pub struct InvalidEnv(pub String);
+
+/// Schema names PostgreSQL keeps for itself: an env of that name would put our tables among its
+/// own (or be refused by it).
+fn is_reserved(name: &str) -> bool {
+    name == "public" || name == "information_schema" || name.starts_with("pg_")
+}
 
 impl Env {
     pub fn new(name: impl Into<String>) -> Result<Self, InvalidEnv> {
@@ -24,11 +30,13 @@ impl Env {
         let mut chars = name.chars();
         let valid = matches!(chars.next(), Some('a'..='z'))
             && name.len() <= 40
-            && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
+            && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+            && !is_reserved(&name);
         if valid {
             Ok(Self(name))
         } else {
-            Err(InvalidEnv(name))
+            // Cut short: a hostile name must not flood a log line.
+            Err(InvalidEnv(name.chars().take(60).collect()))
         }
     }
 
@@ -138,6 +146,11 @@ mod tests {
             "a b",
             "a-b",
             "drop;table",
+            "a\nb",
+            "public",
+            "information_schema",
+            "pg_catalog",
+            "pg_temp_1",
             &"a".repeat(41),
         ] {
             assert!(Env::new(name).is_err(), "{name}");

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
+use crate::ids::{CommitSha, Digest, RunId, TriggerId};
 use crate::source::Source;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -18,12 +19,12 @@ pub struct UpstreamRef {
     /// `owner/repo`.
     pub repo: String,
     pub path: String,
-    pub commit_sha: String,
+    pub commit_sha: CommitSha,
     pub commit_time: DateTime<Utc>,
     /// Every commit this payload stands for, newest first, when several landed between two polls
     /// (the newest is `commit_sha`). Empty when only `commit_sha` is covered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub covered_commits: Vec<String>,
+    pub covered_commits: Vec<CommitSha>,
 }
 
 /// An object in a JetStream object store.
@@ -31,7 +32,7 @@ pub struct UpstreamRef {
 pub struct ObjectRef {
     pub bucket: String,
     pub name: String,
-    pub sha256: String,
+    pub sha256: Digest,
     pub bytes: u64,
 }
 
@@ -68,7 +69,7 @@ impl TriggerKind {
 pub struct Trigger {
     pub kind: TriggerKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<TriggerId>,
     #[serde(default)]
     pub force: bool,
 }
@@ -82,10 +83,10 @@ impl Trigger {
         }
     }
 
-    pub fn forced(kind: TriggerKind, id: impl Into<String>) -> Self {
+    pub fn forced(kind: TriggerKind, id: TriggerId) -> Self {
         Self {
             kind,
-            id: Some(id.into()),
+            id: Some(id),
             force: true,
         }
     }
@@ -145,7 +146,10 @@ pub type Timings = Vec<(String, u64)>;
 pub struct Transformed {
     pub schema_version: u32,
     pub env: Env,
-    pub run_id: String,
+    pub run_id: RunId,
+    /// Where the run stands among the env's runs; the loader never applies an earlier one over a
+    /// later one.
+    pub order: RunOrder,
     pub trigger: Trigger,
     pub inputs: Vec<InputRef>,
     pub object: ObjectRef,
@@ -202,7 +206,7 @@ pub struct Counts {
 pub struct Loaded {
     pub schema_version: u32,
     pub env: Env,
-    pub run_id: String,
+    pub run_id: RunId,
     pub trigger: Trigger,
     pub inputs: Vec<InputRef>,
     #[serde(flatten)]
@@ -231,6 +235,8 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Extract, Stage::Transform, Stage::Load, Stage::Notify];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Extract => "extract",
@@ -238,6 +244,122 @@ impl Stage {
             Stage::Load => "load",
             Stage::Notify => "notify",
         }
+    }
+
+    pub fn parse(token: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|stage| stage.as_str() == token)
+    }
+}
+
+/// Where a run stands among its env's runs, from facts every host agrees on: the newest upstream
+/// commit time among its inputs, then the JetStream sequence of the extracted event that started
+/// it (a forced re-run of the same commits comes later). No host's clock is involved.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct RunOrder {
+    pub upstream_time: DateTime<Utc>,
+    pub sequence: u64,
+}
+
+impl RunOrder {
+    /// The order of a run of `inputs`, started by the extracted event at stream `sequence`.
+    pub fn of(inputs: &[InputRef], sequence: u64) -> Self {
+        let upstream_time = inputs
+            .iter()
+            .map(|input| input.upstream.commit_time)
+            .max()
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        Self {
+            upstream_time,
+            sequence,
+        }
+    }
+}
+
+/// Why a stage failed, as a machine word (`kind` in events, `etl_runs.kind`, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Upstream data broke a transform rule (DESIGN.md rules 1 to 6).
+    InvalidData,
+    /// Rule 7: the run would remove too many stored dates.
+    SuspiciousRemoval,
+    /// A payload over `MAX_PAYLOAD_BYTES`, or a stored object over its stage's limit.
+    TooLarge,
+    /// A download ended before its announced or expected length.
+    Truncated,
+    /// The bytes are not the blob upstream reports for the path at that commit.
+    Integrity,
+    /// An HTML page where a CSV file was expected.
+    NotCsv,
+    /// Upstream refused access (a 403 that is not a rate limit).
+    Forbidden,
+    /// The message is not a valid event for its subject: not JSON, a wrong schema version, an
+    /// invalid identifier, an env that differs from the subject's, a foreign object name.
+    Malformed,
+    /// A stored object the event names is not there.
+    MissingObject,
+    /// A stored object is not what the event promised (digest, size or content).
+    CorruptObject,
+    /// A stage's deadline passed with the message in hand.
+    Timeout,
+    /// What was needed (GitHub, PostgreSQL, NATS, the mail server) stayed unavailable through
+    /// every delivery.
+    Unavailable,
+    /// The event contradicts its own data (announced rows differ from the stored dataset's).
+    InconsistentEvent,
+    /// The database did something other than what the diff predicted.
+    CountMismatch,
+    /// A bug: a panic or an error that should not happen.
+    Internal,
+    /// A kind this version does not know (sent by a newer one).
+    #[serde(other)]
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::InvalidData => "invalid_data",
+            FailureKind::SuspiciousRemoval => "suspicious_removal",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::Truncated => "truncated",
+            FailureKind::Integrity => "integrity",
+            FailureKind::NotCsv => "not_csv",
+            FailureKind::Forbidden => "forbidden",
+            FailureKind::Malformed => "malformed",
+            FailureKind::MissingObject => "missing_object",
+            FailureKind::CorruptObject => "corrupt_object",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Unavailable => "unavailable",
+            FailureKind::InconsistentEvent => "inconsistent_event",
+            FailureKind::CountMismatch => "count_mismatch",
+            FailureKind::Internal => "internal",
+            FailureKind::Other => "other",
+        }
+    }
+
+    /// Whether a message that failed this way is kept as a dead letter, to be retried by hand
+    /// once the cause is fixed. Bad upstream data is an answer, not a stuck message: the run is
+    /// failed and reported, and the next upstream change makes a new run.
+    pub fn is_dead_letter(self) -> bool {
+        !matches!(
+            self,
+            FailureKind::InvalidData
+                | FailureKind::SuspiciousRemoval
+                | FailureKind::TooLarge
+                | FailureKind::Truncated
+                | FailureKind::Integrity
+                | FailureKind::NotCsv
+                | FailureKind::Forbidden
+        )
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -247,10 +369,9 @@ pub struct Failed {
     pub schema_version: u32,
     pub env: Env,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     pub stage: Stage,
-    /// A machine word such as `invalid_data`, `suspicious_removal`, `truncated`, `too_large`.
-    pub kind: String,
+    pub kind: FailureKind,
     /// One human sentence naming the source, the line or field, and the problem.
     pub reason: String,
     pub inputs: Vec<InputRef>,
@@ -259,38 +380,45 @@ pub struct Failed {
     /// The source an extraction failed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// What sets this failure apart from others of its source and kind when there is no run: the
+    /// commit that was refused, or the message that could not be handled. Failures with the same
+    /// cause are one failure (reported and notified once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     pub failed_at: DateTime<Utc>,
 }
 
 impl Failed {
-    /// The identity of this failure for de-duplication: the run, or else this very failure.
-    /// Everything hashed is fixed in the published event, so a redelivery keeps the id, while
-    /// two failures (another source, commit, trigger or moment) never share one.
-    pub fn id(&self) -> String {
-        match &self.run_id {
-            Some(run_id) => run_id.clone(),
-            None => {
-                let inputs: Vec<&str> = self
-                    .inputs
-                    .iter()
-                    .map(|i| i.upstream.commit_sha.as_str())
-                    .collect();
-                let key = format!(
-                    "{}|{}|{}|{}|{}|{}|{}",
-                    self.env,
-                    self.stage.as_str(),
-                    self.kind,
-                    self.source.map_or("", Source::as_str),
-                    self.trigger
-                        .as_ref()
-                        .and_then(|t| t.id.as_deref())
-                        .unwrap_or(""),
-                    self.failed_at.timestamp_micros(),
-                    inputs.join(","),
-                );
-                crate::hash::sha256_hex(key.as_bytes())[..24].to_owned()
-            }
+    /// The identity of this failure for de-duplication: the run, or else a hash of what sets it
+    /// apart. Everything hashed is fixed in the published event, so a redelivery keeps the id.
+    pub fn id(&self) -> RunId {
+        if let Some(run_id) = &self.run_id {
+            return run_id.clone();
         }
+        let inputs: Vec<&str> = self
+            .inputs
+            .iter()
+            .map(|i| i.upstream.commit_sha.as_str())
+            .collect();
+        // Without a cause, the moment tells two failures apart.
+        let cause = match &self.cause {
+            Some(cause) => cause.clone(),
+            None => self.failed_at.timestamp_micros().to_string(),
+        };
+        let key = format!(
+            "{}|{}|{}|{}|{}|{}|{}",
+            self.env,
+            self.stage.as_str(),
+            self.kind.as_str(),
+            self.source.map_or("", Source::as_str),
+            self.trigger
+                .as_ref()
+                .and_then(|t| t.id.as_ref())
+                .map_or("", TriggerId::as_str),
+            cause,
+            inputs.join(","),
+        );
+        RunId::new(&crate::hash::sha256_hex(key.as_bytes())[..24]).expect("hex digits are a run id")
     }
 }
 
@@ -301,12 +429,38 @@ pub enum RunStatus {
     Failed,
 }
 
+/// What became of the email about a run or an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailFate {
+    /// It is being sent; an [`EmailReport`] follows on `notify.<env>` when its fate is known.
+    Pending,
+    /// The mail server accepted it.
+    Sent,
+    /// The mail server refused it for good.
+    Refused,
+    /// None was due: no recipients for the env, or the policy says NATS only.
+    Skipped,
+}
+
+impl EmailFate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailFate::Pending => "pending",
+            EmailFate::Sent => "sent",
+            EmailFate::Refused => "refused",
+            EmailFate::Skipped => "skipped",
+        }
+    }
+}
+
 /// `notify.<env>`: what people are told about a run; `text` is the email's plain-text part.
+/// Published when the run ends, before (and whatever becomes of) its email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
     pub schema_version: u32,
     pub env: Env,
-    pub run_id: String,
+    pub run_id: RunId,
     pub status: RunStatus,
     pub subject: String,
     pub text: String,
@@ -315,7 +469,7 @@ pub struct Notification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<FailureKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub inputs: Vec<InputRef>,
@@ -327,13 +481,96 @@ pub struct Notification {
     pub warnings: Vec<String>,
     #[serde(default)]
     pub duration_ms: u64,
-    /// Whether an email was sent for it (false when no recipients are configured for the env).
-    #[serde(default)]
-    pub emailed: bool,
-    /// Why no email went out although recipients are configured (the policy skipped it, or the
-    /// mail server refused it for good).
+    /// `pending` when an email is on its way (its [`EmailReport`] follows), `skipped` when none is
+    /// due.
+    pub email: EmailFate,
+    /// Why no email is due although recipients are configured (the policy skipped it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_note: Option<String>,
+}
+
+/// `notify.<env>`, after a [`Notification`] or [`StaleAlert`] whose email was pending: what became
+/// of that email. Readers tell it apart by `report: "email"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailReport {
+    pub schema_version: u32,
+    /// Always `"email"`.
+    pub report: String,
+    pub env: Env,
+    /// The run (or failure, or alert) the email was about.
+    pub about: RunId,
+    pub email: EmailFate,
+    pub subject: String,
+    pub recipients: usize,
+    /// The mail server's answer when it refused the email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// `notify.<env>` when a source went stale: its newest upstream commit is older than
+/// `STALE_AFTER`. Readers tell it apart from a run's [`Notification`] by `alert: "stale"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleAlert {
+    pub schema_version: u32,
+    /// Always `"stale"`.
+    pub alert: String,
+    pub env: Env,
+    pub source: Source,
+    /// The newest commit seen upstream, the one that is too old.
+    pub upstream: UpstreamRef,
+    pub age_secs: u64,
+    pub stale_after_secs: u64,
+    pub subject: String,
+    /// The email's plain text.
+    pub text: String,
+    pub email: EmailFate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_note: Option<String>,
+}
+
+impl StaleAlert {
+    /// The alert's identity: one per stale commit of a source.
+    pub fn id(&self) -> RunId {
+        let key = format!("stale|{}|{}|{}", self.env, self.source, self.upstream.commit_sha);
+        RunId::new(&crate::hash::sha256_hex(key.as_bytes())[..24]).expect("hex digits are a run id")
+    }
+}
+
+/// `etl.<env>.dead.<stage>` (stream `DEAD`): a message a stage gave up on — malformed, or failed
+/// through every delivery. The message itself stays in the `ETL` stream at `stream_sequence`, so
+/// `etl dead retry` can publish it again once the cause is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub schema_version: u32,
+    /// The env of the message's subject; `None` when the subject names no valid env (the dead
+    /// letter is then on `etl._.dead.<stage>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Env>,
+    pub stage: Stage,
+    /// The durable consumer that gave up.
+    pub consumer: String,
+    /// The message's subject, as received.
+    pub subject: String,
+    /// The message's sequence in the `ETL` stream.
+    pub stream_sequence: u64,
+    pub delivered: u64,
+    pub kind: FailureKind,
+    pub reason: String,
+    pub payload_bytes: u64,
+    /// The start of the payload, as text, for a person to look at.
+    pub payload_preview: String,
+    pub dead_at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    /// The most payload kept in [`DeadLetter::payload_preview`].
+    pub const PREVIEW_BYTES: usize = 512;
+
+    pub fn preview(payload: &[u8]) -> String {
+        let cut = payload.len().min(Self::PREVIEW_BYTES);
+        String::from_utf8_lossy(&payload[..cut]).into_owned()
+    }
 }
 
 /// Body of an `etl.<env>.trigger` request.
@@ -343,7 +580,7 @@ pub struct TriggerRequest {
     pub force: bool,
     /// Makes a forced run distinct from earlier ones; set by `etl trigger`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<TriggerId>,
 }
 
 /// The extractor's answer to a trigger.
@@ -354,7 +591,7 @@ pub struct TriggerReply {
     pub extracted: Vec<Source>,
     /// The run the trigger started, when one was started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     /// One human sentence: what was checked and what happens next.
     pub message: String,
 }
@@ -368,7 +605,7 @@ mod tests {
         let loaded = Loaded {
             schema_version: SCHEMA_VERSION,
             env: Env::prod(),
-            run_id: "r".into(),
+            run_id: RunId::new("r").unwrap(),
             trigger: Trigger::new(TriggerKind::Commit),
             inputs: vec![],
             counts: Counts {

@@ -2,25 +2,34 @@
 //!
 //! - [`env`] and [`source`]: the two names that scope everything (an environment such as `prod`,
 //!   and an upstream source, `nyt` or `jhu`).
-//! - [`subjects`] builds every NATS subject; [`events`] holds one type per event body, and
+//! - [`subjects`] names every NATS subject (and reads one back); [`events`] holds one type per
+//!   event body; [`ids`] the validated identifiers they carry; [`message`] is the one decoder from
+//!   (subject, payload) to a checked event and names every event's subject and message id;
 //!   [`run_id`] derives the deterministic identity of a run from its inputs.
 //! - [`config`] parses environment variables into typed settings, reporting every bad value at once.
 //! - [`nats`] connects, declares the JetStream streams / object stores / KV bucket idempotently,
 //!   and publishes events with a deterministic `Nats-Msg-Id` and trace context;
-//!   [`consumer`] runs a durable pull consumer and maps a handler's [`consumer::Outcome`] to
-//!   ack / nak-with-delay / term in one place; [`store`] names and reads objects and KV state.
+//!   [`consumer`] runs a stage's durable pull consumer (decode, progress acks, deadline) and
+//!   [`settle`] turns a handler's classified result into ack / retry / report-and-reject, with
+//!   dead letters; [`store`] names and reads objects and KV state.
 //! - [`service`] registers a service as a NATS micro-service with its counters.
 //! - [`telemetry`] sets up logs and OpenTelemetry traces; [`shutdown`] is the token a service's
 //!   `run` receives so tests and signal handlers can stop it.
 
+pub mod cleanup;
 pub mod config;
 pub mod consumer;
+pub mod daily;
 pub mod env;
 pub mod events;
 pub mod hash;
+pub mod ids;
+pub mod message;
 pub mod nats;
+pub mod postgres;
 pub mod run_id;
 pub mod service;
+pub mod settle;
 pub mod shutdown;
 pub mod source;
 pub mod store;

@@ -3,6 +3,7 @@
 //! Every service calls [`connect`] and then [`setup`], whichever starts first: declaring a stream,
 //! object store or bucket that already exists with the same settings is a no-op.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
@@ -13,10 +14,12 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{NatsAuth, NatsConfig};
+use crate::message::Publish;
 use crate::shutdown::Shutdown;
 use crate::subjects;
 
 pub const ETL_STREAM: &str = "ETL";
+pub const DEAD_STREAM: &str = "DEAD";
 pub const NOTIFY_STREAM: &str = "NOTIFY";
 pub const RAW_BUCKET: &str = "etl-raw";
 pub const CURATED_BUCKET: &str = "etl-curated";
@@ -58,6 +61,12 @@ pub enum NatsError {
     Encode {
         subject: String,
         source: serde_json::Error,
+    },
+    #[error("could not publish to {subject}: header {name} cannot hold {value:?}")]
+    Header {
+        subject: String,
+        name: &'static str,
+        value: String,
     },
 }
 
@@ -182,6 +191,13 @@ pub async fn setup(client: Client) -> Result<Stores, NatsError> {
         &subjects::NOTIFY_STREAM_SUBJECTS,
     )
     .await?;
+    declare_stream(
+        &js,
+        DEAD_STREAM,
+        "covid-etl messages a stage gave up on (dead letters)",
+        &subjects::DEAD_STREAM_SUBJECTS,
+    )
+    .await?;
     let raw = declare_object_store(&js, RAW_BUCKET, "raw upstream payloads").await?;
     let curated = declare_object_store(&js, CURATED_BUCKET, "curated datasets (Parquet)").await?;
     let state = declare_kv(&js).await?;
@@ -278,9 +294,16 @@ async fn declare_kv(js: &jetstream::Context) -> Result<kv::Store, NatsError> {
     .await
 }
 
+/// Publishes `event` on its own subject under its own message id (see [`Publish`]). Returns
+/// whether the stream saw it as a duplicate.
+pub async fn publish<E: Publish>(js: &jetstream::Context, event: &E) -> Result<bool, NatsError> {
+    publish_event(js, &event.subject().to_string(), &event.msg_id(), event).await
+}
+
 /// Publishes `event` as JSON to a JetStream subject with a deterministic message id and the
 /// current trace context, and waits for the stream's acknowledgement. A timeout is retried with
 /// the same id, which the stream de-duplicates. Returns whether the stream saw it as a duplicate.
+/// Services use [`publish`]; this form is for tools and tests that need an id of their own.
 pub async fn publish_event<T: Serialize>(
     js: &jetstream::Context,
     subject: &str,
@@ -312,19 +335,30 @@ async fn publish_payload(
     msg_id: &str,
     payload: Vec<u8>,
 ) -> Result<bool, NatsError> {
+    // Checked, never converted with a panicking `From`: a line break in an id must be an error.
+    let header = |name: &'static str, value: &str| {
+        async_nats::HeaderValue::from_str(value).map_err(|_| NatsError::Header {
+            subject: subject.to_owned(),
+            name,
+            value: value.chars().take(80).collect(),
+        })
+    };
     let mut headers = HeaderMap::new();
-    headers.insert(MSG_ID_HEADER, msg_id);
-    headers.insert("Content-Type", "application/json");
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, header(MSG_ID_HEADER, msg_id)?);
+    headers.insert(
+        async_nats::HeaderName::from_static("Content-Type"),
+        header("Content-Type", "application/json")?,
+    );
     // The consumer's span continues from this publish span.
     inject_trace_context(&mut headers);
 
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // The id is already in the headers: `PublishMessage::message_id` would convert it again.
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload.clone().into())
-            .headers(headers.clone())
-            .message_id(msg_id);
+            .headers(headers.clone());
         let result = async { js.send_publish(subject.to_owned(), publish).await?.await }.await;
         match result {
             Ok(ack) => {
@@ -372,7 +406,13 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         // Propagators use lowercase names (`traceparent`); NATS header names are case-sensitive.
-        self.0.insert(key, value.as_str());
+        // A value a header cannot carry is dropped: losing a trace link beats losing the message.
+        if let (Ok(name), Ok(value)) = (
+            async_nats::HeaderName::from_str(key),
+            async_nats::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
     }
 }
 

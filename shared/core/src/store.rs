@@ -1,23 +1,30 @@
 //! Names and helpers for what the pipeline keeps in JetStream: raw and curated objects, and the
 //! per-env state in the `etl-state` KV bucket.
+//!
+//! Two rules keep a stage from ever waiting forever on an object (issue 16): an object is written
+//! once and never replaced ([`put_object_once`], [`put_object`]), because replacing one purges
+//! the chunks its readers are still fetching; and every object read or write has a deadline
+//! ([`OBJECT_DEADLINE`] by default), with a read checked against the digest and size its event
+//! announced ([`get_object`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_nats::jetstream::{kv, object_store};
 use tokio::io::AsyncReadExt;
 
 use crate::env::Env;
-use crate::events::{Extracted, ObjectRef};
-use crate::hash::sha256_hex;
+use crate::events::{Extracted, FailureKind, ObjectRef};
+use crate::ids::{Digest, RunId};
 use crate::nats::{self, NatsError, Stores};
+use crate::settle::Failure;
 use crate::source::Source;
-use crate::subjects;
 
-pub fn raw_object_name(env: &Env, source: Source, sha256: &str) -> String {
+pub fn raw_object_name(env: &Env, source: Source, sha256: &Digest) -> String {
     format!("{env}/{source}/{sha256}")
 }
 
-pub fn curated_object_name(env: &Env, run_id: &str) -> String {
+pub fn curated_object_name(env: &Env, run_id: &RunId) -> String {
     format!("{env}/{run_id}.parquet")
 }
 
@@ -25,9 +32,9 @@ pub fn curated_object_name(env: &Env, run_id: &str) -> String {
 /// whose event triggered the run was fetched. The loader measures a run's `duration_ms` from it.
 pub const CURATED_STARTED_AT: &str = "started_at";
 
-/// Metadata key of a curated object: when the transformer began its run (RFC 3339). Runs are
-/// transformed in the order their inputs arrived, so this orders them: the loader never lets an
-/// older run overwrite a newer one that overtook it during retries.
+/// Metadata key of a curated object: when the transformer wrote it (RFC 3339), by the
+/// transformer's clock. Information for people only: runs are ordered by
+/// [`crate::events::RunOrder`], never by a host's clock.
 pub const CURATED_TRANSFORMED_AT: &str = "transformed_at";
 
 /// KV key of the latest extracted payload of a source (the [`Extracted`] event as JSON).
@@ -41,12 +48,23 @@ pub fn cursor_key(env: &Env, source: Source) -> String {
 }
 
 /// KV key recording that a run's notification went out.
-pub fn notified_key(env: &Env, run_id: &str) -> String {
+pub fn notified_key(env: &Env, run_id: &RunId) -> String {
     format!("{env}.notified.{run_id}")
 }
 
+/// The longest one object-store read or write may take unless its caller says otherwise. The
+/// pipeline's objects are a few MB at most, which the store moves in well under a second; an
+/// operation still going after this is stuck (its chunks were purged, the server is gone) and
+/// must not hold the message in hand any longer.
+pub const OBJECT_DEADLINE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("could not look up object {name}: {source}")]
+    Lookup {
+        name: String,
+        source: async_nats::Error,
+    },
     #[error("could not write object {name}: {source}")]
     Put {
         name: String,
@@ -57,8 +75,41 @@ pub enum StoreError {
         name: String,
         source: async_nats::Error,
     },
+    #[error("object {name}: the {operation} did not finish within {deadline:?}")]
+    Timeout {
+        name: String,
+        operation: &'static str,
+        deadline: Duration,
+    },
+    #[error("object {name} is not in bucket {bucket}")]
+    Missing { name: String, bucket: String },
     #[error("object {name} is larger than the limit of {limit} bytes")]
     TooLarge { name: String, limit: u64 },
+    #[error("object {name} is {found} bytes, not the {expected} bytes it was announced with")]
+    SizeMismatch {
+        name: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("object {name} has SHA-256 {found}, not the {expected} it was announced with")]
+    DigestMismatch {
+        name: String,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("object {name}: its chunks do not add up to the digest the store recorded for it")]
+    CorruptChunks { name: String },
+    #[error("object {name} already exists with SHA-256 {found}, not {expected}; it is left as it is")]
+    Occupied {
+        name: String,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("object {name} has no readable SHA-256 digest in its info ({digest:?})")]
+    NoDigest {
+        name: String,
+        digest: Option<String>,
+    },
     #[error("could not read key {key}: {source}")]
     KvGet {
         key: String,
@@ -78,7 +129,148 @@ pub enum StoreError {
     Nats(#[from] NatsError),
 }
 
-/// Stores `bytes` under `name` with `metadata`, and returns its reference.
+impl StoreError {
+    /// The failure kind of a stage that could not read or write an object this way.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            StoreError::Missing { .. } => FailureKind::MissingObject,
+            StoreError::TooLarge { .. } => FailureKind::TooLarge,
+            StoreError::SizeMismatch { .. }
+            | StoreError::DigestMismatch { .. }
+            | StoreError::CorruptChunks { .. }
+            | StoreError::Occupied { .. }
+            | StoreError::NoDigest { .. }
+            | StoreError::KvDecode { .. } => FailureKind::CorruptObject,
+            StoreError::Timeout { .. } => FailureKind::Timeout,
+            StoreError::Lookup { .. }
+            | StoreError::Put { .. }
+            | StoreError::Get { .. }
+            | StoreError::KvGet { .. }
+            | StoreError::KvPut { .. }
+            | StoreError::Nats(_) => FailureKind::Unavailable,
+        }
+    }
+
+    /// Whether the same operation may succeed on delivery number `delivered` + 1 (1 is the first
+    /// delivery).
+    ///
+    /// A store that is slow or unreachable may recover: retried. An object that is not there, or
+    /// too large, stays so: given up on at once. An object whose bytes are not the ones announced
+    /// is read once more before it is given up on: objects are written once and never replaced,
+    /// so a second read that still disagrees proves the stored bytes wrong, whereas the first may
+    /// have met a broken transfer (the store's ordered reader restarts on a gap) or a writer of
+    /// the time before objects were write-once. More reads would only hold the run back.
+    pub fn is_transient(&self, delivered: u64) -> bool {
+        match self {
+            StoreError::Timeout { .. }
+            | StoreError::Lookup { .. }
+            | StoreError::Put { .. }
+            | StoreError::Get { .. }
+            | StoreError::KvGet { .. }
+            | StoreError::KvPut { .. }
+            | StoreError::Nats(_) => true,
+            StoreError::SizeMismatch { .. }
+            | StoreError::DigestMismatch { .. }
+            | StoreError::CorruptChunks { .. } => delivered <= 1,
+            StoreError::Missing { .. }
+            | StoreError::TooLarge { .. }
+            | StoreError::Occupied { .. }
+            | StoreError::NoDigest { .. }
+            | StoreError::KvDecode { .. } => false,
+        }
+    }
+
+    /// This error as a stage's [`Failure`] on delivery number `delivered`, with the error as its
+    /// reason. A caller with more context replaces the reason (`Failure { reason, ..failure }`).
+    pub fn failure(&self, delivered: u64) -> Failure {
+        if self.is_transient(delivered) {
+            Failure::transient(self.kind(), self.to_string())
+        } else {
+            Failure::permanent(self.kind(), self.to_string())
+        }
+    }
+}
+
+/// What a write-once put did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// The object was not there and is now, holding the given bytes.
+    Written(ObjectRef),
+    /// An object of that name was already there and was left alone: this is its reference (its
+    /// digest and size, which may differ from the bytes that were offered).
+    Existing(ObjectRef),
+}
+
+impl Stored {
+    pub fn object(&self) -> &ObjectRef {
+        match self {
+            Stored::Written(object) | Stored::Existing(object) => object,
+        }
+    }
+
+    pub fn into_object(self) -> ObjectRef {
+        match self {
+            Stored::Written(object) | Stored::Existing(object) => object,
+        }
+    }
+
+    pub fn was_written(&self) -> bool {
+        matches!(self, Stored::Written(_))
+    }
+}
+
+/// Stores `bytes` under `name` unless an object of that name is already there; never replaces
+/// one. Returns what it did and the reference of the object now under `name`.
+///
+/// Why never replace: replacing an object in a JetStream object store purges the old version's
+/// chunks, and a reader of the old version then waits for chunks that will never come (issue 16).
+/// An object is only ever visible once complete (its info is written after its last chunk), so an
+/// existing one is whole. Two writers racing past the look-up can still both write; the second
+/// then replaces the first, which is why every name written this way must stand for one content
+/// (a content digest, or a run whose output is deterministic) and every read has a deadline.
+///
+/// The look-up and the write share `deadline` ([`OBJECT_DEADLINE`] unless the caller knows
+/// better); past it, [`StoreError::Timeout`]. A write cut short leaves no visible object.
+pub async fn put_object_once(
+    store: &object_store::ObjectStore,
+    bucket: &str,
+    name: &str,
+    bytes: &[u8],
+    metadata: HashMap<String, String>,
+    deadline: Duration,
+) -> Result<Stored, StoreError> {
+    let work = async {
+        if let Some(existing) = lookup(store, bucket, name).await? {
+            return Ok(Stored::Existing(existing));
+        }
+        let meta = object_store::ObjectMetadata {
+            name: name.to_owned(),
+            metadata,
+            ..Default::default()
+        };
+        let mut reader = bytes;
+        store
+            .put(meta, &mut reader)
+            .await
+            .map_err(|source| StoreError::Put {
+                name: name.to_owned(),
+                source: source.into(),
+            })?;
+        Ok(Stored::Written(ObjectRef {
+            bucket: bucket.to_owned(),
+            name: name.to_owned(),
+            sha256: Digest::of(bytes),
+            bytes: bytes.len() as u64,
+        }))
+    };
+    within(deadline, name, "write", work).await
+}
+
+/// Stores `bytes` under a content-addressed `name` (such as [`raw_object_name`]) within
+/// [`OBJECT_DEADLINE`], writing nothing when the object is already there with these bytes.
+/// An object of that name with other bytes is [`StoreError::Occupied`] and left as it is: the
+/// name promises its content, so that object is damaged and must be looked at, not overwritten
+/// under a reader.
 pub async fn put_object(
     store: &object_store::ObjectStore,
     bucket: &str,
@@ -86,53 +278,203 @@ pub async fn put_object(
     bytes: &[u8],
     metadata: HashMap<String, String>,
 ) -> Result<ObjectRef, StoreError> {
-    let meta = object_store::ObjectMetadata {
-        name: name.to_owned(),
-        metadata,
-        ..Default::default()
-    };
-    let mut reader = bytes;
-    store
-        .put(meta, &mut reader)
-        .await
-        .map_err(|source| StoreError::Put {
+    let expected = Digest::of(bytes);
+    let stored = put_object_once(store, bucket, name, bytes, metadata, OBJECT_DEADLINE).await?;
+    let object = stored.into_object();
+    if object.sha256 != expected || object.bytes != bytes.len() as u64 {
+        return Err(StoreError::Occupied {
             name: name.to_owned(),
-            source: source.into(),
-        })?;
-    Ok(ObjectRef {
-        bucket: bucket.to_owned(),
-        name: name.to_owned(),
-        sha256: sha256_hex(bytes),
-        bytes: bytes.len() as u64,
-    })
+            expected,
+            found: object.sha256,
+        });
+    }
+    Ok(object)
 }
 
-/// Reads a whole object, refusing one over `limit` bytes. The store verifies its digest.
+/// Reads the object `object` names, and returns its bytes only if they are exactly what `object`
+/// promises: its size and its SHA-256 digest (as announced in the event that named it).
+///
+/// - `limit`: an object announced or found larger than this is [`StoreError::TooLarge`], and is
+///   not read past the limit.
+/// - `deadline`: the whole read (look-up and every chunk) must end within it
+///   ([`OBJECT_DEADLINE`] unless the caller knows better), else [`StoreError::Timeout`]. A read
+///   whose chunks were purged under it would otherwise wait forever.
+///
+/// Errors, each naming the object: [`StoreError::Missing`] (not there, or deleted),
+/// [`StoreError::SizeMismatch`] / [`StoreError::DigestMismatch`] (not the announced bytes),
+/// [`StoreError::CorruptChunks`] (not even the bytes the store recorded), [`StoreError::TooLarge`],
+/// [`StoreError::Timeout`], [`StoreError::Get`] (the store could not be asked). Turn one into a
+/// stage's failure with [`StoreError::failure`].
 pub async fn get_object(
     store: &object_store::ObjectStore,
-    name: &str,
+    object: &ObjectRef,
     limit: u64,
+    deadline: Duration,
 ) -> Result<Vec<u8>, StoreError> {
-    let object = store.get(name).await.map_err(|source| StoreError::Get {
-        name: name.to_owned(),
-        source: source.into(),
-    })?;
-    let mut bytes = Vec::new();
-    let read = object
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|source| StoreError::Get {
-            name: name.to_owned(),
-            source: source.into(),
-        })?;
-    if read as u64 > limit {
+    let name = object.name.as_str();
+    if object.bytes > limit {
         return Err(StoreError::TooLarge {
             name: name.to_owned(),
             limit,
         });
     }
+    let bytes = within(deadline, name, "read", read(store, object, limit)).await?;
+    let found = Digest::of(&bytes);
+    if found != object.sha256 {
+        return Err(StoreError::DigestMismatch {
+            name: name.to_owned(),
+            expected: object.sha256.clone(),
+            found,
+        });
+    }
     Ok(bytes)
+}
+
+/// The reference of the object under `name`, if there is one (a deleted one is not).
+pub async fn object_info(
+    store: &object_store::ObjectStore,
+    bucket: &str,
+    name: &str,
+    deadline: Duration,
+) -> Result<Option<ObjectRef>, StoreError> {
+    within(deadline, name, "look-up", lookup(store, bucket, name)).await
+}
+
+async fn lookup(
+    store: &object_store::ObjectStore,
+    bucket: &str,
+    name: &str,
+) -> Result<Option<ObjectRef>, StoreError> {
+    use object_store::InfoErrorKind;
+    let info = match store.info(name).await {
+        Ok(info) if info.deleted => return Ok(None),
+        Ok(info) => info,
+        Err(err) if err.kind() == InfoErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(StoreError::Lookup {
+                name: name.to_owned(),
+                source: err.into(),
+            });
+        }
+    };
+    let sha256 = info
+        .digest
+        .as_deref()
+        .and_then(digest_of_info)
+        .ok_or_else(|| StoreError::NoDigest {
+            name: name.to_owned(),
+            digest: info.digest.clone(),
+        })?;
+    Ok(Some(ObjectRef {
+        bucket: bucket.to_owned(),
+        name: name.to_owned(),
+        sha256,
+        bytes: info.size as u64,
+    }))
+}
+
+async fn read(
+    store: &object_store::ObjectStore,
+    object: &ObjectRef,
+    limit: u64,
+) -> Result<Vec<u8>, StoreError> {
+    use object_store::GetErrorKind;
+    let name = object.name.as_str();
+    let stored = store.get(name).await.map_err(|err| match err.kind() {
+        GetErrorKind::NotFound => StoreError::Missing {
+            name: name.to_owned(),
+            bucket: object.bucket.clone(),
+        },
+        _ => StoreError::Get {
+            name: name.to_owned(),
+            source: err.into(),
+        },
+    })?;
+    let size = stored.info().size as u64;
+    if size != object.bytes {
+        // Larger than announced may also be larger than the limit; either way it is not the
+        // announced object, and it is not read.
+        return Err(StoreError::SizeMismatch {
+            name: name.to_owned(),
+            expected: object.bytes,
+            found: size,
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    stored
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|err| match err.kind() {
+            std::io::ErrorKind::InvalidData => StoreError::CorruptChunks {
+                name: name.to_owned(),
+            },
+            _ => StoreError::Get {
+                name: name.to_owned(),
+                source: err.into(),
+            },
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(StoreError::TooLarge {
+            name: name.to_owned(),
+            limit,
+        });
+    }
+    if bytes.len() as u64 != object.bytes {
+        return Err(StoreError::SizeMismatch {
+            name: name.to_owned(),
+            expected: object.bytes,
+            found: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Runs one object-store operation on `name` under `deadline`.
+async fn within<T>(
+    deadline: Duration,
+    name: &str,
+    operation: &'static str,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(deadline, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Timeout {
+                name: name.to_owned(),
+                operation,
+                deadline,
+            })
+        })
+}
+
+/// The hex digest of an object info's `digest` (`SHA-256=` and the URL-safe base64 of the 32
+/// bytes), or `None` when it is not one.
+fn digest_of_info(digest: &str) -> Option<Digest> {
+    let encoded = digest.strip_prefix("SHA-256=")?.trim_end_matches('=');
+    let mut bytes = Vec::with_capacity(32);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in encoded.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if bytes.len() != 32 {
+        return None;
+    }
+    Digest::new(hex::encode(bytes)).ok()
 }
 
 /// Reads a JSON value from the state bucket.
@@ -183,23 +525,59 @@ pub async fn latest_extracted(
 /// that a transformer woken by the event always finds it.
 pub async fn record_extracted(stores: &Stores, event: &Extracted) -> Result<(), StoreError> {
     kv_put(&stores.state, &latest_key(&event.env, event.source), event).await?;
-    // Content and commit: a revert to an earlier file is a new event, not a duplicate.
-    let mut msg_id = format!(
-        "extracted:{}:{}:{}:{}",
-        event.env, event.source, event.object.sha256, event.upstream.commit_sha
-    );
-    if event.trigger.force
-        && let Some(id) = &event.trigger.id
-    {
-        msg_id.push(':');
-        msg_id.push_str(id);
-    }
-    nats::publish_event(
-        &stores.js,
-        &subjects::extracted(&event.env, event.source),
-        &msg_id,
-        event,
-    )
-    .await?;
+    nats::publish(&stores.js, event).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_info_digest_reads_as_hex() {
+        // async-nats writes `SHA-256=` and the URL-safe, padded base64 of the digest.
+        let info = "SHA-256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU=";
+        assert_eq!(digest_of_info(info), Some(Digest::of(b"")));
+        assert_eq!(digest_of_info("SHA-256=abc"), None);
+        assert_eq!(digest_of_info("MD5=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU="), None);
+    }
+
+    #[test]
+    fn a_missing_object_is_given_up_at_once() {
+        let err = StoreError::Missing {
+            name: "prod/nyt/x".into(),
+            bucket: "etl-raw".into(),
+        };
+        let failure = err.failure(1);
+        assert_eq!(failure.kind, FailureKind::MissingObject);
+        assert!(!failure.transient);
+        assert!(failure.reason.contains("prod/nyt/x"), "{}", failure.reason);
+    }
+
+    #[test]
+    fn a_digest_mismatch_is_read_once_more_then_given_up() {
+        let err = StoreError::DigestMismatch {
+            name: "prod/r1.parquet".into(),
+            expected: Digest::of(b"a"),
+            found: Digest::of(b"b"),
+        };
+        assert_eq!(err.kind(), FailureKind::CorruptObject);
+        assert!(err.failure(1).transient);
+        assert!(!err.failure(2).transient);
+    }
+
+    #[test]
+    fn a_timeout_is_retried_and_names_the_object() {
+        let err = StoreError::Timeout {
+            name: "prod/r1.parquet".into(),
+            operation: "read",
+            deadline: Duration::from_secs(30),
+        };
+        assert_eq!(err.kind(), FailureKind::Timeout);
+        assert!(err.failure(9).transient);
+        assert_eq!(
+            err.to_string(),
+            "object prod/r1.parquet: the read did not finish within 30s"
+        );
+    }
 }

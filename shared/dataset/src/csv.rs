@@ -5,8 +5,11 @@
 //! (a quote-free line is one record and is never split into fields unless its country field is
 //! asked for), falls back to an RFC 4180 state machine only for records that contain a quote, and
 //! rejects what makes the structure ambiguous: a quoted field that never closes, text after a
-//! closing quote. A quote inside an unquoted field is kept as text, as pandas does. The text has
-//! passed `payload`'s checks (UTF-8, no NUL byte) before.
+//! closing quote, and — once the header is read — a record with another number of fields than the
+//! header. The rows the transform never splits are still counted (with `memchr`, commas only), so
+//! a body cut inside a row of another country is refused too. A quote inside an unquoted field is
+//! kept as text, as pandas does. The text has passed `payload`'s checks (UTF-8, no NUL byte)
+//! before.
 
 use std::borrow::Cow;
 
@@ -97,6 +100,8 @@ pub(crate) struct Reader<'a> {
     text: &'a str,
     pos: usize,
     line: usize,
+    /// The header's field count, once [`Reader::expect_width`] is called.
+    width: Option<usize>,
 }
 
 impl<'a> Reader<'a> {
@@ -106,7 +111,13 @@ impl<'a> Reader<'a> {
             text,
             pos: 0,
             line: 1,
+            width: None,
         }
+    }
+
+    /// Refuses, from the next record on, any record that does not have `width` fields.
+    pub fn expect_width(&mut self, width: usize) {
+        self.width = Some(width);
     }
 
     fn fail(&self, line: usize, problem: Problem) -> DataError {
@@ -115,6 +126,31 @@ impl<'a> Reader<'a> {
 
     #[allow(clippy::should_implement_trait)] // fallible, and records borrow the reader's text
     pub fn next(&mut self) -> Result<Option<Record<'a>>, DataError> {
+        let record = self.next_record()?;
+        if let (Some(record), Some(expected)) = (&record, self.width) {
+            self.check_width(record, expected)?;
+        }
+        Ok(record)
+    }
+
+    fn check_width(&self, record: &Record<'_>, expected: usize) -> Result<(), DataError> {
+        let found = record.len();
+        if found == expected {
+            return Ok(());
+        }
+        // A short row with no newline after it is how a body cut in transit ends; saying so points
+        // at the fetch rather than at a change of upstream's format. The record that ends the
+        // text has moved `pos` to (or, unterminated and quote-free, one past) its end.
+        let unterminated = self.pos >= self.text.len() && !self.text.ends_with('\n');
+        let problem = if found < expected && unterminated {
+            Problem::CutLastRow { found, expected }
+        } else {
+            Problem::FieldCount { found, expected }
+        };
+        Err(self.fail(record.line, problem))
+    }
+
+    fn next_record(&mut self) -> Result<Option<Record<'a>>, DataError> {
         let bytes = self.text.as_bytes();
         loop {
             if self.pos >= bytes.len() {
@@ -323,6 +359,100 @@ mod tests {
         );
     }
 
+    /// The lines of the records after the header, each checked against the header's width.
+    fn widths_checked(text: &str) -> Result<Vec<usize>, String> {
+        let mut reader = Reader::new(Source::Jhu, text);
+        let header = reader.next().map_err(|e| e.to_string())?.expect("a header");
+        reader.expect_width(header.len());
+        let mut lines = Vec::new();
+        while let Some(record) = reader.next().map_err(|e| e.to_string())? {
+            lines.push(record.line);
+        }
+        Ok(lines)
+    }
+
+    #[test]
+    fn every_record_must_have_as_many_fields_as_the_header() {
+        const CUT: &str = "and the file ends in this row without a newline, so the body looks cut off";
+        let cases: &[(&str, &str, Result<&[usize], String>)] = &[
+            ("rows of the header's width", "a,b,c\n1,2,3\n4,5,6", Ok(&[2, 3])),
+            (
+                "quoted commas counted as text",
+                "a,b,c\n\"Korea, South\",,1\n\"a,b\",\"c\nd\",\"\"\"\"\n1,2,3\n",
+                Ok(&[2, 3, 5]),
+            ),
+            (
+                "blank lines, which are no rows",
+                "a,b\r\n\r\n1,2\r\n\n",
+                Ok(&[3]),
+            ),
+            (
+                "a short row anywhere",
+                "a,b,c\n1,2,3\n4,5\n6,7,8\n",
+                Err("jhu line 3: has 2 fields but the header has 3".into()),
+            ),
+            (
+                "a long row anywhere",
+                "a,b,c\n1,2,3,4\n5,6,7\n",
+                Err("jhu line 2: has 4 fields but the header has 3".into()),
+            ),
+            (
+                "a row of one field",
+                "a,b,c\n1;2;3\n",
+                Err("jhu line 2: has 1 field but the header has 3".into()),
+            ),
+            (
+                "a short quoted row, on the line it starts on",
+                "a,b,c\n1,2,3\n\"x\ny\",\"Korea, South\"\n1,2,3\n",
+                Err("jhu line 3: has 2 fields but the header has 3".into()),
+            ),
+            (
+                "a short last row with its newline",
+                "a,b,c\n1,2,3\n4,5\n",
+                Err("jhu line 3: has 2 fields but the header has 3".into()),
+            ),
+            (
+                "a long last row without a newline",
+                "a,b,c\n1,2,3\n4,5,6,7",
+                Err("jhu line 3: has 4 fields but the header has 3".into()),
+            ),
+            (
+                "a short last row without a newline",
+                "a,b,c\n1,2,3\n4,5",
+                Err(format!("jhu line 3: has 2 fields but the header has 3 {CUT}")),
+            ),
+            (
+                "a last row cut just after a comma",
+                "a,b,c\r\n1,2,3\r\n4,",
+                Err(format!("jhu line 3: has 2 fields but the header has 3 {CUT}")),
+            ),
+            (
+                "a last row cut between its carriage return and newline",
+                "a,b,c\r\n1,2,3\r\n4,5\r",
+                Err(format!("jhu line 3: has 2 fields but the header has 3 {CUT}")),
+            ),
+            (
+                "a quoted last row cut after a closing quote",
+                "a,b,c\n1,2,3\n\"Korea, South\",\"x\"",
+                Err(format!("jhu line 3: has 2 fields but the header has 3 {CUT}")),
+            ),
+            (
+                "a quoted last row cut after it",
+                "a,b,c\n1,2,3\n\"Korea, South\",x",
+                Err(format!("jhu line 3: has 2 fields but the header has 3 {CUT}")),
+            ),
+            (
+                "a last row cut inside a quoted field",
+                "a,b,c\n1,2,3\n\"Korea, So",
+                Err("jhu line 3: a quoted field opens on this line and is never closed".into()),
+            ),
+        ];
+        for (what, text, expected) in cases {
+            let expected = expected.clone().map(<[usize]>::to_vec);
+            assert_eq!(widths_checked(text), expected, "{what}");
+        }
+    }
+
     proptest::proptest! {
         /// Any table written as RFC 4180 CSV, quoted or not where allowed, with either line end,
         /// reads back as the same fields, each record on the line it starts on.
@@ -358,5 +488,45 @@ mod tests {
             }
             proptest::prop_assert_eq!(records(&text), Ok(expected));
         }
+    }
+}
+
+// THROWAWAY-UPSTREAM-CHECK (removed before handing back)
+#[cfg(test)]
+mod throwaway_upstream_check {
+    use super::*;
+
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "csv") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_real_upstream_file_has_rows_of_its_header_width() {
+        let mut files = Vec::new();
+        walk(std::path::Path::new("/work/shared/upstream"), &mut files);
+        files.sort();
+        for path in &files {
+            let bytes = std::fs::read(path).unwrap();
+            let text = crate::payload::check_payload(Source::Jhu, &bytes).unwrap();
+            let mut reader = Reader::new(Source::Jhu, text);
+            let header = reader.next().unwrap().unwrap();
+            reader.expect_width(header.len());
+            let mut n = 0;
+            while let Some(_) = reader
+                .next()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            {
+                n += 1;
+            }
+            eprintln!("ok {} rows, width {}: {}", n, header.len(), path.display());
+        }
+        eprintln!("{} files", files.len());
     }
 }

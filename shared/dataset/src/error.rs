@@ -147,6 +147,11 @@ pub enum Problem {
         found: usize,
         expected: usize,
     },
+    /// A short last row without a newline after it: the body was cut inside that row.
+    CutLastRow {
+        found: usize,
+        expected: usize,
+    },
     EmptyValue {
         column: &'static str,
     },
@@ -232,6 +237,14 @@ impl fmt::Display for Problem {
                 write!(
                     f,
                     "has {found} {} but the header has {expected}",
+                    plural(*found, "field", "fields")
+                )
+            }
+            Problem::CutLastRow { found, expected } => {
+                write!(
+                    f,
+                    "has {found} {} but the header has {expected} and the file ends in this row \
+                     without a newline, so the body looks cut off",
                     plural(*found, "field", "fields")
                 )
             }

@@ -8,12 +8,12 @@ use crate::error::{At, DataError, Problem};
 
 /// The header of a payload: where the required columns are.
 pub(crate) struct Header {
-    pub width: usize,
     /// Index of each required column, in the order they were asked for.
     pub indices: Vec<usize>,
 }
 
-/// Reads the header and finds `required` columns by name (order and extra columns do not matter).
+/// Reads the header and finds `required` columns by name (order and extra columns do not matter);
+/// from then on `reader` refuses any record with another number of fields than the header.
 pub(crate) fn read_header(
     input: Source,
     reader: &mut Reader<'_>,
@@ -54,10 +54,8 @@ pub(crate) fn read_header(
         }
         indices.push(index);
     }
-    Ok(Header {
-        width: names.len(),
-        indices,
-    })
+    reader.expect_width(names.len());
+    Ok(Header { indices })
 }
 
 #[cfg(test)]
@@ -65,11 +63,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_header_finds_columns_by_name_in_any_order() {
-        let mut reader = Reader::new(Source::Nyt, "deaths, extra ,date,cases\n");
+    fn the_header_finds_columns_by_name_in_any_order_and_sets_the_width_of_every_row() {
+        let mut reader = Reader::new(Source::Nyt, "deaths, extra ,date,cases\n0,2020-01-01,1\n");
         let header = read_header(Source::Nyt, &mut reader, &["date", "cases", "deaths"]).unwrap();
         assert_eq!(header.indices, vec![2, 3, 0]);
-        assert_eq!(header.width, 4);
+        assert_eq!(
+            reader.next().unwrap_err().to_string(),
+            "nyt line 2: has 3 fields but the header has 4"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Of its ~115 000 rows only the US national ones (`Country/Region` = `US`, empty
 //! `Province/State`, about 400) matter, so every other row is classified from its first fields
 //! without being split or checked: other countries' columns are neither required nor validated.
+//! Their structure is (the reader counts every row's fields), as a cut or garbled body can end in
+//! any row.
 
 use std::collections::HashMap;
 
@@ -45,23 +47,14 @@ pub(crate) fn read(bytes: &[u8]) -> Result<JhuDays, DataError> {
     while let Some(record) = reader.next()? {
         rows += 1;
         let fail = |problem| DataError::payload(input, At::Line(record.line), problem);
+        // The reader has refused records of another width, so every header column is there.
         let [Some(country), Some(province)] = record.pick([country_at, province_at]) else {
-            // Too short to say whose row it is, e.g. a body in another delimiter.
-            return Err(fail(Problem::FieldCount {
-                found: record.len(),
-                expected: header.width,
-            }));
+            unreachable!("a record of the header's width has each of its columns");
         };
         if country != "US" || !province.is_empty() {
             continue;
         }
         let fields = record.split();
-        if fields.len() != header.width {
-            return Err(fail(Problem::FieldCount {
-                found: fields.len(),
-                expected: header.width,
-            }));
-        }
         let date = values::date(DATE, fields[date_at]).map_err(fail)?;
         let recovered = match fields[recovered_at] {
             "" => None,

@@ -6,8 +6,9 @@
 //!
 //! How the files fit together ([`transform`] runs them in this order):
 //! - `payload`: checks before any line is read (empty, HTML or JSON, gzip, UTF-8, NUL bytes);
-//! - `csv`: a strict CSV reader that knows each record's 1-based line, refuses broken quoting,
-//!   and splits only the records it is asked about; `header`: columns by name;
+//! - `csv`: a strict CSV reader that knows each record's 1-based line, refuses broken quoting
+//!   and rows wider or narrower than the header, and splits only the records it is asked about;
+//!   `header`: columns by name;
 //! - `values`: one field as an ISO date or a non-negative whole count;
 //! - `nyt` and `jhu`: each source's columns found by name and its rows validated (DESIGN rules
 //!   1, 2 and 6); for JHU only the US national rows are split and checked;
@@ -20,16 +21,15 @@
 //! - The `recovered` rule (4) looks at JHU's own US rows before the join: a positive count on a
 //!   day NYT lacks still makes later zeros "not reported".
 //! - Both payloads are fully validated before the join; NYT first, so when both are broken the
-//!   error names NYT. Structure problems (encoding, NUL, quoting) fail anywhere in a file; value
-//!   rules apply to every NYT row and to the JHU US national rows only.
+//!   error names NYT. Structure problems (encoding, NUL, quoting, a row with another number of
+//!   fields than the header) fail anywhere in a file; value rules apply to every NYT row and to
+//!   the JHU US national rows only.
 //! - [`Dropped`] lists the earliest [`Dropped::MAX_DATES`] dropped dates of each source.
 //! - Negative deltas: the first [`MAX_LISTED_WARNINGS`] are one sentence each, the rest one
 //!   summary sentence.
 //! - [`diff::check_removal`] passes any run that removes nothing, so a first run into an empty
 //!   table (0 stored dates) always passes.
 
-use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
 use shared::events::Dropped;
 
 mod csv;
@@ -48,18 +48,9 @@ pub use error::{At, DataError, Problem, Share};
 pub use parquet::{from_parquet, to_parquet};
 pub use warnings::MAX_LISTED as MAX_LISTED_WARNINGS;
 
-/// One row of `us_daily`: the merged cumulative figures of a day and their daily deltas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DailyRow {
-    pub date: NaiveDate,
-    pub cases: i64,
-    pub deaths: i64,
-    /// `None` where JHU does not report recoveries (empty, or 0 after it stopped reporting).
-    pub recovered: Option<i64>,
-    pub new_cases: Option<i64>,
-    pub new_deaths: Option<i64>,
-    pub new_recovered: Option<i64>,
-}
+/// One row of `us_daily`; defined in `shared` beside its one SQL mapping, which the loader, `etl`
+/// and the dashboard (which does not use polars) read it with.
+pub use shared::daily::DailyRow;
 
 /// The result of the transform: rows sorted by date, the days dropped by the join, and
 /// data-quality warnings (one sentence each, e.g. negative daily deltas).

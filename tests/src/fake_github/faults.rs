@@ -52,10 +52,31 @@ pub(super) fn fault_response(
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             response
         }
+        Fault::SecondaryLimit => json_response(
+            StatusCode::FORBIDDEN,
+            rate,
+            &json!({
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            }),
+        ),
         Fault::Forbidden => json_response(
             StatusCode::FORBIDDEN,
             rate,
-            &json!({"message": "Resource not accessible by integration"}),
+            &json!({
+                "message": "Resource not accessible by integration",
+                "documentation_url": "https://docs.github.com/rest/repos/contents#get-repository-content",
+                "status": "403",
+            }),
+        ),
+        Fault::TooLarge => json_response(
+            StatusCode::FORBIDDEN,
+            rate,
+            &json!({
+                "message": "This API returns blobs up to 1 MB in size. The requested blob is too large to fetch via the API, but you can use the Git Data API to request blobs up to 100 MB in size.",
+                "errors": [{"resource": "Blob", "field": "data", "code": "too_large"}],
+                "documentation_url": "https://docs.github.com/rest/repos/contents#get-repository-content",
+            }),
         ),
         Fault::Html => html_page(header::HeaderValue::from_static("text/html; charset=utf-8")),
         Fault::HtmlAsText => html_page(header::HeaderValue::from_static(

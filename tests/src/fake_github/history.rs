@@ -61,12 +61,19 @@ impl RateState {
     }
 }
 
+/// A fault waiting for its answer: for any repository, or only for `repo`.
+#[derive(Debug, Clone)]
+pub struct QueuedFault {
+    pub repo: Option<String>,
+    pub fault: Fault,
+}
+
 #[derive(Debug)]
 pub struct State {
     pub commits: Vec<FakeCommit>,
     pub next_seq: u64,
     pub log: Vec<RequestRecord>,
-    pub faults: HashMap<Endpoint, VecDeque<Fault>>,
+    pub faults: HashMap<Endpoint, VecDeque<QueuedFault>>,
     pub rate: RateState,
     /// Replay: commits not yet visible, one step at a time.
     pub pending: VecDeque<Vec<NewCommit>>,
@@ -176,8 +183,13 @@ impl State {
         ]
     }
 
-    pub fn take_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
-        self.faults.get_mut(&endpoint)?.pop_front()
+    /// The first fault queued for `endpoint` that applies to `repo`, taken off the queue.
+    pub fn take_fault(&mut self, endpoint: Endpoint, repo: &str) -> Option<Fault> {
+        let queue = self.faults.get_mut(&endpoint)?;
+        let at = queue
+            .iter()
+            .position(|q| q.repo.as_deref().is_none_or(|r| r == repo))?;
+        queue.remove(at).map(|q| q.fault)
     }
 
     /// Makes the next replay step visible; returns what it revealed.

@@ -25,7 +25,7 @@ pub async fn commits(
 ) -> Response {
     let repo = format!("{owner}/{repo}");
     let mut state = inner.state.lock().expect("fake state lock");
-    if let Some(fault) = state.take_fault(Endpoint::Commits) {
+    if let Some(fault) = state.take_fault(Endpoint::Commits, &repo) {
         let rate = state.charge(true);
         return fault_response(&fault, rate, None);
     }
@@ -118,7 +118,7 @@ pub async fn contents(
 ) -> Response {
     let repo = format!("{owner}/{repo}");
     let mut state = inner.state.lock().expect("fake state lock");
-    if let Some(fault) = state.take_fault(Endpoint::Contents) {
+    if let Some(fault) = state.take_fault(Endpoint::Contents, &repo) {
         let rate = state.charge(true);
         return fault_response(&fault, rate, None);
     }
@@ -157,7 +157,7 @@ pub async fn raw(
 ) -> Response {
     let repo = format!("{owner}/{repo}");
     let mut state = inner.state.lock().expect("fake state lock");
-    let fault = state.take_fault(Endpoint::Raw);
+    let fault = state.take_fault(Endpoint::Raw, &repo);
     let file = state.file_at(&repo, &path, Some(&reference)).cloned();
     drop(state);
     let Some(file) = file else {

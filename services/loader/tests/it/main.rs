@@ -1,0 +1,6 @@
+//! The loader's integration tests, in one binary: runs applied directly to PostgreSQL, and the
+//! real service driven through NATS.
+
+mod apply;
+mod service;
+mod support;

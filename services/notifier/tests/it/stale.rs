@@ -1,0 +1,109 @@
+//! Staleness alerts: once per stale commit, by email and on `notify.<env>`.
+
+use crate::support::*;
+use chrono::{Duration, Utc};
+use shared::Source;
+use shared::events::{Extracted, Trigger, TriggerKind};
+use shared::nats::Stores;
+
+/// Makes a commit of `age_days` ago the latest extracted payload of `source`.
+async fn set_latest(stores: &Stores, env: &shared::Env, source: Source, sha: &str, age_days: i64) {
+    let mut input = input(env, source, sha);
+    input.upstream.commit_time = Utc::now() - Duration::days(age_days);
+    let event = Extracted {
+        schema_version: shared::events::SCHEMA_VERSION,
+        env: env.clone(),
+        source,
+        upstream: input.upstream,
+        object: input.object,
+        trigger: Trigger::new(TriggerKind::Commit),
+        fetched_at: Utc::now(),
+    };
+    shared::store::kv_put(
+        &stores.state,
+        &shared::store::latest_key(env, source),
+        &event,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_source_is_reported_once_per_stale_commit() {
+    let stores = stores().await;
+    let env = unique_env("notify");
+    let sink = SmtpSink::start().await;
+    set_latest(&stores, &env, Source::Nyt, "aaaaaaa111", 30).await;
+    set_latest(&stores, &env, Source::Jhu, "bbbbbbb222", 1).await;
+    let mut vars = vars(&env, &sink.url());
+    vars.set("STALE_AFTER", "7d");
+    let notifier = start(&vars);
+
+    // Checked at start: nyt is 30 days old, jhu one day.
+    let mut notify = NotifyReader::open(&stores, &env).await;
+    let alert: notifier::StaleAlert = serde_json::from_value(notify.next().await).unwrap();
+    assert_eq!(alert.alert, "stale");
+    assert_eq!(alert.source, Source::Nyt);
+    assert_eq!(alert.upstream.commit_sha, "aaaaaaa111");
+    assert!(alert.emailed);
+    let first = wait_for_mails(&sink.maildir, &env, 1).await;
+    assert_eq!(
+        first[0].subject,
+        format!("[{env}] COVID-19 source nyt is stale: no new commit for 30 days")
+    );
+    assert!(first[0].text.contains(
+        "latest commit: aaaaaaa (https://github.com/nytimes/covid-19-data/commit/aaaaaaa111)"
+    ));
+    assert!(first[0].html.contains("alert threshold: 7 days"));
+
+    // Runs check again, but the episode was reported: two runs, two run emails, no new alert.
+    publish_loaded(&stores, &loaded(&env, "run_a"), 1).await;
+    publish_loaded(&stores, &loaded(&env, "run_b"), 1).await;
+    assert_eq!(notify.next().await["run_id"], "run_a");
+    assert_eq!(notify.next().await["run_id"], "run_b");
+    // A run is acknowledged after its staleness check: once both are, both checks are done.
+    wait_all_acknowledged(&stores, &env).await;
+    let stale_mails = |env: &shared::Env| {
+        mails(&sink.maildir, env)
+            .into_iter()
+            .filter(|m| m.subject.contains("is stale"))
+            .count()
+    };
+    assert_eq!(stale_mails(&env), 1);
+
+    // A newer commit that is stale too is a new episode, reported on the next run.
+    set_latest(&stores, &env, Source::Nyt, "ccccccc333", 10).await;
+    publish_loaded(&stores, &loaded(&env, "run_c"), 1).await;
+    assert_eq!(notify.next().await["run_id"], "run_c");
+    let second: notifier::StaleAlert = serde_json::from_value(notify.next().await).unwrap();
+    assert_eq!(second.upstream.commit_sha, "ccccccc333");
+    assert_eq!(second.source, Source::Nyt);
+    publish_loaded(&stores, &loaded(&env, "run_d"), 1).await;
+    assert_eq!(notify.next().await["run_id"], "run_d");
+    wait_all_acknowledged(&stores, &env).await;
+    assert_eq!(stale_mails(&env), 2);
+    assert_eq!(notify_count(&stores, &env).await, 6, "2 alerts + 4 runs");
+
+    notifier.stop().await;
+    clean_up(&env).await;
+}
+
+#[tokio::test]
+async fn a_stale_source_of_an_env_without_recipients_is_still_published() {
+    let stores = stores().await;
+    let env = unique_env("notify");
+    set_latest(&stores, &env, Source::Jhu, "ddddddd444", 9).await;
+    let mut vars = vars(&env, "smtp://127.0.0.1:1");
+    vars.set(format!("EMAIL_TO_{}", env.as_str().to_uppercase()), "");
+    vars.set("STALE_AFTER", "8d");
+    let notifier = start(&vars);
+
+    let alert: notifier::StaleAlert =
+        serde_json::from_value(NotifyReader::open(&stores, &env).await.next().await).unwrap();
+    assert_eq!(alert.source, Source::Jhu);
+    assert!(!alert.emailed);
+    assert_eq!(alert.stale_after_secs, 8 * 86_400);
+
+    notifier.stop().await;
+    clean_up(&env).await;
+}

@@ -1,0 +1,3 @@
+//! The transformer's integration tests, in one binary.
+
+mod service;

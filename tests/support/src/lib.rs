@@ -1,0 +1,31 @@
+//! What every covid-etl integration test shares, so each crate's tests hold only their own
+//! fixtures:
+//!
+//! - [`stack`]: the addresses of the stack the tests run against (NATS, PostgreSQL, SMTP), from the
+//!   same variables the services read, with `scripts/stack.sh`'s defaults;
+//! - [`TestEnv`]: an env of the test's own (DESIGN rule: every test isolates its subjects, objects,
+//!   keys and schema), its JetStream resources, the loader's real migrations for its schema, and
+//!   the clean-up `etl smoke` uses too ([`shared::cleanup`]);
+//! - [`EventLog`] and [`Notifications`]: what a stream stores for the env, read in order, each
+//!   wait bounded; [`eventually`] for state that no event announces; [`mail`] for what the SMTP
+//!   server received;
+//! - [`Running`] and [`Pipeline`]: services started in-process, stopped (and checked) in bounded
+//!   time.
+
+mod consumers;
+mod env;
+mod events;
+pub mod mail;
+mod pipeline;
+mod postgres;
+mod running;
+pub mod stack;
+mod wait;
+
+pub use consumers::{stored_count, wait_consumed};
+pub use env::{TestEnv, clean_up, stores, unique_env};
+pub use events::{EventLog, Notifications};
+pub use pipeline::{Pipeline, Stages};
+pub use postgres::{connect, connect_to, drop_schema, migrate};
+pub use running::Running;
+pub use wait::eventually;

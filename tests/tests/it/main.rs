@@ -1,0 +1,8 @@
+//! The workspace's end-to-end tests, in one binary: the extractor against the fake GitHub, the
+//! whole pipeline, `etl smoke`, and operability with each service as its own process.
+
+mod extractor;
+mod operability;
+mod pipeline;
+mod smoke;
+mod support;

@@ -1,0 +1,246 @@
+//! Operability, with each service as its own process: one upstream change is one trace across
+//! all four services (checked with a real OTLP receiver), and SIGTERM during a run loses nothing.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use crate::support::processes::Process;
+use crate::support::stored_values;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use etl_tests::fake_github::{FakeGithub, NewCommit};
+use futures::StreamExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use prost::Message;
+use shared::config::Vars;
+use shared::events::RunStatus;
+use shared::nats::ETL_STREAM;
+use shared::{Env, Source};
+use test_support::{EventLog, Notifications, TestEnv, stack};
+
+const NYT: &str = "date,cases,deaths\n2020-03-01,100,2\n2020-03-02,150,3\n2020-03-03,210,5\n";
+const JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths\n\
+2020-03-01,US,,100,5,2\n2020-03-02,US,,150,7,3\n2020-03-03,US,,210,8,5\n";
+const PIPELINE: [&str; 4] = ["extractor", "transformer", "loader", "notifier"];
+
+#[derive(Debug, Clone)]
+struct SpanRecord {
+    service: String,
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+}
+
+type Collected = Arc<Mutex<Vec<SpanRecord>>>;
+
+/// A real OTLP/HTTP receiver: decodes each export request and keeps its spans.
+async fn start_otlp_receiver() -> (String, Collected) {
+    let collected: Collected = Arc::default();
+    let app = axum::Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(collected.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, collected)
+}
+
+async fn receive(State(collected): State<Collected>, body: Bytes) -> &'static str {
+    let request = ExportTraceServiceRequest::decode(body).expect("a valid OTLP export request");
+    let mut spans = collected.lock().unwrap();
+    for resource_spans in request.resource_spans {
+        let service = resource_spans
+            .resource
+            .iter()
+            .flat_map(|r| &r.attributes)
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for scope in resource_spans.scope_spans {
+            for span in scope.spans {
+                spans.push(SpanRecord {
+                    service: service.clone(),
+                    name: span.name,
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: hex(&span.parent_span_id),
+                });
+            }
+        }
+    }
+    ""
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn upstream(github: &FakeGithub) {
+    let nyt = Source::Nyt.default_location();
+    let jhu = Source::Jhu.default_location();
+    github.add_many([
+        NewCommit::new(&nyt.repo, &nyt.path, NYT),
+        NewCommit::new(&jhu.repo, &jhu.path, JHU),
+    ]);
+}
+
+fn process_vars(env: &Env, github: &FakeGithub) -> Vars {
+    let mut vars = stack::vars(env);
+    for (name, value) in github.env_vars() {
+        vars.set(name, value);
+    }
+    vars.set("POLL_INTERVAL", "300ms");
+    vars
+}
+
+fn spawn_pipeline(vars: &Vars, logs: &std::path::Path) -> Vec<Process> {
+    PIPELINE
+        .iter()
+        .map(|name| Process::spawn(name, vars, logs))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_upstream_change_is_one_trace_across_all_four_services() {
+    let test = TestEnv::new("trace").await;
+    let env = &test.env;
+    let github = FakeGithub::start().await.unwrap();
+    let (otlp_url, collected) = start_otlp_receiver().await;
+    let mut vars = process_vars(env, &github);
+    vars.set("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_url);
+    let logs = tempfile::tempdir().unwrap();
+
+    let mut notifications = test.notifications().await;
+    let processes = spawn_pipeline(&vars, logs.path());
+    upstream(&github);
+    let notification = next_notification(&mut notifications, &processes, "the traced run").await;
+    assert_eq!(notification.status, RunStatus::Succeeded);
+    // Exiting flushes each process's last batch of spans.
+    for process in processes {
+        process.terminate().await;
+    }
+
+    let spans = collected.lock().unwrap().clone();
+    let loaded = format!("process {}", shared::subjects::loaded(env));
+    let notifier_span = spans
+        .iter()
+        .find(|s| s.service == "notifier" && s.name == loaded)
+        .unwrap_or_else(|| panic!("no notifier span `{loaded}` among {spans:#?}"));
+    let trace: Vec<&SpanRecord> = spans
+        .iter()
+        .filter(|s| s.trace_id == notifier_span.trace_id)
+        .collect();
+    let services: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(
+        services,
+        PIPELINE.into_iter().collect(),
+        "services in the run's trace: {trace:#?}"
+    );
+
+    // Each stage's processing span is the child of the previous stage's publish span.
+    let hops = [
+        ("extractor", "transformer", "extracted"),
+        ("transformer", "loader", "transformed"),
+        ("loader", "notifier", "loaded"),
+    ];
+    for (producer, consumer, event) in hops {
+        let child = trace
+            .iter()
+            .find(|s| {
+                s.service == consumer && s.name.starts_with("process ") && s.name.contains(event)
+            })
+            .unwrap_or_else(|| panic!("no {consumer} span processing {event} in {trace:#?}"));
+        let parent = trace
+            .iter()
+            .find(|s| s.span_id == child.parent_span_id)
+            .unwrap_or_else(|| {
+                panic!(
+                    "the parent of {consumer}'s `{}` is not in the trace",
+                    child.name
+                )
+            });
+        assert_eq!(
+            parent.service, producer,
+            "parent of {consumer}'s `{}`",
+            child.name
+        );
+        assert!(
+            parent.name.starts_with("publish ") && parent.name.contains(event),
+            "parent span: {}",
+            parent.name
+        );
+    }
+    test.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_during_a_run_loses_nothing_and_the_run_completes_after_restart() {
+    let test = TestEnv::new("sigterm").await;
+    let env = &test.env;
+    let github = FakeGithub::start().await.unwrap();
+    let vars = process_vars(env, &github);
+    let logs = tempfile::tempdir().unwrap();
+    let mut extracted =
+        EventLog::open(&test.stores.js, ETL_STREAM, format!("etl.{env}.extracted.>")).await;
+    let mut notifications = test.notifications().await;
+
+    let processes = spawn_pipeline(&vars, logs.path());
+    upstream(&github);
+    // The run has started: stop everything while it is in flight.
+    extracted
+        .next_within(std::time::Duration::from_secs(30))
+        .await
+        .expect("the extractor published within 30 s");
+    for process in processes {
+        process.terminate().await;
+    }
+
+    let restarted = spawn_pipeline(&vars, logs.path());
+    let notification =
+        next_notification(&mut notifications, &restarted, "the run after the restart").await;
+    assert_eq!(
+        notification.status,
+        RunStatus::Succeeded,
+        "{}",
+        notification.text
+    );
+    assert_eq!(notification.counts.inserted, 3);
+    assert_eq!(stored_values(env).await.len(), 3);
+    notifications
+        .assert_quiet(std::time::Duration::from_secs(2))
+        .await;
+    for process in restarted {
+        process.terminate().await;
+    }
+    test.clean_up().await;
+}
+
+/// The next run notification, or a panic that shows every process's log.
+async fn next_notification(
+    notifications: &mut Notifications,
+    processes: &[Process],
+    what: &str,
+) -> shared::events::Notification {
+    match notifications
+        .within(std::time::Duration::from_secs(60))
+        .await
+    {
+        Some(notification) => notification,
+        None => {
+            let logs: Vec<String> = processes
+                .iter()
+                .map(|p| format!("--- {} ---\n{}", p.name, p.log_text()))
+                .collect();
+            panic!(
+                "no notification within 60 s while waiting for {what}; logs:\n{}",
+                logs.join("\n")
+            );
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The services as real processes, for what in-process tasks cannot show: one `service.name` per
+//! process in traces, and SIGTERM.
+//!
+//! The binaries come from `ETL_BIN_DIR`, or the target dir's `debug` folder; `scripts/test.sh`
+//! builds them before running the tests.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use shared::config::Vars;
+
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("ETL_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug")
+}
+
+/// A running service binary; killed if dropped while running.
+pub struct Process {
+    pub name: &'static str,
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `name` with exactly the variables in `vars` (plus PATH and HOME), logging to a file.
+    pub fn spawn(name: &'static str, vars: &Vars, log_dir: &std::path::Path) -> Self {
+        let binary = bin_dir().join(name);
+        assert!(
+            binary.exists(),
+            "{} is missing: build the binaries first (scripts/test.sh does: cargo build --workspace --all-targets)",
+            binary.display()
+        );
+        let log = log_dir.join(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .kill_on_drop(true);
+        for (key, value) in vars.iter() {
+            command.env(key, value);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {name}: {err}"));
+        Self { name, child, log }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    pub async fn terminate(mut self) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "could not signal {}",
+            self.name
+        );
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(Ok(status)) => assert!(
+                status.success(),
+                "{} exited with {status} after SIGTERM; log:\n{}",
+                self.name,
+                self.log_text()
+            ),
+            Ok(Err(err)) => panic!("waiting for {}: {err}", self.name),
+            Err(_) => panic!(
+                "{} did not stop within 20 s of SIGTERM; log:\n{}",
+                self.name,
+                self.log_text()
+            ),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
