@@ -72,8 +72,12 @@ async fn main() -> anyhow::Result<()> {
         // Replayed 2020 commits are years old: no staleness alerts.
         .set("STALE_AFTER", "off");
     let mut notifications = test.notifications().await;
-    let mut events =
-        EventLog::open(&test.stores.js, ETL_STREAM, format!("etl.{env}.extracted.>")).await;
+    let mut events = EventLog::open(
+        &test.stores.js,
+        ETL_STREAM,
+        format!("etl.{env}.extracted.>"),
+    )
+    .await;
     let mut next_event = async || -> anyhow::Result<Extracted> {
         let message = events
             .next_within(Duration::from_secs(30))
@@ -113,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         let commit = revealed.last().expect("one commit a step");
         let event = next_event().await?;
         let arrived = Instant::now();
-        if event.upstream.commit_sha != commit.sha {
+        if event.upstream.commit_sha.as_str() != commit.sha {
             bail!(
                 "expected the event of {}, got {}",
                 commit.sha,

@@ -1,9 +1,9 @@
 //! The few read-only queries the tool makes. The schema is the env's name, validated by [`Env`]
 //! to a plain identifier, and quoted all the same.
 
-use shared::daily::DailyRow;
 use shared::Env;
 use shared::config::Parser;
+use shared::daily::DailyRow;
 use shared::postgres::SessionSettings;
 use tokio_postgres::{Client, NoTls};
 

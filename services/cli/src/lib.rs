@@ -1,5 +1,6 @@
 //! `etl`, the operator's command-line tool: trigger runs, list them, show the pipeline's state,
-//! preview what a pair of files would change, and run the smoke test against a running stack.
+//! list and retry dead letters, preview what a pair of files would change, and run the smoke test
+//! against a running stack.
 //!
 //! Each command has its own module; [`Connections`] reads the shared variables (`NATS_URL`,
 //! `DATABASE_URL`, `DB_STATEMENT_TIMEOUT`, `DB_LOCK_TIMEOUT`) the same way the services do.
@@ -12,6 +13,7 @@ use shared::Env;
 use shared::config::{NatsConfig, Vars};
 
 pub mod db;
+pub mod dead;
 pub mod diff;
 pub mod runs;
 pub mod smoke;
@@ -50,6 +52,16 @@ pub enum Command {
     },
     /// Show streams, consumers and their lag, and the latest run of each environment.
     Status,
+    /// List the messages a stage gave up on (dead letters), oldest first, with their reason;
+    /// `etl dead retry ID` publishes one again.
+    #[command(args_conflicts_with_subcommands = true)]
+    Dead {
+        /// Only this environment's dead letters.
+        #[arg(long)]
+        env: Option<Env>,
+        #[command(subcommand)]
+        action: Option<DeadAction>,
+    },
     /// Print what a run with these files would change, without writing anything.
     Diff {
         #[arg(long)]
@@ -67,6 +79,16 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DeadAction {
+    /// Publish a dead message again on its subject, then remove its dead letter. Every stage
+    /// that consumes the subject sees it once more (stages are idempotent per run).
+    Retry {
+        /// The id `etl dead` lists: the message's sequence in stream ETL.
+        id: u64,
+    },
+}
+
 /// Where the stack is, read from the same variables the services use.
 #[derive(Debug, Clone)]
 pub struct Connections {
@@ -77,7 +99,26 @@ pub struct Connections {
     pub max_removed_share: f64,
 }
 
+/// How long a command waits for NATS before it gives up: an operator's terminal should get an
+/// answer, not a process retrying in the background as a service would.
+pub const NATS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Connections {
+    /// Connects to NATS as `name`, giving up after [`NATS_CONNECT_TIMEOUT`].
+    pub async fn connect_nats(&self, name: &str) -> anyhow::Result<async_nats::Client> {
+        let shutdown = shared::Shutdown::new();
+        let url = shared::nats::redact_url(&self.nats.url);
+        tokio::time::timeout(
+            NATS_CONNECT_TIMEOUT,
+            shared::nats::connect(&self.nats, name, &shutdown),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("NATS at {url} did not answer within {NATS_CONNECT_TIMEOUT:?}")
+        })?
+        .map_err(Into::into)
+    }
+
     pub fn from_vars(vars: &Vars) -> anyhow::Result<Self> {
         let mut p = shared::config::Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
@@ -113,6 +154,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Runs { env, limit } => runs::run(&connections, &env, limit).await,
         Command::Status => status::run(&connections).await,
+        Command::Dead { env, action: None } => dead::run_list(&connections, env.as_ref()).await,
+        Command::Dead {
+            action: Some(DeadAction::Retry { id }),
+            ..
+        } => dead::run_retry(&connections, id).await,
         Command::Diff { nyt, jhu, env } => diff::run(&connections, &nyt, &jhu, &env).await,
         Command::Smoke { timeout } => {
             let report = smoke::run(&connections, std::time::Duration::from_secs(timeout)).await;

@@ -78,8 +78,7 @@ pub async fn run(connections: &Connections, timeout: Duration) -> SmokeReport {
     let mut report = SmokeReport::default();
     let env = Env::new(SMOKE_ENV).expect("the smoke env name is valid");
     let outcome = async {
-        let client =
-            shared::nats::connect(&connections.nats, "etl-smoke", &shared::Shutdown::new()).await?;
+        let client = connections.connect_nats("etl-smoke").await?;
         let stores = shared::nats::setup(client.clone()).await?;
         let pg = db::connect(&connections.database_url).await?;
 

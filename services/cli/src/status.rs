@@ -9,20 +9,20 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
-use shared::nats::{ETL_STREAM, NOTIFY_STREAM, STATE_BUCKET};
+use shared::nats::{DEAD_STREAM, ETL_STREAM, NOTIFY_STREAM, STATE_BUCKET};
 use shared::service::Counters;
 
 use crate::{Connections, db};
 
 pub async fn run(connections: &Connections) -> anyhow::Result<ExitCode> {
-    let client =
-        shared::nats::connect(&connections.nats, "etl-status", &shared::Shutdown::new()).await?;
+    let client = connections.connect_nats("etl-status").await?;
     print_services(&client).await?;
     let js = async_nats::jetstream::new(client);
     if let Err(err) = print_source_trouble(&js).await {
         println!("extractor sources: state not available ({err})");
     }
-    for name in [ETL_STREAM, NOTIFY_STREAM] {
+    // DEAD's message count is the number of dead letters waiting for `etl dead`.
+    for name in [ETL_STREAM, NOTIFY_STREAM, DEAD_STREAM] {
         let mut stream = match js.get_stream(name).await {
             Ok(stream) => stream,
             Err(err) => {
@@ -142,7 +142,7 @@ async fn print_source_trouble(js: &async_nats::jetstream::Context) -> anyhow::Re
     let kv = js.get_key_value(STATE_BUCKET).await?;
     // Listed by subject, so only these records are read, however many keys the bucket holds.
     let prefix = format!("$KV.{STATE_BUCKET}.");
-    let mut stream = js.get_stream(format!("KV_{STATE_BUCKET}")).await?;
+    let stream = js.get_stream(format!("KV_{STATE_BUCKET}")).await?;
     let subjects: Vec<(String, usize)> = stream
         .info_with_subjects(format!("{prefix}*.*.{TROUBLE_SUFFIX}"))
         .await?
@@ -187,7 +187,8 @@ fn describe_trouble(source: &str, t: &SourceTrouble, now: DateTime<Utc>) -> Stri
     };
     let wait = match t.until {
         Some(until) if until > now => {
-            let minutes = (until - now).num_seconds().div_ceil(60);
+            // Rounded up; `i64::div_ceil` is not stable.
+            let minutes = ((until - now).num_seconds() + 59) / 60;
             format!(", backing off until {} (in {minutes} min)", time(until))
         }
         _ => ", retried with the next poll".to_owned(),

@@ -21,8 +21,7 @@ pub async fn run(
     wait: bool,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
-    let client =
-        shared::nats::connect(&connections.nats, "etl-trigger", &shared::Shutdown::new()).await?;
+    let client = connections.connect_nats("etl-trigger").await?;
     // Subscribe before asking, so a fast run's notification cannot slip past.
     let mut notifications = client.subscribe(subjects::notify(env)).await?;
 

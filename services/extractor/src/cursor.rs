@@ -4,6 +4,7 @@
 use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::ids::CommitSha;
 use shared::source::UpstreamLocation;
 use shared::store::{StoreError, cursor_key, kv_get, kv_put};
 use shared::{Env, Source};
@@ -14,7 +15,7 @@ use shared::{Env, Source};
 pub struct Cursor {
     /// Where the file was watched: a cursor for another repo, branch or path does not apply.
     pub location: UpstreamLocation,
-    pub commit_sha: String,
+    pub commit_sha: CommitSha,
     pub commit_time: DateTime<Utc>,
     /// The git blob of the file at that commit: a newer commit with the same blob changed nothing.
     #[serde(default)]

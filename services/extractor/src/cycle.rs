@@ -3,12 +3,12 @@
 //! Sources are checked first and announced after: when both have new commits, both payloads are
 //! the latest in KV before either event goes out, so the transformer builds one run from both.
 
-
 use chrono::{NaiveDate, Utc};
 use shared::events::{Extracted, Failed, SCHEMA_VERSION, Stage, Trigger, TriggerKind};
-use shared::nats::publish_event;
+use shared::ids::{RunId, TriggerId};
+use shared::nats::publish;
 use shared::store::{kv_put, latest_key, record_extracted};
-use shared::{Source, run_id, subjects};
+use shared::{Source, run_id};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -25,7 +25,7 @@ pub enum CycleKind {
     /// The regular poll.
     Poll,
     /// `etl trigger`; `force` re-runs even when nothing changed, under `id`.
-    Manual { force: bool, id: String },
+    Manual { force: bool, id: TriggerId },
     /// The daily run: always forced.
     Daily { date: NaiveDate },
 }
@@ -37,7 +37,9 @@ impl CycleKind {
                 Some(Trigger::forced(TriggerKind::Manual, id.clone()))
             }
             CycleKind::Daily { date } => {
-                Some(Trigger::forced(TriggerKind::Daily, format!("daily:{date}")))
+                let id = TriggerId::new(format!("daily:{date}"))
+                    .expect("`daily:` and an ISO date make a valid trigger id");
+                Some(Trigger::forced(TriggerKind::Daily, id))
             }
             _ => None,
         }
@@ -63,7 +65,7 @@ pub struct CycleReport {
     /// Sources whose extracted event went out (new, or re-published when forced).
     pub published: Vec<Source>,
     /// The run the published events make, when both sources have a payload.
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     /// One sentence per source that could not be checked or accepted.
     pub problems: Vec<String>,
 }
@@ -183,7 +185,7 @@ impl Poller {
     }
 
     /// The run id the transformer derives from the latest payloads of both sources.
-    pub fn run_id(&self, trigger: Trigger) -> Option<String> {
+    pub fn run_id(&self, trigger: Trigger) -> Option<RunId> {
         let nyt = self.state.get(&Source::Nyt)?.latest.as_ref()?;
         let jhu = self.state.get(&Source::Jhu)?.latest.as_ref()?;
         Some(run_id::of_inputs(&self.env, nyt, jhu, &trigger))
@@ -254,7 +256,11 @@ impl Poller {
     ) -> String {
         let source = s.source;
         let trigger = kind.trigger(self.state(source).latest.is_none());
-        let failures = self.state(source).trouble.as_ref().map_or(0, |t| t.failures);
+        let failures = self
+            .state(source)
+            .trouble
+            .as_ref()
+            .map_or(0, |t| t.failures);
         let verdict = judge(
             s,
             err,
@@ -294,40 +300,42 @@ impl Poller {
     /// Publishes `etl.<env>.failed.extract` for `cause`, unless it is the cause last reported for
     /// the source: a person hears of each cause once, and again only when it changes or after the
     /// source has worked in between.
-    async fn report_failed(&mut self, source: Source, cause: Cause, reason: &str, trigger: Trigger) {
+    async fn report_failed(
+        &mut self,
+        source: Source,
+        cause: Cause,
+        reason: &str,
+        trigger: Trigger,
+    ) {
         let state = self.state(source);
         let reported = state.trouble.as_ref().and_then(|t| t.reported.as_ref());
         if reported.is_some_and(|r| r.cause == cause) {
             tracing::debug!(%source, kind = cause.kind.as_str(), "already reported; not again until the cause changes or the source recovers");
             return;
         }
-        let at = Utc::now();
         let failed = Failed {
             schema_version: SCHEMA_VERSION,
             env: self.env.clone(),
             run_id: None,
             stage: Stage::Extract,
-            kind: cause.kind.as_str().to_owned(),
+            kind: cause.kind,
             reason: reason.to_owned(),
             inputs: Vec::new(),
             trigger: Some(trigger),
             source: Some(source),
-            failed_at: at,
+            // A refused commit is one failure however often it is refused. A failure of the
+            // source as a whole has no commit: its moment sets it apart, and it is reported once
+            // until the source recovers, so the same trouble coming back later is a new event.
+            cause: cause.commit.as_ref().map(ToString::to_string),
+            failed_at: Utc::now(),
         };
-        // Source, commit, kind and the moment of this report: a retried publish is one event,
-        // while the same cause coming back after a recovery is a new one.
-        let msg_id = format!(
-            "failed:{}:extract:{source}:{}:{}:{}",
-            self.env,
-            cause.commit.as_deref().unwrap_or("none"),
-            cause.kind.as_str(),
-            at.timestamp_micros()
-        );
-        let subject = subjects::failed(&self.env, Stage::Extract);
-        match publish_event(&self.stores.js, &subject, &msg_id, &failed).await {
+        match publish(&self.stores.js, &failed).await {
             Ok(_) => {
                 if let Some(trouble) = self.state_mut(source).trouble.as_mut() {
-                    trouble.reported = Some(Reported { cause, at });
+                    trouble.reported = Some(Reported {
+                        cause,
+                        at: failed.failed_at,
+                    });
                 }
             }
             Err(err) => {
@@ -353,7 +361,7 @@ mod tests {
         );
         let manual = CycleKind::Manual {
             force: false,
-            id: "t1".into(),
+            id: TriggerId::new("t1").unwrap(),
         };
         assert_eq!(manual.trigger(false), Trigger::new(TriggerKind::Manual));
         assert_eq!(manual.forced_trigger(), None);
@@ -363,18 +371,21 @@ mod tests {
     fn forced_and_daily_runs_carry_their_id() {
         let forced = CycleKind::Manual {
             force: true,
-            id: "t1".into(),
+            id: TriggerId::new("t1").unwrap(),
         };
         assert_eq!(
             forced.trigger(true),
-            Trigger::forced(TriggerKind::Manual, "t1")
+            Trigger::forced(TriggerKind::Manual, TriggerId::new("t1").unwrap())
         );
         let daily = CycleKind::Daily {
             date: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
         };
         assert_eq!(
             daily.trigger(false),
-            Trigger::forced(TriggerKind::Daily, "daily:2026-03-01")
+            Trigger::forced(
+                TriggerKind::Daily,
+                TriggerId::new("daily:2026-03-01").unwrap()
+            )
         );
     }
 }

@@ -249,7 +249,9 @@ fn check_whole(
     Ok(())
 }
 
-pub fn short(sha: &str) -> &str {
+/// The first ten characters of a commit sha, for sentences and logs.
+pub fn short<S: AsRef<str> + ?Sized>(sha: &S) -> &str {
+    let sha = sha.as_ref();
     &sha[..sha.len().min(10)]
 }
 
@@ -278,7 +280,10 @@ mod tests {
     };
 
     fn cut_off() -> DownloadError {
-        DownloadError::rejected(FailureKind::Truncated, "received 10 of the 20 bytes announced")
+        DownloadError::rejected(
+            FailureKind::Truncated,
+            "received 10 of the 20 bytes announced",
+        )
     }
 
     #[tokio::test]
@@ -306,7 +311,10 @@ mod tests {
             Err(DownloadError::Rejected {
                 kind: FailureKind::Truncated,
                 reason,
-            }) => assert!(reason.ends_with("cut off in each of 3 attempts"), "{reason}"),
+            }) => assert!(
+                reason.ends_with("cut off in each of 3 attempts"),
+                "{reason}"
+            ),
             other => panic!("{other:?}"),
         }
     }

@@ -5,37 +5,8 @@ use shared::store::StoreError;
 
 use crate::github::GithubError;
 
-/// Why a source could not be extracted; each is published as a failed extract with this `kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// The body ended before its announced or expected length.
-    Truncated,
-    /// The bytes are not the blob GitHub reports for the path at that commit.
-    Integrity,
-    /// Over `MAX_PAYLOAD_BYTES`, or over what GitHub's contents API serves.
-    TooLarge,
-    /// An HTML page where a CSV file was expected.
-    NotCsv,
-    /// The file cannot be had: missing at the commit, or the host keeps failing.
-    Unavailable,
-    /// GitHub refuses access (a 403 that is no rate limit): the token or the repository needs a
-    /// person.
-    Forbidden,
-}
-
-impl FailureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Truncated => "truncated",
-            FailureKind::Integrity => "integrity",
-            FailureKind::TooLarge => "too_large",
-            FailureKind::NotCsv => "not_csv",
-            FailureKind::Unavailable => "unavailable",
-            FailureKind::Forbidden => "forbidden",
-        }
-    }
-}
+/// Why a source could not be extracted: the kind of its failed extract.
+pub use shared::events::FailureKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {

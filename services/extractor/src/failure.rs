@@ -104,9 +104,7 @@ pub(crate) fn judge(
         CheckError::Github(GithubError::TooLarge { url, message }) => {
             // The contents answer is turned into a rejection naming its commit (poller.rs); this
             // is a too-large answer to any other request, which names none.
-            let reason = format!(
-                "GitHub refused {url} for {source} as too large (403: {message})"
-            );
+            let reason = format!("GitHub refused {url} for {source} as too large (403: {message})");
             tracing::error!(%source, %reason, "GitHub refused a request as too large");
             Verdict {
                 kind: FailureKind::TooLarge.as_str(),
@@ -141,7 +139,9 @@ pub(crate) fn judge(
             tracing::warn!(%source, error = %err, failures, "could not check upstream; backing off");
             let streak = failures >= REPORT_AFTER_FAILURES;
             let reason = if streak {
-                format!("{repo} could not be checked for {source} in {failures} attempts in a row: {err}")
+                format!(
+                    "{repo} could not be checked for {source} in {failures} attempts in a row: {err}"
+                )
             } else {
                 err.to_string()
             };
@@ -178,6 +178,10 @@ mod tests {
         judge(&nyt(), err, failures, INTERVAL, PERMISSION)
     }
 
+    fn sha() -> shared::ids::CommitSha {
+        shared::ids::CommitSha::new("abc1234").unwrap()
+    }
+
     fn github(err: GithubError) -> CheckError {
         CheckError::Github(err)
     }
@@ -202,7 +206,9 @@ mod tests {
         );
         assert!(verdict.reason.contains("nyt"), "{}", verdict.reason);
         assert!(
-            verdict.reason.contains("Resource not accessible by integration"),
+            verdict
+                .reason
+                .contains("Resource not accessible by integration"),
             "{}",
             verdict.reason
         );
@@ -214,7 +220,7 @@ mod tests {
             CheckError::Rejected {
                 kind: FailureKind::TooLarge,
                 reason: "too large".into(),
-                commit: Some("abc".into()),
+                commit: Some(sha()),
             },
             1,
         );
@@ -223,7 +229,7 @@ mod tests {
             verdict.report,
             Some(Cause {
                 kind: FailureKind::TooLarge,
-                commit: Some("abc".into())
+                commit: Some(sha())
             })
         );
         let Wait::Source(first) = verdict.wait else {
@@ -234,7 +240,7 @@ mod tests {
             CheckError::Rejected {
                 kind: FailureKind::TooLarge,
                 reason: "too large".into(),
-                commit: Some("abc".into()),
+                commit: Some(sha()),
             },
             40,
         )

@@ -12,6 +12,7 @@ use reqwest::header::{ACCEPT, HeaderMap, IF_NONE_MATCH};
 use reqwest::{Response, StatusCode};
 use serde::Deserialize;
 use shared::config::Secret;
+use shared::ids::CommitSha;
 use tokio::time::Instant;
 use url::Url;
 
@@ -39,7 +40,9 @@ pub enum GithubError {
         "GitHub refused {url} with 403 ({message}): the token is missing, lacks permission, or the repository is private"
     )]
     Forbidden { url: String, message: String },
-    #[error("GitHub refused {url} with 403 ({message}): the file is too large for the contents API")]
+    #[error(
+        "GitHub refused {url} with 403 ({message}): the file is too large for the contents API"
+    )]
     TooLarge { url: String, message: String },
     #[error("{url} was not found (404)")]
     NotFound { url: String },
@@ -54,7 +57,7 @@ pub enum GithubError {
 /// A commit that touched the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitSummary {
-    pub sha: String,
+    pub sha: CommitSha,
     pub time: DateTime<Utc>,
 }
 
@@ -78,7 +81,8 @@ pub struct BlobInfo {
 
 #[derive(Deserialize)]
 struct CommitItem {
-    sha: String,
+    /// Checked as it is read: it ends up in events, object metadata and KV.
+    sha: CommitSha,
     commit: CommitDetail,
 }
 

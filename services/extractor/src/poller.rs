@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::events::{Extracted, ObjectRef, UpstreamRef};
-use shared::hash::sha256_hex;
+use shared::ids::{CommitSha, Digest};
 use shared::nats::{RAW_BUCKET, Stores};
 use shared::store::{StoreError, latest_extracted, put_object, raw_object_name};
 use shared::{Env, Source};
@@ -61,7 +61,7 @@ pub(crate) enum CheckError {
     Rejected {
         kind: FailureKind,
         reason: String,
-        commit: Option<String>,
+        commit: Option<CommitSha>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -220,7 +220,7 @@ impl Poller {
             if covered.len() > 1 { "s" } else { "" }
         );
 
-        let blob = match self.github.blob(s, &newest.sha).await {
+        let blob = match self.github.blob(s, newest.sha.as_str()).await {
             Err(GithubError::NotFound { .. }) => {
                 return Err(CheckError::Rejected {
                     kind: FailureKind::Unavailable,
@@ -265,7 +265,7 @@ impl Poller {
         let bytes = download(
             &self.github,
             s,
-            &newest.sha,
+            newest.sha.as_str(),
             &blob,
             self.max_payload,
             self.download_retry,
@@ -280,8 +280,8 @@ impl Poller {
                 DownloadError::Github(err) => CheckError::Github(err),
             })?;
         let fetched_at = Utc::now();
-        let sha256 = sha256_hex(&bytes);
-        if announced && latest_sha256.as_deref() == Some(sha256.as_str()) {
+        let sha256 = Digest::of(&bytes);
+        if announced && latest_sha256.as_ref() == Some(&sha256) {
             tracing::info!(source = %s.source, newest = short(&newest.sha), "the file is byte-identical to the last stored version");
             return Ok(Check::SameContent(new_cursor));
         }
@@ -353,14 +353,14 @@ impl Poller {
         s: &SourceSettings,
         commit: &CommitSummary,
         bytes: &[u8],
-        sha256: &str,
+        sha256: &Digest,
         fetched_at: DateTime<Utc>,
     ) -> Result<ObjectRef, StoreError> {
         let name = raw_object_name(&self.env, s.source, sha256);
         let object = ObjectRef {
             bucket: RAW_BUCKET.to_owned(),
             name: name.clone(),
-            sha256: sha256.to_owned(),
+            sha256: sha256.clone(),
             bytes: bytes.len() as u64,
         };
         if self.stores.raw.info(&name).await.is_ok() {
@@ -369,7 +369,7 @@ impl Poller {
         let metadata = HashMap::from([
             ("repo".to_owned(), s.location.repo.clone()),
             ("path".to_owned(), s.location.path.clone()),
-            ("commit_sha".to_owned(), commit.sha.clone()),
+            ("commit_sha".to_owned(), commit.sha.to_string()),
             ("commit_time".to_owned(), commit.time.to_rfc3339()),
             ("fetched_at".to_owned(), fetched_at.to_rfc3339()),
         ]);

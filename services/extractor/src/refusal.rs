@@ -174,7 +174,10 @@ mod tests {
         assert_eq!(body.codes, ["too_large"]);
         assert!(body.message.starts_with("This API returns blobs"));
         assert!(body.documentation_url.contains("get-repository-content"));
-        assert_eq!(ErrorBody::parse(b"<html>Forbidden</html>"), ErrorBody::default());
+        assert_eq!(
+            ErrorBody::parse(b"<html>Forbidden</html>"),
+            ErrorBody::default()
+        );
         // `errors` as plain strings, as some endpoints send them.
         let strings = ErrorBody::parse(br#"{"message":"x","errors":["a","b"]}"#);
         assert!(strings.codes.is_empty());

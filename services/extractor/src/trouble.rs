@@ -5,6 +5,7 @@
 use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::ids::CommitSha;
 use shared::store::{StoreError, kv_get, kv_put};
 use shared::{Env, Source};
 
@@ -44,7 +45,7 @@ pub struct Cause {
     /// commit failing too is news); `None` when it is about the source as a whole: access, the
     /// repository, the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
+    pub commit: Option<CommitSha>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,13 +79,10 @@ pub async fn save(
 /// Forgets the trouble once the source works again.
 pub async fn clear(state: &kv::Store, env: &Env, source: Source) -> Result<(), StoreError> {
     let key = trouble_key(env, source);
-    state
-        .delete(&key)
-        .await
-        .map_err(|err| StoreError::KvPut {
-            key,
-            source: Box::new(err),
-        })
+    state.delete(&key).await.map_err(|err| StoreError::KvPut {
+        key,
+        source: Box::new(err),
+    })
 }
 
 #[cfg(test)]

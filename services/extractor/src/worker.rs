@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime, Utc};
 use shared::events::{TriggerReply, TriggerRequest};
+use shared::ids::TriggerId;
 use shared::{Env, Shutdown};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -76,10 +77,13 @@ impl Worker {
     }
 
     async fn trigger(&mut self, request: TriggerRequest) -> TriggerReply {
-        let id = request
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("manual:{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
+        let id = request.id.clone().unwrap_or_else(|| {
+            TriggerId::new(format!(
+                "manual:{}",
+                Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+            ))
+            .expect("`manual:` and a compact timestamp make a valid trigger id")
+        });
         let report = self
             .poller
             .cycle(&CycleKind::Manual {

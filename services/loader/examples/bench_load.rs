@@ -16,7 +16,10 @@ use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use dataset::DailyRow;
 use loader::apply::{Applied, RunToLoad, apply_run};
-use shared::events::{Dropped, ObjectRef, SCHEMA_VERSION, Transformed, Trigger, TriggerKind};
+use shared::events::{
+    Dropped, ObjectRef, RunOrder, SCHEMA_VERSION, Transformed, Trigger, TriggerKind,
+};
+use shared::ids::Digest;
 use shared::{Env, run_id};
 
 const DAYS: usize = 800;
@@ -45,19 +48,19 @@ async fn main() -> anyhow::Result<()> {
 
     let (mut decode, mut initial_tx, mut incremental_tx) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iterations {
-        let env = Env::new(format!("bench_{:012x}", rand::random::<u64>() >> 16))?;
+        let env = test_support::unique_env("bench");
         loader::migrate::migrate(&mut client, &env).await?;
 
         let started = Instant::now();
         let rows = dataset::from_parquet(&initial_parquet)?;
         decode.push(started.elapsed());
         let started = Instant::now();
-        let first = apply_run(&mut client, &run(&env, "initial", rows), 0.05).await?;
+        let first = apply_run(&mut client, &run(&env, "initial", 1, rows), 0.05).await?;
         initial_tx.push(started.elapsed());
 
         let rows = dataset::from_parquet(&incremental_parquet)?;
         let started = Instant::now();
-        let second = apply_run(&mut client, &run(&env, "incremental", rows), 0.05).await?;
+        let second = apply_run(&mut client, &run(&env, "incremental", 2, rows), 0.05).await?;
         incremental_tx.push(started.elapsed());
 
         client
@@ -119,18 +122,20 @@ fn dataset(days: usize, revised: usize) -> Vec<DailyRow> {
     rows
 }
 
-fn run(env: &Env, tag: &str, rows: Vec<DailyRow>) -> RunToLoad {
+/// The run `tag`, started by the `sequence`-th extraction (a later run has a larger one).
+fn run(env: &Env, tag: &str, sequence: u64, rows: Vec<DailyRow>) -> RunToLoad {
     let trigger = Trigger::new(TriggerKind::Manual);
     let transformed = Transformed {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
         run_id: run_id::derive(env, &format!("nyt-{tag}"), &format!("jhu-{tag}"), &trigger),
+        order: RunOrder::of(&[], sequence),
         trigger,
         inputs: vec![],
         object: ObjectRef {
             bucket: "etl-curated".into(),
             name: format!("{env}/{tag}.parquet"),
-            sha256: String::new(),
+            sha256: Digest::of(b""),
             bytes: 0,
         },
         rows: rows.len() as u64,

@@ -7,8 +7,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use shared::Env;
 use shared::hash::sha256_hex;
 use shared::postgres::SessionSettings;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
 
 /// The env's schema as a quoted SQL identifier. Env names are validated to `[a-z][a-z0-9_]*`, so
 /// quoting only guards against reserved words (an env called `user` or `order`).

@@ -127,7 +127,10 @@ mod tests {
             },
         };
         let failure = gone.failure(1);
-        assert_eq!((failure.kind, failure.transient), (FailureKind::MissingObject, false));
+        assert_eq!(
+            (failure.kind, failure.transient),
+            (FailureKind::MissingObject, false)
+        );
         let slow = LoadError::ReadCurated {
             name: "e/r.parquet".into(),
             error: StoreError::Timeout {
@@ -137,7 +140,10 @@ mod tests {
             },
         };
         let failure = slow.failure(3);
-        assert_eq!((failure.kind, failure.transient), (FailureKind::Timeout, true));
+        assert_eq!(
+            (failure.kind, failure.transient),
+            (FailureKind::Timeout, true)
+        );
     }
 
     #[test]

@@ -93,10 +93,18 @@ pub async fn migrate(client: &mut Client, env: &Env) -> Result<Vec<i32>, Migrate
         .await
         .map_err(err("take over schema_migrations"))?
     {
-        tracing::info!(%env, "moved the applied migrations from {LEGACY_TRACKING_TABLE} to {TRACKING_TABLE}");
+        tracing::info!(
+            %env,
+            from = LEGACY_TRACKING_TABLE,
+            to = TRACKING_TABLE,
+            "took over the record of applied migrations"
+        );
     }
     let applied: Vec<i32> = tx
-        .query(&format!("SELECT version FROM {schema}.{TRACKING_TABLE}"), &[])
+        .query(
+            &format!("SELECT version FROM {schema}.{TRACKING_TABLE}"),
+            &[],
+        )
         .await
         .map_err(err("read applied versions"))?
         .iter()

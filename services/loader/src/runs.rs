@@ -230,9 +230,9 @@ pub async fn newer_success(
     };
     let run_id: String = row.get(0);
     // Only the loader writes run ids, and only valid ones; an edited row is still a newer run.
-    Ok(Some(
-        RunId::new(run_id).unwrap_or_else(|_| RunId::new("unknown").expect("a valid run id")),
-    ))
+    Ok(Some(RunId::new(run_id).unwrap_or_else(|_| {
+        RunId::new("unknown").expect("a valid run id")
+    })))
 }
 
 fn loaded_from_row(env: &Env, run_id: &RunId, row: &Row, corrections: Vec<Correction>) -> Loaded {

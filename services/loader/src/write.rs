@@ -89,7 +89,7 @@ pub(crate) async fn write(
                  SELECT {STAGING_COLUMNS}, now(), $1 FROM loader_staging st
                  WHERE NOT EXISTS (SELECT 1 FROM {s}.us_daily d WHERE d.date = st.date)"
             ),
-            &[&t.run_id],
+            &[&t.run_id.as_str()],
         )
         .await
         .map_err(LoadError::db("insert new dates"))?;
@@ -106,7 +106,7 @@ pub(crate) async fn write(
                        IS DISTINCT FROM
                        (st.cases, st.deaths, st.recovered, st.new_cases, st.new_deaths, st.new_recovered)"
             ),
-            &[&t.run_id],
+            &[&t.run_id.as_str()],
         )
         .await
         .map_err(LoadError::db("update changed dates"))?;
@@ -132,7 +132,7 @@ pub(crate) async fn write(
                 "INSERT INTO {s}.us_daily_changes (run_id, date, field, old_value, new_value)
                  SELECT $1, * FROM unnest($2::date[], $3::text[], $4::int8[], $5::int8[])"
             ),
-            &[&t.run_id, &dates, &fields, &old, &new],
+            &[&t.run_id.as_str(), &dates, &fields, &old, &new],
         )
         .await
         .map_err(LoadError::db("record the corrections"))?

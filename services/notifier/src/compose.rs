@@ -3,7 +3,12 @@
 //! redelivered event produces the very same message.
 
 use shared::Env;
-use shared::events::{Counts, Failed, InputRef, Loaded, Notification, RunStatus, SCHEMA_VERSION};
+use shared::events::{
+    Counts, EmailFate, Failed, InputRef, Loaded, Notification, RunStatus, SCHEMA_VERSION, Stage,
+};
+use shared::ids::RunId;
+use shared::message::Event;
+use shared::settle::RunContext;
 
 use crate::doc::{Doc, Inline, link, text};
 use crate::format;
@@ -30,33 +35,13 @@ pub enum RunEvent {
     Failed(Box<Failed>),
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{subject} does not hold a readable {what} event: {source}")]
-pub struct DecodeError {
-    pub subject: String,
-    pub what: &'static str,
-    pub source: serde_json::Error,
-}
-
 impl RunEvent {
-    /// Reads the event of an `etl.<env>.loaded` or `etl.<env>.failed.<stage>` message.
-    pub fn decode(subject: &str, payload: &[u8]) -> Result<Self, DecodeError> {
-        if subject.ends_with(".loaded") {
-            serde_json::from_slice(payload)
-                .map(|e| Self::Loaded(Box::new(e)))
-                .map_err(|source| DecodeError {
-                    subject: subject.to_owned(),
-                    what: "loaded",
-                    source,
-                })
-        } else {
-            serde_json::from_slice(payload)
-                .map(|e| Self::Failed(Box::new(e)))
-                .map_err(|source| DecodeError {
-                    subject: subject.to_owned(),
-                    what: "failed",
-                    source,
-                })
+    /// The run event in a delivered event; `None` for any other kind of event.
+    pub fn of(event: Event) -> Option<Self> {
+        match event {
+            Event::Loaded(e) => Some(Self::Loaded(e)),
+            Event::Failed(e) => Some(Self::Failed(e)),
+            _ => None,
         }
     }
 
@@ -67,8 +52,8 @@ impl RunEvent {
         }
     }
 
-    /// The identity notifications are de-duplicated by: the run, or the failed extraction.
-    pub fn id(&self) -> String {
+    /// The identity notifications are de-duplicated by: the run, or the failure.
+    pub fn id(&self) -> RunId {
         match self {
             Self::Loaded(e) => e.run_id.clone(),
             Self::Failed(e) => e.id(),
@@ -83,6 +68,32 @@ impl RunEvent {
         }
     }
 
+    /// A failure of the notifier itself: a message it gave up on, most often an email the mail
+    /// server never took.
+    pub fn is_notify_failure(&self) -> bool {
+        matches!(self, Self::Failed(e) if e.stage == Stage::Notify)
+    }
+
+    /// What a failure report of the notifier says about this event's run. Never the run's id:
+    /// the report is about the notice, not the run, and under the run's id it would take the
+    /// place of the run's own notification and record (`etl_runs`, the notifier's ledger).
+    pub fn failure_context(&self) -> RunContext {
+        match self {
+            Self::Loaded(e) => RunContext {
+                run_id: None,
+                inputs: e.inputs.clone(),
+                trigger: Some(e.trigger.clone()),
+                source: None,
+            },
+            Self::Failed(e) => RunContext {
+                run_id: None,
+                inputs: e.inputs.clone(),
+                trigger: e.trigger.clone(),
+                source: e.source,
+            },
+        }
+    }
+
     pub fn compose(&self, dashboard_url: &str) -> Composed {
         match self {
             Self::Loaded(e) => compose_loaded(e, dashboard_url),
@@ -90,11 +101,12 @@ impl RunEvent {
         }
     }
 
-    /// The notification for this run. `emailed` and `email_note` say what became of the email.
+    /// The notification for this run. `email` is `pending` while an email is on its way and
+    /// `skipped` when none is due (`email_note` says why, when recipients are configured).
     pub fn notification(
         &self,
         composed: &Composed,
-        emailed: bool,
+        email: EmailFate,
         email_note: Option<String>,
     ) -> Notification {
         let mut n = Notification {
@@ -113,7 +125,7 @@ impl RunEvent {
             dropped: Default::default(),
             warnings: Vec::new(),
             duration_ms: 0,
-            emailed,
+            email,
             email_note,
         };
         match self {
@@ -133,7 +145,7 @@ impl RunEvent {
             Self::Failed(e) => {
                 n.status = RunStatus::Failed;
                 n.stage = Some(e.stage);
-                n.kind = Some(e.kind.clone());
+                n.kind = Some(e.kind);
                 n.reason = Some(e.reason.clone());
                 n.inputs = e.inputs.clone();
             }
@@ -277,31 +289,41 @@ fn compose_loaded(e: &Loaded, dashboard_url: &str) -> Composed {
 fn compose_failed(e: &Failed, dashboard_url: &str) -> Composed {
     let env = &e.env;
     let stage = e.stage.as_str();
-    let subject = format!(
-        "[{env}] COVID-19 ETL failed at {stage}: {}",
-        format::one_line(&e.reason, MAX_REASON_IN_SUBJECT)
-    );
+    // The notifier's own failures are about a notice, not a run: the run and its data are as
+    // they were, and the message is kept as a dead letter.
+    let own = e.stage == Stage::Notify;
+    let reason = format::one_line(&e.reason, MAX_REASON_IN_SUBJECT);
+    let subject = if own {
+        format!("[{env}] COVID-19 ETL notification failed: {reason}")
+    } else {
+        format!("[{env}] COVID-19 ETL failed at {stage}: {reason}")
+    };
     let mut doc = Doc::new();
-    doc.paragraph(&[text(format!(
-        "The COVID-19 ETL run for {env} failed at the {stage} stage."
-    ))]);
+    doc.paragraph(&[text(if own {
+        format!("The notifier gave up on a notice for {env}.")
+    } else {
+        format!("The COVID-19 ETL run for {env} failed at the {stage} stage.")
+    })]);
+    let run = match &e.run_id {
+        Some(run_id) => run_id.to_string(),
+        None if e.stage == Stage::Extract => format!("none (extraction {})", e.id()),
+        None => format!("none (failure {})", e.id()),
+    };
     doc.facts(&[
         ("stage", vec![text(stage)]),
         ("reason", vec![text(e.reason.clone())]),
-        ("kind", vec![text(e.kind.clone())]),
-        (
-            "run",
-            vec![text(
-                e.run_id
-                    .clone()
-                    .unwrap_or_else(|| format!("none (extraction {})", e.id())),
-            )],
-        ),
+        ("kind", vec![text(e.kind.as_str())]),
+        ("run", vec![text(run)]),
         ("failed at", vec![text(format::time(e.failed_at))]),
     ]);
-    doc.paragraph(&[text(
-        "The stored data was left unchanged: the database still holds the last successful run.",
-    )]);
+    doc.paragraph(&[text(if own {
+        format!(
+            "The run itself is not affected. The message is kept in the dead-letter stream (etl.{env}.dead.notify) and can be published again once the cause is fixed."
+        )
+    } else {
+        "The stored data was left unchanged: the database still holds the last successful run."
+            .to_owned()
+    })]);
     inputs_section(&mut doc, "Upstream inputs", &e.inputs);
     doc.paragraph(&[text("Dashboard: "), link(dashboard_url, dashboard_url)]);
     let (text, html) = doc.finish(&subject);

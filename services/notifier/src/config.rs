@@ -49,6 +49,9 @@ pub struct SmtpConfig {
     /// `SMTP_RETRY_MAX`: the longest wait between two delivery attempts while the server is down
     /// or deferring.
     pub retry_max: Duration,
+    /// How long an email waits for an unavailable server before it is given up on: not a
+    /// setting, [`crate::consumer::OUTAGE_WAITED_OUT`], held here so tests can shorten it.
+    pub give_up_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +176,7 @@ impl SmtpConfig {
             credentials,
             timeout: p.duration("SMTP_TIMEOUT", "15s"),
             retry_max: p.duration("SMTP_RETRY_MAX", "5m"),
+            give_up_after: crate::consumer::OUTAGE_WAITED_OUT,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use shared::events::UpstreamRef;
+use shared::ids::CommitSha;
 
 /// Escapes text for HTML element content and quoted attribute values. Everything that comes from
 /// upstream (repository names, paths, reasons, warnings) goes through this.
@@ -67,7 +68,8 @@ pub fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-pub fn short_sha(sha: &str) -> &str {
+pub fn short_sha(sha: &CommitSha) -> &str {
+    let sha = sha.as_str();
     sha.get(..7).unwrap_or(sha)
 }
 

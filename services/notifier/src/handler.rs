@@ -1,28 +1,37 @@
-//! One `loaded` or `failed` event in, one email (when due) and one notification out.
+//! One `loaded` or `failed` event in: its notification on `notify.<env>` at once, then its email
+//! and the email's fate ([`crate::notice`]), then, for a loaded run, a look at its sources' age.
 //!
-//! The steps, each safe to repeat: look up the run's record → if there is none, decide the email
-//! (send it, or note why not) and record the outcome → publish the notification (its message id
-//! is `notify:<env>:<id>`, so a repeat within the stream's window is dropped) → mark the record
-//! published → acknowledge. A mail server that is down or deferring turns into a delayed
-//! redelivery of this one event, so the consumer moves on to other events and envs meanwhile.
+//! The handler only classifies: a notice that cannot go on (mail server unavailable, NATS or KV
+//! unreachable) is a transient failure, retried after a back-off that grows to `SMTP_RETRY_MAX`;
+//! the settle step gives it up after [`crate::consumer::max_deliver`] deliveries.
+//!
+//! A failure report of the notifier's own (`etl.<env>.failed.notify`, from the settle step) is
+//! published like any failure but never emailed: nearly always it is an email given up on, so its
+//! own email would wait on the same mail server and, given up in turn, could only be
+//! dead-lettered. The settle step never reports the failure of a report of its own stage, so
+//! nothing loops.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::consumer::{Delivery, Outcome};
-use shared::nats::{self, Stores};
-use shared::{store, subjects};
+use shared::consumer::Delivery;
+use shared::events::FailureKind;
+use shared::settle::Failure;
 
-use crate::compose::{Composed, RunEvent};
+use crate::compose::RunEvent;
 use crate::config::{Routes, UnchangedPolicy};
-use crate::ledger::{EmailFate, Ledger, Record};
-use crate::mailer::{Mailer, SendError};
+use crate::consumer::retry_delay;
+use crate::notice::{Delivered, Email, Notice, NoticeError, Notices};
 use crate::stale::StaleWatch;
 
+/// Why a run that changed nothing has no email.
+const UNCHANGED_NOTE: &str = "a run that changed nothing is not emailed (NOTIFY_UNCHANGED=nats)";
+
+/// Why the notifier's own failure has no email.
+const OWN_FAILURE_NOTE: &str = "a failure of the notifier itself is published, not emailed: its email would wait on the mail server that most likely caused it";
+
 pub struct Handler {
-    pub stores: Stores,
-    pub ledger: Arc<Ledger>,
-    pub mailer: Mailer,
+    pub notices: Arc<Notices>,
     pub routes: Routes,
     pub dashboard_url: String,
     pub unchanged: UnchangedPolicy,
@@ -32,148 +41,64 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub async fn handle(&self, delivery: Delivery) -> Outcome {
-        let event = match RunEvent::decode(&delivery.subject, &delivery.payload) {
-            Ok(event) => event,
-            Err(err) => {
-                tracing::error!(error = %err, "dropping an event that cannot be read");
-                return Outcome::Reject {
-                    reason: err.to_string(),
-                };
-            }
+    pub async fn handle(&self, delivery: Delivery) -> Result<(), Failure> {
+        let Some(event) = RunEvent::of(delivery.event) else {
+            // The consumer's filters let only loaded and failed events through.
+            return Err(Failure::permanent(
+                FailureKind::Internal,
+                format!(
+                    "the notifier handles loaded and failed events, not the one on {}",
+                    delivery.subject
+                ),
+            ));
         };
-        let outcome = self.notify(&event, delivery.delivered).await;
-        if let (Outcome::Ack, RunEvent::Loaded(loaded), Some(stale)) =
-            (&outcome, &event, &self.stale)
-        {
+        self.notify(&event)
+            .await
+            .map_err(|err| self.failure(&event, err, delivery.delivered))?;
+        if let (RunEvent::Loaded(loaded), Some(stale)) = (&event, &self.stale) {
             // A run is a good moment to look at its sources' age; a failure here is logged and
-            // the periodic check tries again, it does not hold up the run's notification.
+            // the periodic check tries again, it does not hold up the run's notice.
             if let Err(err) = stale.check_env(&loaded.env).await {
                 tracing::warn!(env = %loaded.env, error = %err, "staleness check failed");
             }
         }
-        outcome
+        Ok(())
     }
 
-    async fn notify(&self, event: &RunEvent, attempt: i64) -> Outcome {
-        let env = event.env();
+    async fn notify(&self, event: &RunEvent) -> Result<Delivered, NoticeError> {
         let id = event.id();
-        let key = store::notified_key(env, &id);
         let composed = event.compose(&self.dashboard_url);
-
-        let record = match self.ledger.get(&key).await {
-            Ok(record) => record,
-            Err(err) => {
-                return retry(
-                    attempt,
-                    Duration::from_secs(30),
-                    format!("cannot read {key}: {err}"),
-                );
-            }
+        let notice = Notice {
+            env: event.env(),
+            id: &id,
+            composed: &composed,
+            email: self.email(event),
         };
-        let mut record = match record {
-            Some(record) => {
-                tracing::info!(%env, id, email = ?record.email, published = record.published, "event seen before, not emailing again");
-                record
-            }
-            None => match self.email(event, &composed, &key, attempt).await {
-                Ok(record) => record,
-                Err(outcome) => return outcome,
-            },
-        };
-        if record.published {
-            return Outcome::Ack;
-        }
-
-        let notification = event.notification(&composed, record.emailed(), record.note.clone());
-        // The env is in the id although run ids are derived from it: the stream's de-duplication
-        // spans every env, and ids from elsewhere (tests, hand-made events) need not be.
-        let msg_id = format!("notify:{env}:{id}");
-        if let Err(err) = nats::publish_event(
-            &self.stores.js,
-            &subjects::notify(env),
-            &msg_id,
-            &notification,
-        )
-        .await
-        {
-            return retry(attempt, Duration::from_secs(30), err.to_string());
-        }
-        tracing::info!(%env, id, subject = %composed.subject, emailed = record.emailed(), "notified");
-        record.published = true;
-        if let Err(err) = self.ledger.put(&key, &record).await {
-            // Published already; a redelivery publishes again under the same message id, which
-            // the stream drops, and then records.
-            return retry(
-                attempt,
-                Duration::from_secs(30),
-                format!("cannot record {key}: {err}"),
-            );
-        }
-        Outcome::Ack
+        self.notices
+            .deliver(&notice, |email, note| {
+                event.notification(&composed, email, note)
+            })
+            .await
     }
 
-    /// Sends the email when one is due and records what became of it. `Err` is the outcome to
-    /// return instead: a retry while the mail server is unavailable.
-    async fn email(
-        &self,
-        event: &RunEvent,
-        composed: &Composed,
-        key: &str,
-        attempt: i64,
-    ) -> Result<Record, Outcome> {
-        let env = event.env();
-        let to = self.routes.recipients(env);
+    fn email(&self, event: &RunEvent) -> Email<'_> {
+        let to = self.routes.recipients(event.env());
         if to.is_empty() {
-            return Ok(Record::new(EmailFate::Skipped, &composed.subject, 0, None));
+            Email::Skip(None)
+        } else if event.is_notify_failure() {
+            Email::Skip(Some(OWN_FAILURE_NOTE))
+        } else if event.is_unchanged() && self.unchanged == UnchangedPolicy::Nats {
+            Email::Skip(Some(UNCHANGED_NOTE))
+        } else {
+            Email::To(to)
         }
-        if event.is_unchanged() && self.unchanged == UnchangedPolicy::Nats {
-            let note =
-                "a run that changed nothing is not emailed (NOTIFY_UNCHANGED=nats)".to_owned();
-            return Ok(Record::new(
-                EmailFate::Skipped,
-                &composed.subject,
-                to.len(),
-                Some(note),
-            ));
-        }
-
-        let message_id = format!("{}.{}", event.id(), env);
-        let record = match self.mailer.send(to, composed, &message_id).await {
-            Ok(()) => {
-                tracing::info!(%env, id = event.id(), recipients = to.len(), subject = %composed.subject, "email sent");
-                Record::new(EmailFate::Sent, &composed.subject, to.len(), None)
-            }
-            Err(SendError::Transient(reason)) => {
-                let delay = nats::backoff(
-                    attempt.max(1) as u32,
-                    Duration::from_secs(1),
-                    self.retry_max,
-                );
-                tracing::warn!(%env, id = event.id(), server = self.mailer.server(), %reason, attempt, ?delay, "mail server unavailable, will send when it is back");
-                return Err(Outcome::Retry { delay, reason });
-            }
-            Err(SendError::Refused(reason)) => {
-                tracing::error!(%env, id = event.id(), server = self.mailer.server(), %reason, "mail server refused the email for good; publishing the notification without it");
-                let note = format!("the mail server refused the email: {reason}");
-                Record::new(EmailFate::Refused, &composed.subject, to.len(), Some(note))
-            }
-        };
-        // Written before anything else happens, so a redelivery does not send it again.
-        if let Err(err) = self.ledger.put(key, &record).await {
-            return Err(retry(
-                attempt,
-                Duration::from_secs(30),
-                format!("cannot record {key}: {err}"),
-            ));
-        }
-        Ok(record)
     }
-}
 
-fn retry(attempt: i64, max: Duration, reason: String) -> Outcome {
-    Outcome::Retry {
-        delay: nats::backoff(attempt.max(1) as u32, Duration::from_secs(1), max),
-        reason,
+    fn failure(&self, event: &RunEvent, err: NoticeError, delivered: u64) -> Failure {
+        // Every step of a notice is safe to repeat, and none fails for good: the mail server's
+        // refusals are an answer, recorded and reported, not an error.
+        Failure::transient(FailureKind::Unavailable, err.to_string())
+            .retry_after(retry_delay(delivered, self.retry_max))
+            .for_run(event.failure_context())
     }
 }

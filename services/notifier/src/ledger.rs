@@ -1,9 +1,12 @@
-//! The durable record of what the notifier told people, in the `etl-state` KV bucket.
+//! The durable record of what the notifier told people, in the `etl-state` KV bucket: one record
+//! per notice (a run, a failure, a staleness alert), under [`shared::store::notified_key`].
 //!
-//! A record is written right after the mail server accepts an email, before the notification is
-//! published and before the event is acknowledged; a redelivered event finds it and is not
-//! emailed again. Should the write fail, the record is kept in memory so that this process does
-//! not send the email again while the bucket is unreachable (it retries the write instead).
+//! The record follows the notice through its steps ([`crate::notice`]): written once the
+//! notification is on `notify.<env>` (with the email `pending` or `skipped`), again the moment the
+//! email's fate is known, and once more when that fate is reported. A redelivered event reads it
+//! and does only the steps that remain, so nothing is emailed or published twice. Should a write
+//! fail, the record is kept in memory so that this process does not redo a step (above all, send
+//! an email again) while the bucket is unreachable; the write itself is retried.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,36 +15,30 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::events::EmailFate;
 use shared::store::{self, StoreError};
 
-/// What became of an email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailFate {
-    /// The mail server accepted it.
-    Sent,
-    /// The mail server refused it for good.
-    Refused,
-    /// None was due: no recipients for the env, or the policy says NATS only.
-    Skipped,
-}
-
-/// A notification's record (run notifications and staleness alerts alike).
+/// A notice's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// `pending` until the mail server has answered for good; `skipped` when none is due.
     pub email: EmailFate,
+    /// When `email` last changed.
     pub at: DateTime<Utc>,
     pub subject: String,
     pub recipients: usize,
-    /// Why no email went out although recipients are configured.
+    /// Why no email went out although recipients are configured: the policy, or the server's
+    /// refusal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// Set once the notification is on `notify.<env>`: after that, the event is done.
+    /// The notification (or alert) is on `notify.<env>`.
     #[serde(default)]
     pub published: bool,
-    /// For staleness alerts: the commit the alert was about (one alert per stale commit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit_sha: Option<String>,
+    /// The email's final fate is on `notify.<env>`, in the notification itself or in an
+    /// [`shared::events::EmailReport`]. Records written before reports existed lack the field:
+    /// their notification carried the email's fate, so nothing is owed.
+    #[serde(default = "already_reported")]
+    pub reported: bool,
 }
 
 impl Record {
@@ -53,13 +50,18 @@ impl Record {
             recipients,
             note,
             published: false,
-            commit_sha: None,
+            reported: false,
         }
     }
 
-    pub fn emailed(&self) -> bool {
-        self.email == EmailFate::Sent
+    /// Nothing is left to do for this notice.
+    pub fn is_done(&self) -> bool {
+        self.published && self.email != EmailFate::Pending && self.reported
     }
+}
+
+fn already_reported() -> bool {
+    true
 }
 
 pub struct Ledger {
@@ -84,7 +86,7 @@ impl Ledger {
     }
 
     /// Stores `record`, retrying briefly; on failure it is kept in memory so that this process
-    /// treats the email as sent, and the caller retries later.
+    /// goes on from it, and the caller retries later.
     pub async fn put(&self, key: &str, record: &Record) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
@@ -95,7 +97,7 @@ impl Ledger {
                     return Ok(());
                 }
                 Err(err) if attempt < 3 => {
-                    tracing::warn!(key, error = %err, attempt, "could not record the notification, retrying");
+                    tracing::warn!(key, error = %err, attempt, "could not record the notice, retrying");
                     tokio::time::sleep(shared::nats::backoff(
                         attempt,
                         Duration::from_millis(200),
@@ -112,5 +114,33 @@ impl Ledger {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_is_done_once_published_and_its_email_settled_and_reported() {
+        let mut record = Record::new(EmailFate::Pending, "s", 2, None);
+        record.published = true;
+        assert!(!record.is_done(), "the email is still to be sent");
+        record.email = EmailFate::Sent;
+        assert!(!record.is_done(), "its fate is still to be reported");
+        record.reported = true;
+        assert!(record.is_done());
+    }
+
+    #[test]
+    fn a_record_written_before_email_reports_still_reads() {
+        // The previous version's record: the email was sent before the notification went out.
+        let old = serde_json::json!({
+            "email": "sent", "at": "2026-01-05T06:00:00Z", "subject": "s", "recipients": 1,
+            "published": true, "commit_sha": "1a2b3c4d"
+        });
+        let record: Record = serde_json::from_value(old).unwrap();
+        assert_eq!(record.email, EmailFate::Sent);
+        assert!(record.is_done(), "the old notification said it was emailed");
     }
 }

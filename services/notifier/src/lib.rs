@@ -1,12 +1,14 @@
 //! The notifier: tells people about every run, by email and on `notify.<env>`.
 //!
 //! It consumes `etl.<env>.loaded` and `etl.<env>.failed.*` for the envs of `ETL_ENVS` (durable
-//! consumer `notifier-<scope>`), and for each event emails a multipart text + HTML message to the
-//! env's recipients and publishes a [`shared::events::Notification`] on `notify.<env>` whose
-//! `text` is the email's plain text. It also warns when a source's newest upstream commit is older
-//! than `STALE_AFTER` ([`stale::StaleAlert`], once per stale commit). The staleness alert is a
-//! separate event type on the same subject, not a `Notification` (whose `status` is a run's
-//! outcome): readers tell them apart by `status` (run) versus `alert: "stale"`.
+//! consumer `notifier-<scope>`). For each event it publishes a [`shared::events::Notification`] on
+//! `notify.<env>` at once — machine subscribers (`etl smoke`, dashboards) never wait on the mail
+//! server — then emails a multipart text + HTML message to the env's recipients, and once the
+//! email's fate is known publishes it as a [`shared::events::EmailReport`] on the same subject.
+//! The notification's `text` is the email's plain text. It also warns when a source's newest
+//! upstream commit is older than `STALE_AFTER` ([`shared::events::StaleAlert`], once per stale
+//! commit, through the same steps). Readers of `notify.<env>` tell the three apart by `status`
+//! (a run), `alert: "stale"` and `report: "email"`.
 //!
 //! # Files
 //!
@@ -14,51 +16,56 @@
 //!   the others), SMTP URL and credentials.
 //! - [`compose`]: subject, text and HTML of a run's email and its notification, from the event
 //!   alone; [`doc`] writes the text and HTML parts side by side; [`format`] escapes and formats.
-//! - [`handler`]: one event → email + notification → ack / retry; [`mailer`] sends over SMTP and
-//!   sorts failures into transient and permanent; [`ledger`] is the KV record of what was sent.
+//! - [`notice`]: the one sequence every notice goes through (publish, email, record, report);
+//!   [`ledger`] is its KV record; [`mailer`] sends over SMTP and sorts failures into transient
+//!   and permanent.
+//! - [`handler`]: one event → its notice → `Ok` or a classified failure; [`consumer`] is the
+//!   consumer it runs in, and how long an email may wait for the mail server.
 //! - [`stale`]: staleness alerts, checked on each loaded run and every `STALE_CHECK_INTERVAL`.
 //!
 //! # Delivery guarantee
 //!
-//! Each run (identified by its run id, or [`shared::events::Failed::id`] for a failed
-//! extraction) is emailed **at least once and, barring a crash, exactly once**, and published on
-//! `notify.<env>` once (message id `notify:<env>:<id>`, and the record below beyond the stream's
-//! de-duplication window):
+//! Each run (identified by its run id, or [`shared::events::Failed::id`] for a failure without
+//! one) is published on `notify.<env>` once and emailed **at least once and, barring a crash,
+//! exactly once**; the email's fate is published once. The message ids are deterministic
+//! ([`shared::message::Publish`]) and the notice's record (KV `etl-state`, key
+//! [`shared::store::notified_key`]) carries the guarantee past the stream's de-duplication window:
 //!
-//! - Before sending, the notifier looks for the run's record (KV `etl-state`, key
-//!   [`shared::store::notified_key`]); a redelivered or re-published event that finds one is not
-//!   emailed again. The record is written right after the mail server accepts the email, before
-//!   the notification is published and the event acknowledged.
+//! - The notification goes out first, with `email: "pending"` when recipients are due an email
+//!   and `"skipped"` (and why, in `email_note`) when not; the record then says it is published.
+//!   A redelivered or re-published event that finds the record does only the steps that remain.
+//! - The email is its own step. While the mail server is down or answers 4xx, the event is put
+//!   back after a growing delay (up to `SMTP_RETRY_MAX`) and other events and envs proceed; each
+//!   redelivery finds the notification published and tries only the email. The server's answer is
+//!   recorded the moment it comes, then published as an `EmailReport` (`sent`, or `refused` with
+//!   the server's answer).
 //! - If the notifier is killed between the server's acceptance and that record, the event is
 //!   redelivered and the email **sent a second time** — at most one duplicate per such crash,
 //!   never none. Both copies carry the same `Message-ID`, so many mail clients show one.
-//! - While the mail server is down or answers 4xx, the event is redelivered after a growing delay
-//!   (up to `SMTP_RETRY_MAX`) for as long as it takes — the consumer has no delivery limit — and
-//!   other events and envs proceed meanwhile. The notification is published once the email's
-//!   fate is known, so `emailed` is true to what happened.
-//! - A permanent refusal (5xx, an address the server rejects) is not retried: it is logged and the
-//!   notification is published with `emailed: false` and the server's answer in `email_note`.
+//! - A permanent refusal (5xx, an address the server rejects) is not retried.
+//! - An outage is waited out for an hour ([`consumer`]); past that the settle step gives the
+//!   email up (`etl.<env>.failed.notify`, published but not emailed, and a dead letter from which
+//!   the event can be published again; the notice then resumes at its email).
 //! - With no recipients for the env, or `NOTIFY_UNCHANGED=nats` (the default) for a run that
-//!   changed nothing, no email is sent; the notification is published all the same.
+//!   changed nothing, no email is sent and no report follows the notification.
 
 pub mod compose;
 pub mod config;
+pub mod consumer;
 pub mod doc;
 pub mod format;
 pub mod handler;
 pub mod ledger;
 pub mod mailer;
+pub mod notice;
 pub mod stale;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use shared::consumer::{self, ConsumerSpec};
-use shared::{Shutdown, nats, subjects};
+use shared::{Shutdown, nats};
 
 pub use config::Config;
-pub use stale::StaleAlert;
 
 /// The durable consumer's name for a scope.
 pub fn consumer_name(scope: &shared::EnvScope) -> String {
@@ -71,13 +78,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let client = nats::connect(&config.nats, "notifier", &shutdown).await?;
     let stores = nats::setup(client).await?;
     let mailer = mailer::Mailer::new(&config.smtp, config.from.clone())?;
-    let ledger = Arc::new(ledger::Ledger::new(stores.state.clone()));
+    let ledger = ledger::Ledger::new(stores.state.clone());
+    let notices = Arc::new(notice::Notices::new(stores.js.clone(), ledger, mailer));
 
     let stale = config.stale_after.map(|stale_after| {
         Arc::new(stale::StaleWatch {
             stores: stores.clone(),
-            ledger: ledger.clone(),
-            mailer: mailer.clone(),
+            notices: notices.clone(),
             routes: config.routes.clone(),
             dashboard_url: config.dashboard_url.clone(),
             stale_after,
@@ -103,24 +110,22 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     });
 
     let handler = Arc::new(handler::Handler {
-        stores: stores.clone(),
-        ledger,
-        mailer,
+        notices,
         routes: config.routes.clone(),
         dashboard_url: config.dashboard_url.clone(),
         unchanged: config.unchanged,
         retry_max: config.smtp.retry_max,
         stale,
     });
-    let mut filters = subjects::filters(&config.scope, "etl.{env}.loaded");
-    filters.extend(subjects::filters(&config.scope, "etl.{env}.failed.*"));
-    let mut spec = ConsumerSpec::new(nats::ETL_STREAM, consumer_name(&config.scope), filters);
-    // An email must wait out a mail server outage of any length rather than be dropped: no
-    // delivery limit. Sending takes at most SMTP_TIMEOUT per connection step; leave room for it.
-    spec.max_deliver = -1;
-    spec.ack_wait = Duration::from_secs(60).max(config.smtp.timeout * 4);
+    let spec = consumer::spec(&config.scope, &config.smtp);
+    tracing::info!(
+        max_deliver = spec.max_deliver,
+        deadline = ?spec.deadline,
+        "an email waits out a mail server outage of {:?}",
+        config.smtp.give_up_after
+    );
 
-    let result = consumer::serve(
+    let result = shared::consumer::serve(
         &stores.js,
         "notifier",
         "emails and notify.<env> for every run",

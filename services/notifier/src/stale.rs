@@ -1,91 +1,60 @@
 //! Staleness alerts: a source whose newest upstream commit is older than `STALE_AFTER`.
 //!
-//! An *episode* is one stale commit: the alert goes out once for it (email when recipients are
-//! configured, and a [`StaleAlert`] on `notify.<env>`), recorded in KV under
-//! [`stale_key`]; a newer commit ends the episode, and if that one goes stale too it is a new
-//! episode with an alert of its own. Sources are checked on every loaded run and periodically.
+//! An *episode* is one stale commit: the alert goes out once for it, as a notice of its own
+//! ([`crate::notice`]: the [`StaleAlert`] on `notify.<env>` at once, then the email when
+//! recipients are configured, then its [`shared::events::EmailReport`]), recorded under the
+//! alert's id ([`StaleAlert::id`]: env, source and commit). A newer commit ends the episode, and
+//! if that one goes stale too it is a new episode with an alert of its own. Sources are checked
+//! on every loaded run and periodically; an email that waits on the mail server is tried again
+//! by the next check.
 //!
 //! The alert is its own event type rather than a [`shared::events::Notification`], whose
 //! `status` is a run's outcome: readers of `notify.<env>` tell the two apart by `alert`
 //! (`"stale"`) here versus `status` there.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use shared::events::{SCHEMA_VERSION, UpstreamRef};
-use shared::nats::{self, NatsError, Stores};
+use shared::events::{EmailFate, SCHEMA_VERSION, StaleAlert, UpstreamRef};
+use shared::nats::{self, Stores};
 use shared::store::{self, StoreError};
-use shared::{Env, EnvScope, Shutdown, Source, subjects};
+use shared::{Env, EnvScope, Shutdown, Source};
 use tokio::sync::Mutex;
 
 use crate::compose::Composed;
 use crate::config::Routes;
 use crate::doc::{Doc, link, text};
 use crate::format;
-use crate::ledger::{EmailFate, Ledger, Record};
-use crate::mailer::{Mailer, SendError};
-
-/// KV key of the staleness record of a source.
-pub fn stale_key(env: &Env, source: Source) -> String {
-    format!("{env}.stale.{source}")
-}
-
-/// Published on `notify.<env>` when a source went stale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaleAlert {
-    pub schema_version: u32,
-    /// Always `"stale"`: what sets this apart from a run notification.
-    pub alert: String,
-    pub env: Env,
-    pub source: Source,
-    /// The newest commit seen upstream, the one that is too old.
-    pub upstream: UpstreamRef,
-    pub age_secs: u64,
-    pub stale_after_secs: u64,
-    pub subject: String,
-    /// The email's plain text.
-    pub text: String,
-    pub emailed: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_note: Option<String>,
-}
+use crate::notice::{Email, Notice, NoticeError, Notices};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaleError {
-    #[error("could not read or record staleness state: {0}")]
-    Store(#[from] StoreError),
-    #[error("could not publish the staleness alert: {0}")]
-    Publish(#[from] NatsError),
-    #[error("could not email the staleness alert for {env} {of}: {reason}")]
-    Mail {
-        env: Env,
-        of: Source,
-        reason: String,
-    },
+    #[error("could not read the latest extracted payload: {0}")]
+    Latest(#[from] StoreError),
+    #[error("staleness alert: {0}")]
+    Notice(#[from] NoticeError),
 }
 
 pub struct StaleWatch {
     pub stores: Stores,
-    pub ledger: std::sync::Arc<Ledger>,
-    pub mailer: Mailer,
+    pub notices: Arc<Notices>,
     pub routes: Routes,
     pub dashboard_url: String,
     pub stale_after: Duration,
-    /// The periodic check and the per-run check must not both alert for the same episode.
+    /// The periodic check and the per-run check must not both work on the same episode.
     pub lock: Mutex<()>,
 }
 
 impl StaleWatch {
-    /// Checks both sources of `env`; returns the alerts raised now.
-    pub async fn check_env(&self, env: &Env) -> Result<Vec<StaleAlert>, StaleError> {
+    /// Checks both sources of `env`; returns how many alerts were published now.
+    pub async fn check_env(&self, env: &Env) -> Result<usize, StaleError> {
         let _guard = self.lock.lock().await;
-        let mut raised = Vec::new();
+        let mut raised = 0;
         let mut first_error = None;
         for source in Source::ALL {
             match self.check_source(env, source, Utc::now()).await {
-                Ok(Some(alert)) => raised.push(alert),
-                Ok(None) => {}
+                Ok(published) => raised += usize::from(published),
                 Err(err) => {
                     tracing::warn!(%env, %source, error = %err, "staleness alert not done yet");
                     first_error.get_or_insert(err);
@@ -103,36 +72,14 @@ impl StaleWatch {
         env: &Env,
         source: Source,
         now: DateTime<Utc>,
-    ) -> Result<Option<StaleAlert>, StaleError> {
+    ) -> Result<bool, StaleError> {
         let Some(latest) = store::latest_extracted(&self.stores.state, env, source).await? else {
-            return Ok(None);
+            return Ok(false);
         };
         let upstream = latest.upstream;
         let age = (now - upstream.commit_time).to_std().unwrap_or_default();
         if age <= self.stale_after {
-            return Ok(None);
-        }
-        let key = stale_key(env, source);
-        let mut record = match self.ledger.get(&key).await? {
-            Some(record) if record.commit_sha.as_deref() == Some(&upstream.commit_sha) => record,
-            _ => {
-                // A new episode: tell people.
-                let composed = compose(
-                    env,
-                    source,
-                    &upstream,
-                    age,
-                    self.stale_after,
-                    &self.dashboard_url,
-                );
-                let mut record = self.email(env, source, &upstream, &composed).await?;
-                record.commit_sha = Some(upstream.commit_sha.clone());
-                self.ledger.put(&key, &record).await?;
-                record
-            }
-        };
-        if record.published {
-            return Ok(None);
+            return Ok(false);
         }
         let composed = compose(
             env,
@@ -147,57 +94,33 @@ impl StaleWatch {
             alert: "stale".to_owned(),
             env: env.clone(),
             source,
-            upstream: upstream.clone(),
+            upstream,
             age_secs: age.as_secs(),
             stale_after_secs: self.stale_after.as_secs(),
-            subject: record.subject.clone(),
-            text: composed.text,
-            emailed: record.emailed(),
-            email_note: record.note.clone(),
+            subject: composed.subject.clone(),
+            text: composed.text.clone(),
+            email: EmailFate::Pending,
+            email_note: None,
         };
-        let msg_id = format!("notify:{env}:stale:{source}:{}", upstream.commit_sha);
-        nats::publish_event(&self.stores.js, &subjects::notify(env), &msg_id, &alert).await?;
-        tracing::info!(%env, %source, commit = %upstream.commit_sha, age_days = age.as_secs() / 86_400, emailed = alert.emailed, "source is stale, alert sent");
-        record.published = true;
-        self.ledger.put(&key, &record).await?;
-        Ok(Some(alert))
-    }
-
-    async fn email(
-        &self,
-        env: &Env,
-        source: Source,
-        upstream: &UpstreamRef,
-        composed: &Composed,
-    ) -> Result<Record, StaleError> {
-        let to = self.routes.recipients(env);
-        if to.is_empty() {
-            return Ok(Record::new(EmailFate::Skipped, &composed.subject, 0, None));
+        let id = alert.id();
+        let notice = Notice {
+            env,
+            id: &id,
+            composed: &composed,
+            email: Email::to(self.routes.recipients(env)),
+        };
+        let delivered = self
+            .notices
+            .deliver(&notice, |email, email_note| StaleAlert {
+                email,
+                email_note,
+                ..alert.clone()
+            })
+            .await?;
+        if delivered.published_now {
+            tracing::info!(%env, %source, commit = %alert.upstream.commit_sha, age_days = age.as_secs() / 86_400, email = delivered.email.as_str(), "source is stale, alert published");
         }
-        let message_id = format!("stale.{source}.{}.{env}", upstream.commit_sha);
-        match self.mailer.send(to, composed, &message_id).await {
-            Ok(()) => Ok(Record::new(
-                EmailFate::Sent,
-                &composed.subject,
-                to.len(),
-                None,
-            )),
-            Err(SendError::Transient(reason)) => Err(StaleError::Mail {
-                env: env.clone(),
-                of: source,
-                reason,
-            }),
-            Err(SendError::Refused(reason)) => {
-                tracing::error!(%env, %source, %reason, "mail server refused the staleness alert for good");
-                let note = format!("the mail server refused the email: {reason}");
-                Ok(Record::new(
-                    EmailFate::Refused,
-                    &composed.subject,
-                    to.len(),
-                    Some(note),
-                ))
-            }
-        }
+        Ok(delivered.published_now)
     }
 
     /// Checks every env of `scope` now and then every `interval` until `shutdown`; after a
@@ -313,7 +236,7 @@ mod tests {
         let upstream = UpstreamRef {
             repo: "nytimes/covid-19-data".into(),
             path: "us.csv".into(),
-            commit_sha: "1a2b3c4d5e".into(),
+            commit_sha: "1a2b3c4d5e".parse().unwrap(),
             commit_time: Utc.with_ymd_and_hms(2023, 3, 23, 14, 5, 0).unwrap(),
             covered_commits: vec![],
         };
@@ -332,13 +255,5 @@ mod tests {
         );
         assert!(c.text.contains("  latest commit: 1a2b3c4 (https://github.com/nytimes/covid-19-data/commit/1a2b3c4d5e)\n"));
         assert!(c.text.contains("(alert threshold: 7 days)"));
-    }
-
-    #[test]
-    fn keys_live_under_the_env() {
-        assert_eq!(
-            stale_key(&Env::new("test").unwrap(), Source::Jhu),
-            "test.stale.jhu"
-        );
     }
 }

@@ -195,7 +195,10 @@ mod tests {
     #[test]
     fn the_same_payload_under_an_earlier_trigger_is_stale() {
         let event = extracted("a", Trigger::new(TriggerKind::Commit));
-        let latest = extracted("a", Trigger::forced(TriggerKind::Manual, TriggerId::new("t1").unwrap()));
+        let latest = extracted(
+            "a",
+            Trigger::forced(TriggerKind::Manual, TriggerId::new("t1").unwrap()),
+        );
         assert!(staleness(&event, Some(&latest)).unwrap().contains("manual"));
     }
 

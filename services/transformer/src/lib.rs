@@ -18,11 +18,11 @@ mod error;
 mod handler;
 mod run;
 
+use shared::Shutdown;
 use shared::consumer::{self, ConsumerSpec};
 use shared::events::Stage;
 use shared::nats::{self, NatsError};
 use shared::subjects::{self, Filter};
-use shared::Shutdown;
 
 pub use config::{Clock, Config};
 

@@ -98,9 +98,7 @@ impl Run {
         };
         let (first_date, last_date) = (first.date, last.date);
 
-        let object = self
-            .store(stores, config, &parquet, &curated.rows)
-            .await?;
+        let object = self.store(stores, config, &parquet, &curated.rows).await?;
         steps.lap("store");
 
         let event = Transformed {
@@ -339,8 +337,18 @@ mod tests {
     fn the_first_events_of_both_sources_are_one_run_ordered_by_upstream_then_sequence() {
         let nyt_at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         let jhu_at = Utc.with_ymd_and_hms(2024, 1, 3, 0, 0, 0).unwrap();
-        let nyt = extracted(Source::Nyt, "n1", Trigger::new(TriggerKind::Initial), nyt_at);
-        let jhu = extracted(Source::Jhu, "j1", Trigger::new(TriggerKind::Initial), jhu_at);
+        let nyt = extracted(
+            Source::Nyt,
+            "n1",
+            Trigger::new(TriggerKind::Initial),
+            nyt_at,
+        );
+        let jhu = extracted(
+            Source::Jhu,
+            "j1",
+            Trigger::new(TriggerKind::Initial),
+            jhu_at,
+        );
         let from_nyt = Run::new(&nyt, 7, nyt.clone(), jhu.clone());
         let from_jhu = Run::new(&jhu, 8, nyt.clone(), jhu.clone());
         assert_eq!(from_nyt.run_id, from_jhu.run_id);

@@ -94,23 +94,26 @@ pub async fn delete_consumers(js: &jetstream::Context, env: &Env) -> Result<usiz
     let mut deleted = 0;
     for stream_name in [ETL_STREAM, DEAD_STREAM, NOTIFY_STREAM] {
         let stream = open_stream(js, stream_name).await?;
-        let consumers: Vec<consumer::Info> = stream
-            .consumers()
-            .try_collect()
-            .await
-            .map_err(|err| CleanupError::ListConsumers {
-                stream: stream_name,
-                source: err.into(),
-            })?;
-        for info in consumers.iter().filter(|info| serves_only(&info.config, env)) {
+        let consumers: Vec<consumer::Info> =
             stream
-                .delete_consumer(&info.name)
+                .consumers()
+                .try_collect()
                 .await
-                .map_err(|err| CleanupError::DeleteConsumer {
+                .map_err(|err| CleanupError::ListConsumers {
+                    stream: stream_name,
+                    source: err.into(),
+                })?;
+        for info in consumers
+            .iter()
+            .filter(|info| serves_only(&info.config, env))
+        {
+            stream.delete_consumer(&info.name).await.map_err(|err| {
+                CleanupError::DeleteConsumer {
                     stream: stream_name,
                     name: info.name.clone(),
                     source: err.into(),
-                })?;
+                }
+            })?;
             deleted += 1;
         }
     }

@@ -49,7 +49,12 @@ impl ConsumerSpec {
     /// minute's deadline per message, ten deliveries (about ten minutes of retries with the
     /// backoff of [`settle::retry_delay`]). No server `backoff` list is set: the server would
     /// take its first entry as the ack wait.
-    pub fn new(stream: &str, durable: impl Into<String>, stage: Stage, filters: Vec<String>) -> Self {
+    pub fn new(
+        stream: &str,
+        durable: impl Into<String>,
+        stage: Stage,
+        filters: Vec<String>,
+    ) -> Self {
         Self {
             stream: stream.to_owned(),
             durable: durable.into(),

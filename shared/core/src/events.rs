@@ -254,9 +254,7 @@ impl Stage {
 /// Where a run stands among its env's runs, from facts every host agrees on: the newest upstream
 /// commit time among its inputs, then the JetStream sequence of the extracted event that started
 /// it (a forced re-run of the same commits comes later). No host's clock is involved.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RunOrder {
     pub upstream_time: DateTime<Utc>,
     pub sequence: u64,
@@ -532,7 +530,10 @@ pub struct StaleAlert {
 impl StaleAlert {
     /// The alert's identity: one per stale commit of a source.
     pub fn id(&self) -> RunId {
-        let key = format!("stale|{}|{}|{}", self.env, self.source, self.upstream.commit_sha);
+        let key = format!(
+            "stale|{}|{}|{}",
+            self.env, self.source, self.upstream.commit_sha
+        );
         RunId::new(&crate::hash::sha256_hex(key.as_bytes())[..24]).expect("hex digits are a run id")
     }
 }

@@ -344,7 +344,10 @@ async fn publish_payload(
         })
     };
     let mut headers = HeaderMap::new();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, header(MSG_ID_HEADER, msg_id)?);
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        header(MSG_ID_HEADER, msg_id)?,
+    );
     headers.insert(
         async_nats::HeaderName::from_static("Content-Type"),
         header("Content-Type", "application/json")?,

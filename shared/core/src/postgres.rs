@@ -236,8 +236,9 @@ mod tests {
         assert!(!off.get_keepalives());
         assert_eq!(off.get_keepalives_interval(), None);
 
-        let mut own =
-            config("postgres://u@db/covid?keepalives_idle=5&keepalives_interval=2&keepalives_retries=9");
+        let mut own = config(
+            "postgres://u@db/covid?keepalives_idle=5&keepalives_interval=2&keepalives_retries=9",
+        );
         SessionSettings::WRITER.apply(&mut own);
         assert_eq!(own.get_keepalives_idle(), Duration::from_secs(5));
         assert_eq!(own.get_keepalives_interval(), Some(Duration::from_secs(2)));

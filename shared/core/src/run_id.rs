@@ -55,8 +55,18 @@ mod tests {
     fn a_forced_trigger_is_a_new_run() {
         let env = Env::prod();
         let plain = derive(&env, "a", "b", &Trigger::new(TriggerKind::Manual));
-        let forced = derive(&env, "a", "b", &Trigger::forced(TriggerKind::Manual, TriggerId::new("t1").unwrap()));
-        let forced_again = derive(&env, "a", "b", &Trigger::forced(TriggerKind::Manual, TriggerId::new("t2").unwrap()));
+        let forced = derive(
+            &env,
+            "a",
+            "b",
+            &Trigger::forced(TriggerKind::Manual, TriggerId::new("t1").unwrap()),
+        );
+        let forced_again = derive(
+            &env,
+            "a",
+            "b",
+            &Trigger::forced(TriggerKind::Manual, TriggerId::new("t2").unwrap()),
+        );
         assert_ne!(plain, forced);
         assert_ne!(forced, forced_again);
     }

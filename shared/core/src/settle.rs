@@ -139,10 +139,8 @@ pub fn decide(result: Result<(), Failure>, delivered: u64, last_attempt: bool) -
         ),
         Err(mut failure) => {
             if failure.transient {
-                failure.reason = format!(
-                    "gave up after {delivered} deliveries: {}",
-                    failure.reason
-                );
+                failure.reason =
+                    format!("gave up after {delivered} deliveries: {}", failure.reason);
             }
             Decision::GiveUp(failure)
         }

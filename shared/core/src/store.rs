@@ -99,7 +99,9 @@ pub enum StoreError {
     },
     #[error("object {name}: its chunks do not add up to the digest the store recorded for it")]
     CorruptChunks { name: String },
-    #[error("object {name} already exists with SHA-256 {found}, not {expected}; it is left as it is")]
+    #[error(
+        "object {name} already exists with SHA-256 {found}, not {expected}; it is left as it is"
+    )]
     Occupied {
         name: String,
         expected: Digest,
@@ -139,8 +141,9 @@ impl StoreError {
             | StoreError::DigestMismatch { .. }
             | StoreError::CorruptChunks { .. }
             | StoreError::Occupied { .. }
-            | StoreError::NoDigest { .. }
-            | StoreError::KvDecode { .. } => FailureKind::CorruptObject,
+            | StoreError::NoDigest { .. } => FailureKind::CorruptObject,
+            // A state value the pipeline wrote but cannot read back: a bug or a version skew.
+            StoreError::KvDecode { .. } => FailureKind::Internal,
             StoreError::Timeout { .. } => FailureKind::Timeout,
             StoreError::Lookup { .. }
             | StoreError::Put { .. }
@@ -151,8 +154,8 @@ impl StoreError {
         }
     }
 
-    /// Whether the same operation may succeed on delivery number `delivered` + 1 (1 is the first
-    /// delivery).
+    /// Whether a message whose handling met this error on delivery number `delivered` (1 on the
+    /// first) is worth delivering again: the same operation may then succeed.
     ///
     /// A store that is slow or unreachable may recover: retried. An object that is not there, or
     /// too large, stays so: given up on at once. An object whose bytes are not the ones announced
@@ -539,7 +542,10 @@ mod tests {
         let info = "SHA-256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU=";
         assert_eq!(digest_of_info(info), Some(Digest::of(b"")));
         assert_eq!(digest_of_info("SHA-256=abc"), None);
-        assert_eq!(digest_of_info("MD5=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU="), None);
+        assert_eq!(
+            digest_of_info("MD5=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU="),
+            None
+        );
     }
 
     #[test]

@@ -36,10 +36,14 @@ pub async fn wait_consumed(
         .get_stream(stream)
         .await
         .unwrap_or_else(|err| panic!("stream {stream}: {err}"));
-    eventually(&format!("{durable} to finish every message"), timeout, move || async move {
-        // Until the service has declared its consumer, this is an error: keep waiting.
-        let info = stream.consumer_info(durable).await.ok()?;
-        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-    })
+    eventually(
+        &format!("{durable} to finish every message"),
+        timeout,
+        move || async move {
+            // Until the service has declared its consumer, this is an error: keep waiting.
+            let info = stream.consumer_info(durable).await.ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        },
+    )
     .await;
 }

@@ -72,7 +72,9 @@ pub async fn stores() -> Stores {
     )
     .await
     .expect("NATS is reachable (scripts/stack.sh up)");
-    nats::setup(client).await.expect("JetStream resources are declared")
+    nats::setup(client)
+        .await
+        .expect("JetStream resources are declared")
 }
 
 /// Removes everything a test left for `env`, once its services have stopped: its events, keys

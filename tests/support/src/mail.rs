@@ -145,9 +145,13 @@ pub async fn wait_for_mails(
     count: usize,
     timeout: Duration,
 ) -> Vec<Mail> {
-    eventually(&format!("{count} email(s) for {env}"), timeout, move || async move {
-        let found = mails(maildir, env);
-        (found.len() >= count).then_some(found)
-    })
+    eventually(
+        &format!("{count} email(s) for {env}"),
+        timeout,
+        move || async move {
+            let found = mails(maildir, env);
+            (found.len() >= count).then_some(found)
+        },
+    )
     .await
 }

@@ -2,6 +2,7 @@
 //! whole pipeline, `etl smoke`, and operability with each service as its own process.
 
 mod extractor;
+mod hostile;
 mod operability;
 mod pipeline;
 mod smoke;

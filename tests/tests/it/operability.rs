@@ -5,20 +5,19 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use crate::support::processes::Process;
-use crate::support::stored_values;
+use crate::support::{pipeline_vars, stored_values};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use etl_tests::fake_github::{FakeGithub, NewCommit};
-use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
+use shared::Source;
 use shared::config::Vars;
 use shared::events::RunStatus;
 use shared::nats::ETL_STREAM;
-use shared::{Env, Source};
-use test_support::{EventLog, Notifications, TestEnv, stack};
+use test_support::{EventLog, Notifications, TestEnv};
 
 const NYT: &str = "date,cases,deaths\n2020-03-01,100,2\n2020-03-02,150,3\n2020-03-03,210,5\n";
 const JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths\n\
@@ -90,15 +89,6 @@ fn upstream(github: &FakeGithub) {
     ]);
 }
 
-fn process_vars(env: &Env, github: &FakeGithub) -> Vars {
-    let mut vars = stack::vars(env);
-    for (name, value) in github.env_vars() {
-        vars.set(name, value);
-    }
-    vars.set("POLL_INTERVAL", "300ms");
-    vars
-}
-
 fn spawn_pipeline(vars: &Vars, logs: &std::path::Path) -> Vec<Process> {
     PIPELINE
         .iter()
@@ -112,7 +102,7 @@ async fn one_upstream_change_is_one_trace_across_all_four_services() {
     let env = &test.env;
     let github = FakeGithub::start().await.unwrap();
     let (otlp_url, collected) = start_otlp_receiver().await;
-    let mut vars = process_vars(env, &github);
+    let mut vars = pipeline_vars(env, &github);
     vars.set("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_url);
     let logs = tempfile::tempdir().unwrap();
 
@@ -184,10 +174,14 @@ async fn sigterm_during_a_run_loses_nothing_and_the_run_completes_after_restart(
     let test = TestEnv::new("sigterm").await;
     let env = &test.env;
     let github = FakeGithub::start().await.unwrap();
-    let vars = process_vars(env, &github);
+    let vars = pipeline_vars(env, &github);
     let logs = tempfile::tempdir().unwrap();
-    let mut extracted =
-        EventLog::open(&test.stores.js, ETL_STREAM, format!("etl.{env}.extracted.>")).await;
+    let mut extracted = EventLog::open(
+        &test.stores.js,
+        ETL_STREAM,
+        format!("etl.{env}.extracted.>"),
+    )
+    .await;
     let mut notifications = test.notifications().await;
 
     let processes = spawn_pipeline(&vars, logs.path());

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{changes_of_run, emails_for, stored_values};
+use crate::support::{changes_of_run, emails_for, pipeline_vars, stored_values};
 use etl_tests::fake_github::{FakeGithub, NewCommit};
 use shared::Source;
 use shared::events::{Field, RunStatus};
@@ -49,11 +49,7 @@ async fn an_upstream_change_travels_from_github_to_rows_notification_and_email()
     let github = FakeGithub::start().await.expect("fake GitHub starts");
     github.add_many(commits(NYT_V1, JHU_V1));
 
-    let mut vars = test.vars();
-    for (name, value) in github.env_vars() {
-        vars.set(name, value);
-    }
-    vars.set("POLL_INTERVAL", "300ms");
+    let vars = pipeline_vars(env, &github);
     let mut notifications = test.notifications().await;
     let pipeline = Pipeline::start(&vars, Stages::All).expect("the services start");
 
@@ -83,7 +79,11 @@ async fn an_upstream_change_travels_from_github_to_rows_notification_and_email()
     );
     let mails = emails_for(env, 1, Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1, "one email for the initial load");
-    assert!(mails[0].subject.contains("5 new days"), "subject: {}", mails[0].subject);
+    assert!(
+        mails[0].subject.contains("5 new days"),
+        "subject: {}",
+        mails[0].subject
+    );
 
     // `etl diff` previews version 2 exactly as the run below will count it, and writes nothing.
     let connections = etl_cli::Connections::from_vars(&vars).unwrap();
@@ -185,13 +185,9 @@ async fn a_sequence_of_versions_is_counted_and_recorded_exactly_and_a_bad_one_ch
     let test = TestEnv::new("seq").await;
     let env = &test.env;
     let github = FakeGithub::start().await.expect("fake GitHub starts");
-    let mut vars = test.vars();
-    for (name, value) in github.env_vars() {
-        vars.set(name, value);
-    }
+    let mut vars = pipeline_vars(env, &github);
     // One removed day of six is more than the default 5 % guard allows.
-    vars.set("POLL_INTERVAL", "300ms")
-        .set("MAX_REMOVED_SHARE", "0.2");
+    vars.set("MAX_REMOVED_SHARE", "0.2");
     let mut notifications = test.notifications().await;
     let pipeline = Pipeline::start(&vars, Stages::All).expect("the services start");
 
@@ -304,11 +300,7 @@ async fn services_started_before_any_upstream_commit_pick_up_the_first_one() {
     let test = TestEnv::new("empty").await;
     let env = &test.env;
     let github = FakeGithub::start().await.expect("fake GitHub starts");
-    let mut vars = test.vars();
-    for (name, value) in github.env_vars() {
-        vars.set(name, value);
-    }
-    vars.set("POLL_INTERVAL", "300ms");
+    let vars = pipeline_vars(env, &github);
     let mut notifications = test.notifications().await;
     let pipeline = Pipeline::start(&vars, Stages::All).expect("the services start");
 

@@ -248,13 +248,14 @@ async fn the_event_stream_pushes_runs_as_they_land_or_fail() {
     let failed = shared::events::Failed {
         schema_version: shared::events::SCHEMA_VERSION,
         env: db.env.clone(),
-        run_id: Some("run-broken".into()),
+        run_id: Some(shared::ids::RunId::new("run-broken").unwrap()),
         stage: shared::events::Stage::Transform,
-        kind: "invalid_data".into(),
+        kind: shared::events::FailureKind::InvalidData,
         reason: "nyt line 4: `cases` is negative".into(),
         inputs: vec![],
         trigger: None,
         source: None,
+        cause: None,
         failed_at: Utc::now(),
     };
     let subject = shared::subjects::failed(&db.env, shared::events::Stage::Transform);

@@ -8,7 +8,8 @@ use chrono::Duration;
 use loader::apply::{Applied, RunToLoad, apply_run};
 use loader::error::LoadError;
 use loader::{db, migrate};
-use shared::events::{Counts, FailureKind, Field, Loaded, MAX_CORRECTIONS_IN_EVENT};
+use shared::events::{Counts, FailureKind, Field, Loaded, MAX_CORRECTIONS_IN_EVENT, RunOrder};
+use shared::ids::{Digest, RunId};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -111,7 +112,7 @@ async fn a_first_run_inserts_every_date_and_records_itself() {
                         finished_at >= started_at
                  FROM \"{env}\".etl_runs WHERE run_id = $1"
             ),
-            &[&loaded.run_id],
+            &[&loaded.run_id.as_str()],
         )
         .await
         .unwrap();
@@ -119,8 +120,11 @@ async fn a_first_run_inserts_every_date_and_records_itself() {
     assert_eq!(row.get::<_, String>(1), "load");
     assert_eq!((row.get::<_, i64>(2), row.get::<_, i64>(3)), (5, 0));
     let inputs: serde_json::Value = row.get(4);
-    assert_eq!(inputs[0]["upstream"]["commit_sha"], "commit-nyt-a");
-    assert_eq!(inputs[1]["object"]["sha256"], "jhu-a");
+    assert_eq!(
+        inputs[0]["upstream"]["commit_sha"],
+        commit_of("nyt-a").as_str()
+    );
+    assert_eq!(inputs[1]["object"]["sha256"], Digest::of(b"jhu-a").as_str());
     assert_eq!(row.get::<_, String>(5), "commit");
     assert_eq!(row.get::<_, Option<String>>(6), None);
     assert!(row.get::<_, i64>(7) >= 0);
@@ -172,7 +176,7 @@ async fn revising_an_old_day_updates_it_and_the_next_day_and_records_the_correct
         .await
         .unwrap();
     assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].get::<_, String>(0), loaded.run_id);
+    assert_eq!(changes[0].get::<_, String>(0), loaded.run_id.as_str());
     assert_eq!(changes[0].get::<_, chrono::NaiveDate>(1), day(3));
     assert_eq!(changes[0].get::<_, String>(2), "cases");
     assert_eq!(changes[0].get::<_, Option<i64>>(3), Some(before[2].cases));
@@ -184,7 +188,7 @@ async fn revising_an_old_day_updates_it_and_the_next_day_and_records_the_correct
     let touched: Vec<chrono::NaiveDate> = client
         .query(
             &format!("SELECT date FROM \"{env}\".us_daily WHERE run_id = $1 ORDER BY date"),
-            &[&loaded.run_id],
+            &[&loaded.run_id.as_str()],
         )
         .await
         .unwrap()
@@ -302,18 +306,15 @@ async fn a_run_removing_too_many_dates_is_refused_and_changes_nothing() {
         Applied::Suspicious(failed) => failed,
         other => panic!("expected a suspicious run, got {other:?}"),
     };
-    assert_eq!(failed.kind, "suspicious_removal");
-    assert_eq!(
-        failed.run_id.as_deref(),
-        Some(short.transformed.run_id.as_str())
-    );
+    assert_eq!(failed.kind, FailureKind::SuspiciousRemoval);
+    assert_eq!(failed.run_id.as_ref(), Some(&short.transformed.run_id));
     assert_eq!(snapshot(&client, &env).await, before);
     assert_eq!(count(&client, &env, "us_daily_changes").await, 0);
 
     let row = client
         .query_one(
             &format!("SELECT status, stage, kind, error FROM \"{env}\".etl_runs WHERE run_id = $1"),
-            &[&short.transformed.run_id],
+            &[&short.transformed.run_id.as_str()],
         )
         .await
         .unwrap();
@@ -330,24 +331,186 @@ async fn a_run_removing_too_many_dates_is_refused_and_changes_nothing() {
     drop_schema(&env).await;
 }
 
-#[tokio::test]
-async fn an_older_run_never_overwrites_a_newer_one() {
-    let (mut client, env) = fresh().await;
-    let mut newer = run(&env, "new", &rows(1, &growing(5)));
-    newer.transformed_at = now();
-    load(&mut client, &newer).await;
-    let before = snapshot(&client, &env).await;
+/// The `etl_runs` row of `run_id`: status, superseded_by, error, upstream_time, sequence.
+async fn run_row(
+    client: &Client,
+    env: &shared::Env,
+    run_id: &RunId,
+) -> (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<i64>,
+) {
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT status, superseded_by, error, upstream_time, sequence
+                 FROM \"{env}\".etl_runs WHERE run_id = $1"
+            ),
+            &[&run_id.as_str()],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+}
 
-    let mut older = run(&env, "old", &rows(1, &growing(4)));
-    older.transformed_at = newer.transformed_at - Duration::minutes(5);
-    let applied = apply_run(&mut client, &older, SHARE).await.unwrap();
+#[tokio::test]
+async fn an_earlier_run_never_overwrites_a_later_one_whatever_the_clocks_say() {
+    let (mut client, env) = fresh().await;
+    let later = run(&env, "later", &rows(1, &growing(5)));
+    load(&mut client, &later).await;
+    let before = snapshot(&client, &env).await;
+    let stored = run_row(&client, &env, &later.transformed.run_id).await;
     assert_eq!(
-        applied,
+        (stored.3, stored.4),
+        (
+            Some(later.transformed.order.upstream_time),
+            Some(later.transformed.order.sequence as i64)
+        ),
+        "a succeeded run keeps its order"
+    );
+
+    // Started by an earlier extraction of the same commits, and arriving late (a retried
+    // delivery); its transformer's clock even says it is the newer one.
+    let mut earlier = run(&env, "earlier", &rows(1, &growing(4)));
+    earlier.transformed.order = RunOrder {
+        sequence: later.transformed.order.sequence - 1,
+        ..later.transformed.order
+    };
+    earlier.transformed_at = later.transformed_at + Duration::hours(1);
+    let applied = apply_run(&mut client, &earlier, SHARE).await.unwrap();
+    let by = later.transformed.run_id.clone();
+    assert_eq!(applied, Applied::Superseded { by: by.clone() });
+    assert_eq!(snapshot(&client, &env).await, before);
+    let (status, superseded_by, error, ..) =
+        run_row(&client, &env, &earlier.transformed.run_id).await;
+    assert_eq!(
+        (status.as_str(), superseded_by.as_deref()),
+        ("superseded", Some(by.as_str()))
+    );
+    assert!(
+        error.unwrap().contains(by.as_str()),
+        "the reason names the later run"
+    );
+
+    // Delivered once more, it is recorded once.
+    let runs = count(&client, &env, "etl_runs").await;
+    assert_eq!(
+        apply_run(&mut client, &earlier, SHARE).await.unwrap(),
+        Applied::Superseded { by }
+    );
+    assert_eq!(count(&client, &env, "etl_runs").await, runs);
+    drop_schema(&env).await;
+}
+
+#[tokio::test]
+async fn runs_are_ordered_by_upstream_time_first_then_by_extraction() {
+    let (mut client, env) = fresh().await;
+    let first = run(&env, "first", &rows(1, &growing(5)));
+    load(&mut client, &first).await;
+
+    // Newer upstream commits, though started by an extraction that came earlier in the stream
+    // (another source's poll): they are the later data, and win.
+    let mut newer_commits = run(&env, "newer-commits", &rows(1, &growing(6)));
+    newer_commits.transformed.order = RunOrder {
+        upstream_time: first.transformed.order.upstream_time + Duration::minutes(1),
+        sequence: first.transformed.order.sequence - 1,
+    };
+    assert!(matches!(
+        apply_run(&mut client, &newer_commits, SHARE).await.unwrap(),
+        Applied::Loaded(_)
+    ));
+
+    // Older upstream commits with a later sequence: superseded by the newer commits.
+    let mut older_commits = run(&env, "older-commits", &rows(1, &growing(6)));
+    older_commits.transformed.order = RunOrder {
+        upstream_time: first.transformed.order.upstream_time - Duration::minutes(1),
+        sequence: newer_commits.transformed.order.sequence + 10,
+    };
+    assert_eq!(
+        apply_run(&mut client, &older_commits, SHARE).await.unwrap(),
         Applied::Superseded {
-            by: newer.transformed.run_id.clone()
+            by: newer_commits.transformed.run_id.clone()
         }
     );
-    assert_eq!(snapshot(&client, &env).await, before);
+
+    // The same commits extracted again later (a forced run): a later run, applied.
+    let mut forced = run(&env, "forced", &rows(1, &growing(7)));
+    forced.transformed.order = RunOrder {
+        sequence: newer_commits.transformed.order.sequence + 1,
+        ..newer_commits.transformed.order
+    };
+    assert!(matches!(
+        apply_run(&mut client, &forced, SHARE).await.unwrap(),
+        Applied::Loaded(_)
+    ));
+    drop_schema(&env).await;
+}
+
+#[tokio::test]
+async fn runs_recorded_before_run_order_are_ordered_by_their_upstream_commits() {
+    let env = unique_env("load");
+    let schema = db::schema(&env);
+    let mut client = connect().await;
+    // The schema as a loader before migration 3 left it, with one succeeded run.
+    let before_order: String = migrate::MIGRATIONS
+        .iter()
+        .filter(|m| m.version < 3)
+        .map(|m| m.sql)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let old = run(&env, "old", &rows(1, &growing(5)));
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema};
+             SET search_path TO {schema};
+             {before_order}
+             CREATE TABLE {tracking} (version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO {tracking} (version, name) VALUES (1, 'init'), (2, 'reader_grants');
+             RESET search_path;",
+            tracking = migrate::TRACKING_TABLE
+        ))
+        .await
+        .unwrap();
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {schema}.etl_runs (run_id, status, stage, inputs, started_at,
+                     finished_at)
+                 VALUES ($1, 'succeeded', 'load', $2, now(), now())"
+            ),
+            &[
+                &old.transformed.run_id.as_str(),
+                &serde_json::to_value(&old.transformed.inputs).unwrap(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(migrate::migrate(&mut client, &env).await.unwrap(), [3]);
+    let (status, _, _, upstream_time, sequence) =
+        run_row(&client, &env, &old.transformed.run_id).await;
+    assert_eq!(
+        (status.as_str(), upstream_time, sequence),
+        ("succeeded", Some(commit_time()), None),
+        "its upstream time is read from its inputs; its sequence is unknown"
+    );
+
+    // Its sequence unknown, the old run is later than a new one only by newer commits.
+    let mut older = run(&env, "older", &rows(1, &growing(5)));
+    older.transformed.order.upstream_time = commit_time() - Duration::days(1);
+    assert!(matches!(
+        apply_run(&mut client, &older, SHARE).await.unwrap(),
+        Applied::Superseded { by } if by == old.transformed.run_id
+    ));
+    let same = run(&env, "same", &rows(1, &growing(5)));
+    assert_eq!(same.transformed.order.upstream_time, commit_time());
+    assert!(matches!(
+        apply_run(&mut client, &same, SHARE).await.unwrap(),
+        Applied::Loaded(_)
+    ));
     drop_schema(&env).await;
 }
 
@@ -370,6 +533,10 @@ async fn corrections_in_the_event_are_capped_but_all_recorded() {
     drop_schema(&env).await;
 }
 
+fn all_versions() -> Vec<i32> {
+    migrate::MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
 async fn count(client: &Client, env: &shared::Env, table: &str) -> i64 {
     client
         .query_one(&format!("SELECT count(*) FROM \"{env}\".{table}"), &[])
@@ -383,10 +550,7 @@ async fn count(client: &Client, env: &shared::Env, table: &str) -> i64 {
 async fn loader_pool(lock_timeout: std::time::Duration) -> deadpool_postgres::Pool {
     let vars = shared::config::Vars::from_pairs([
         ("DATABASE_URL", database_url()),
-        (
-            "DB_LOCK_TIMEOUT",
-            format!("{}ms", lock_timeout.as_millis()),
-        ),
+        ("DB_LOCK_TIMEOUT", format!("{}ms", lock_timeout.as_millis())),
     ]);
     let config = loader::Config::from_vars(&vars).unwrap();
     db::pool(&config.database)
@@ -438,7 +602,11 @@ async fn a_load_behind_a_held_table_lock_times_out_as_transient_and_the_retry_su
         waited >= LOCK_TIMEOUT && waited < LOCK_TIMEOUT + std::time::Duration::from_secs(5),
         "waited {waited:?} for a {LOCK_TIMEOUT:?} lock timeout"
     );
-    assert_eq!(count(&admin, &env, "etl_runs").await, 0, "nothing committed");
+    assert_eq!(
+        count(&admin, &env, "etl_runs").await,
+        0,
+        "nothing committed"
+    );
 
     hold.rollback().await.unwrap();
     // The retry, on the same pooled connection as the handler would get it.
@@ -453,7 +621,7 @@ async fn a_load_behind_a_held_table_lock_times_out_as_transient_and_the_retry_su
 #[tokio::test]
 async fn the_env_load_lock_is_waited_for_no_longer_than_lock_timeout() {
     const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
-    let (admin, env) = fresh().await;
+    let (_admin, env) = fresh().await;
     let pool = loader_pool(LOCK_TIMEOUT).await;
     let mut client = pool.get().await.unwrap();
     let run = run(&env, "a", &rows(1, &growing(3)));
@@ -511,7 +679,10 @@ async fn a_migration_waits_for_its_lock_no_longer_than_lock_timeout() {
     assert!(err.is_transient());
 
     hold.rollback().await.unwrap();
-    assert_eq!(migrate::migrate(&mut client, &env).await.unwrap(), [1, 2]);
+    assert_eq!(
+        migrate::migrate(&mut client, &env).await.unwrap(),
+        all_versions()
+    );
     drop_schema(&env).await;
 }
 
@@ -572,13 +743,11 @@ async fn an_old_schema_migrations_table_of_ours_is_taken_over() {
         .map(|row| (row.get(0), row.get(1), row.get(2)))
         .collect();
     let at = "2024-01-02 03:04:05".to_owned();
-    assert_eq!(
-        recorded,
-        [
-            (1, "init".to_owned(), at.clone()),
-            (2, "reader_grants".to_owned(), at)
-        ]
-    );
+    let ours: Vec<(i32, String, String)> = migrate::MIGRATIONS
+        .iter()
+        .map(|m| (m.version, m.name.to_owned(), at.clone()))
+        .collect();
+    assert_eq!(recorded, ours);
     assert!(migrate::known_envs(&client).await.unwrap().contains(&env));
     drop_schema(&env).await;
 }
@@ -601,10 +770,16 @@ async fn another_applications_schema_migrations_is_neither_an_env_nor_taken_over
         .await
         .unwrap();
     let known = migrate::known_envs(&client).await.unwrap();
-    assert!(!known.contains(&other) && !known.contains(&named), "{known:?}");
+    assert!(
+        !known.contains(&other) && !known.contains(&named),
+        "{known:?}"
+    );
 
     // Meeting such an env (a run for it arrives) migrates it beside the foreign table.
-    assert_eq!(migrate::migrate(&mut client, &named).await.unwrap(), [1, 2]);
+    assert_eq!(
+        migrate::migrate(&mut client, &named).await.unwrap(),
+        all_versions()
+    );
     assert_eq!(
         tables(&client, &named).await,
         [migrate::TRACKING_TABLE, "schema_migrations"]

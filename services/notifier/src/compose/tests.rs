@@ -1,7 +1,7 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use shared::Source;
 use shared::events::{
-    Correction, Dropped, Field, ObjectRef, Stage, Trigger, TriggerKind, UpstreamRef,
+    Correction, Dropped, FailureKind, Field, ObjectRef, Trigger, TriggerKind, UpstreamRef,
 };
 
 use super::*;
@@ -18,14 +18,14 @@ fn input(source: Source, repo: &str, sha: &str) -> InputRef {
         upstream: UpstreamRef {
             repo: repo.to_owned(),
             path: "us.csv".to_owned(),
-            commit_sha: sha.to_owned(),
+            commit_sha: sha.parse().unwrap(),
             commit_time: Utc.with_ymd_and_hms(2023, 3, 23, 14, 5, 0).unwrap(),
             covered_commits: vec![],
         },
         object: ObjectRef {
             bucket: "etl-raw".into(),
-            name: "prod/nyt/x".into(),
-            sha256: "x".into(),
+            name: format!("prod/{source}/{}", "0".repeat(64)),
+            sha256: "0".repeat(64).parse().unwrap(),
             bytes: 10,
         },
     }
@@ -35,7 +35,7 @@ fn loaded(counts: Counts, corrections: Vec<Correction>) -> Loaded {
     Loaded {
         schema_version: SCHEMA_VERSION,
         env: Env::prod(),
-        run_id: "run1".into(),
+        run_id: "run1".parse().unwrap(),
         trigger: Trigger::new(TriggerKind::Commit),
         inputs: vec![
             input(Source::Nyt, "nytimes/covid-19-data", "1a2b3c4d5e6f7a8b9c0d"),
@@ -186,9 +186,9 @@ fn failed(reason: &str) -> Failed {
     Failed {
         schema_version: SCHEMA_VERSION,
         env: Env::prod(),
-        run_id: Some("run9".into()),
+        run_id: Some("run9".parse().unwrap()),
         stage: Stage::Transform,
-        kind: "invalid_data".into(),
+        kind: FailureKind::InvalidData,
         reason: reason.into(),
         inputs: vec![input(
             Source::Nyt,
@@ -197,6 +197,7 @@ fn failed(reason: &str) -> Failed {
         )],
         trigger: None,
         source: None,
+        cause: None,
         failed_at: Utc.with_ymd_and_hms(2026, 11, 25, 6, 0, 0).unwrap(),
     }
 }
@@ -221,10 +222,11 @@ fn a_failure_names_stage_and_reason_and_says_nothing_changed() {
             .text
             .contains("nyt: nytimes/covid-19-data us.csv at 1a2b3c4")
     );
-    let n = event.notification(&composed, false, None);
+    let n = event.notification(&composed, EmailFate::Pending, None);
     assert_eq!(n.status, RunStatus::Failed);
     assert_eq!(n.stage, Some(Stage::Transform));
-    assert_eq!(n.kind.as_deref(), Some("invalid_data"));
+    assert_eq!(n.kind, Some(FailureKind::InvalidData));
+    assert_eq!(n.email, EmailFate::Pending);
     assert_eq!(n.run_id, "run9");
     assert_eq!(n.text, composed.text);
 }
@@ -245,12 +247,53 @@ fn a_success_notification_carries_the_counts_and_capped_corrections() {
     };
     let event = RunEvent::Loaded(Box::new(loaded(counts, revisions(150))));
     let composed = event.compose(DASHBOARD);
-    let n = event.notification(&composed, true, None);
+    let n = event.notification(&composed, EmailFate::Pending, None);
     assert_eq!(n.status, RunStatus::Succeeded);
     assert_eq!(n.counts.inserted, 4);
     assert_eq!(n.corrections.len(), MAX_CORRECTIONS_IN_NOTIFICATION);
     assert_eq!(n.dropped.only_nyt, 1);
     assert_eq!(n.duration_ms, 2_400);
-    assert!(n.emailed);
+    assert_eq!(n.email, EmailFate::Pending);
     assert_eq!(n.subject, composed.subject);
+}
+
+/// The settle step's report of an email the notifier gave up on.
+fn gave_up() -> Failed {
+    let mut event = failed(
+        "gave up after 21 deliveries: the mail server (smtp://mail:25) did not take the email about run1: connection refused",
+    );
+    event.run_id = None;
+    event.stage = Stage::Notify;
+    event.kind = FailureKind::Unavailable;
+    event.cause = Some("message:42".to_owned());
+    event
+}
+
+#[test]
+fn the_notifiers_own_failure_says_the_run_is_not_affected() {
+    let event = RunEvent::Failed(Box::new(gave_up()));
+    assert!(event.is_notify_failure());
+    let composed = event.compose(DASHBOARD);
+    assert!(
+        composed
+            .subject
+            .starts_with("[prod] COVID-19 ETL notification failed: gave up after 21 deliveries"),
+        "{}",
+        composed.subject
+    );
+    assert!(composed.text.contains("The run itself is not affected"));
+    assert!(composed.text.contains("etl.prod.dead.notify"));
+    assert!(!composed.text.contains("The stored data was left unchanged"));
+}
+
+#[test]
+fn a_failure_report_of_the_notifier_never_takes_the_runs_identity() {
+    let run = RunEvent::Loaded(Box::new(loaded(Counts::default(), vec![])));
+    let context = run.failure_context();
+    assert_eq!(context.run_id, None, "it would replace the run's notice");
+    assert_eq!(context.inputs.len(), 2);
+    // The report that comes back is a notice of its own, told apart by the message it was about.
+    let report = RunEvent::Failed(Box::new(gave_up()));
+    assert_ne!(report.id(), run.id());
+    assert_eq!(report.failure_context().run_id, None);
 }

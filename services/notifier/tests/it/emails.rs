@@ -21,11 +21,17 @@ async fn a_successful_run_is_emailed_and_published() {
     assert_eq!(n["corrections"].as_array().unwrap().len(), 3);
     assert_eq!(n["dropped"]["only_nyt"], 2);
     assert_eq!(n["duration_ms"], 2400);
-    assert_eq!(n["emailed"], true);
+    assert_eq!(n["email"], "pending", "published before the email is sent");
     assert_eq!(
         n["subject"],
         format!("[{env}] COVID-19 data updated: 1 new day, 3 revised")
     );
+    let report = notify.next().await;
+    assert_eq!(report["report"], "email");
+    assert_eq!(report["about"], "run_success");
+    assert_eq!(report["email"], "sent");
+    assert_eq!(report["recipients"], 2);
+    assert_eq!(report["subject"], n["subject"]);
 
     let mails = wait_for_mails(&maildir, &env, 1).await;
     assert_eq!(mails.len(), 1);
@@ -39,7 +45,7 @@ async fn a_successful_run_is_emailed_and_published() {
         "{}",
         mail.to
     );
-    assert!(mail.from.contains("covid-etl@localhost"), "{}", mail.from);
+    assert!(mail.from.contains("covid-etl@example.com"), "{}", mail.from);
     assert_eq!(
         mail.text.trim_end(),
         n["text"].as_str().unwrap().trim_end(),
@@ -88,15 +94,22 @@ async fn a_failed_run_is_emailed_with_stage_reason_and_inputs() {
     let event = failed(&env, "run_failed");
     publish_failed(&stores, &event).await;
 
-    let n = NotifyReader::open(&stores, &env).await.next().await;
+    let mut notify = NotifyReader::open(&stores, &env).await;
+    let n = notify.next().await;
     assert_eq!(n["status"], "failed");
     assert_eq!(n["stage"], "transform");
     assert_eq!(n["kind"], "invalid_data");
     assert_eq!(n["reason"], "nyt line 57: deaths is not a number (`12x`)");
     assert_eq!(n["inputs"].as_array().unwrap().len(), 1);
-    assert_eq!(n["emailed"], true);
+    assert_eq!(n["email"], "pending");
+    let report = notify.next().await;
+    assert_eq!(
+        (&report["about"], &report["email"]),
+        (&n["run_id"], &"sent".into())
+    );
 
     let mails = wait_for_mails(&maildir, &env, 1).await;
+    assert_eq!(mails.len(), 1);
     let mail = &mails[0];
     assert_eq!(
         mail.subject,
@@ -125,11 +138,14 @@ async fn a_run_that_changed_nothing_is_emailed_when_the_policy_says_so() {
     let notifier = start(&vars);
     publish_loaded(&stores, &unchanged(&env, "run_same"), 1).await;
 
-    let n = NotifyReader::open(&stores, &env).await.next().await;
+    let mut notify = NotifyReader::open(&stores, &env).await;
+    let n = notify.next().await;
     assert_eq!(n["status"], "succeeded");
     assert_eq!(n["inserted"], 0);
-    assert_eq!(n["emailed"], true);
+    assert_eq!(n["email"], "pending");
+    assert_eq!(notify.next().await["email"], "sent");
     let mails = wait_for_mails(&maildir, &env, 1).await;
+    assert_eq!(mails.len(), 1);
     let mail = &mails[0];
     assert_eq!(mail.subject, format!("[{env}] COVID-19 data unchanged"));
     mail.assert_line("is unchanged: this run found nothing new upstream");
@@ -153,16 +169,26 @@ async fn by_default_a_run_that_changed_nothing_is_only_published() {
     let mut notify = NotifyReader::open(&stores, &env).await;
     let first = notify.next().await;
     assert_eq!(first["subject"], format!("[{env}] COVID-19 data unchanged"));
-    assert_eq!(first["emailed"], false);
+    assert_eq!(first["email"], "skipped");
     assert!(
         first["email_note"]
             .as_str()
             .unwrap()
             .contains("NOTIFY_UNCHANGED=nats")
     );
-    // The next run's email is the only one: events are handled in order, so had the unchanged
-    // run been emailed, its email would be there by now.
-    assert_eq!(notify.next().await["emailed"], true);
+    // No report follows a skipped email: next is the other run, then its email's report.
+    let after = notify.next().await;
+    assert_eq!(
+        (&after["run_id"], &after["email"]),
+        (&"run_after".into(), &"pending".into())
+    );
+    let report = notify.next().await;
+    assert_eq!(
+        (&report["about"], &report["email"]),
+        (&"run_after".into(), &"sent".into())
+    );
+    // Events are handled in order, so had the unchanged run been emailed, its email would be
+    // there by now: the other run's is the only one.
     let mails = wait_for_mails(&maildir, &env, 1).await;
     assert_eq!(mails.len(), 1);
     assert!(mails[0].subject.contains("updated"));
@@ -184,7 +210,7 @@ async fn an_env_without_recipients_is_published_but_not_emailed() {
     publish_loaded(&stores, &loaded(&env, "run_quiet"), 1).await;
 
     let n = NotifyReader::open(&stores, &env).await.next().await;
-    assert_eq!(n["emailed"], false);
+    assert_eq!(n["email"], "skipped");
     assert!(
         n.get("email_note").is_none(),
         "nothing to explain when nobody is configured"
@@ -193,6 +219,8 @@ async fn an_env_without_recipients_is_published_but_not_emailed() {
         n["text"].as_str().unwrap().contains("new days: 1"),
         "the text is the email it would have been"
     );
+    wait_all_acknowledged(&stores, &env).await;
+    assert_eq!(notify_count(&stores, &env).await, 1, "no report follows");
     assert!(mails(&maildir, &env).is_empty());
 
     notifier.stop().await;

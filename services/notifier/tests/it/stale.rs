@@ -3,7 +3,7 @@
 use crate::support::*;
 use chrono::{Duration, Utc};
 use shared::Source;
-use shared::events::{Extracted, Trigger, TriggerKind};
+use shared::events::{EmailFate, Extracted, StaleAlert, Trigger, TriggerKind};
 use shared::nats::Stores;
 
 /// Makes a commit of `age_days` ago the latest extracted payload of `source`.
@@ -28,6 +28,16 @@ async fn set_latest(stores: &Stores, env: &shared::Env, source: Source, sha: &st
     .unwrap();
 }
 
+/// Reads a run's notification and then its email's report.
+async fn next_run_emailed(notify: &mut NotifyReader, run: &str) {
+    assert_eq!(notify.next().await["run_id"], run);
+    let report = notify.next().await;
+    assert_eq!(
+        (&report["about"], &report["email"]),
+        (&run.into(), &"sent".into())
+    );
+}
+
 #[tokio::test]
 async fn a_stale_source_is_reported_once_per_stale_commit() {
     let stores = stores().await;
@@ -41,11 +51,15 @@ async fn a_stale_source_is_reported_once_per_stale_commit() {
 
     // Checked at start: nyt is 30 days old, jhu one day.
     let mut notify = NotifyReader::open(&stores, &env).await;
-    let alert: notifier::StaleAlert = serde_json::from_value(notify.next().await).unwrap();
+    let alert: StaleAlert = serde_json::from_value(notify.next().await).unwrap();
     assert_eq!(alert.alert, "stale");
     assert_eq!(alert.source, Source::Nyt);
     assert_eq!(alert.upstream.commit_sha, "aaaaaaa111");
-    assert!(alert.emailed);
+    assert_eq!(alert.email, EmailFate::Pending);
+    // The alert's email goes through the same steps as a run's: its report follows.
+    let report = notify.next().await;
+    assert_eq!(report["about"], alert.id().as_str());
+    assert_eq!(report["email"], "sent");
     let first = wait_for_mails(&sink.maildir, &env, 1).await;
     assert_eq!(
         first[0].subject,
@@ -59,8 +73,8 @@ async fn a_stale_source_is_reported_once_per_stale_commit() {
     // Runs check again, but the episode was reported: two runs, two run emails, no new alert.
     publish_loaded(&stores, &loaded(&env, "run_a"), 1).await;
     publish_loaded(&stores, &loaded(&env, "run_b"), 1).await;
-    assert_eq!(notify.next().await["run_id"], "run_a");
-    assert_eq!(notify.next().await["run_id"], "run_b");
+    next_run_emailed(&mut notify, "run_a").await;
+    next_run_emailed(&mut notify, "run_b").await;
     // A run is acknowledged after its staleness check: once both are, both checks are done.
     wait_all_acknowledged(&stores, &env).await;
     let stale_mails = |env: &shared::Env| {
@@ -74,15 +88,20 @@ async fn a_stale_source_is_reported_once_per_stale_commit() {
     // A newer commit that is stale too is a new episode, reported on the next run.
     set_latest(&stores, &env, Source::Nyt, "ccccccc333", 10).await;
     publish_loaded(&stores, &loaded(&env, "run_c"), 1).await;
-    assert_eq!(notify.next().await["run_id"], "run_c");
-    let second: notifier::StaleAlert = serde_json::from_value(notify.next().await).unwrap();
+    next_run_emailed(&mut notify, "run_c").await;
+    let second: StaleAlert = serde_json::from_value(notify.next().await).unwrap();
     assert_eq!(second.upstream.commit_sha, "ccccccc333");
     assert_eq!(second.source, Source::Nyt);
+    assert_eq!(notify.next().await["about"], second.id().as_str());
     publish_loaded(&stores, &loaded(&env, "run_d"), 1).await;
-    assert_eq!(notify.next().await["run_id"], "run_d");
+    next_run_emailed(&mut notify, "run_d").await;
     wait_all_acknowledged(&stores, &env).await;
     assert_eq!(stale_mails(&env), 2);
-    assert_eq!(notify_count(&stores, &env).await, 6, "2 alerts + 4 runs");
+    assert_eq!(
+        notify_count(&stores, &env).await,
+        12,
+        "2 alerts + 4 runs, each with its email's report"
+    );
 
     notifier.stop().await;
     clean_up(&env).await;
@@ -98,10 +117,10 @@ async fn a_stale_source_of_an_env_without_recipients_is_still_published() {
     vars.set("STALE_AFTER", "8d");
     let notifier = start(&vars);
 
-    let alert: notifier::StaleAlert =
+    let alert: StaleAlert =
         serde_json::from_value(NotifyReader::open(&stores, &env).await.next().await).unwrap();
     assert_eq!(alert.source, Source::Jhu);
-    assert!(!alert.emailed);
+    assert_eq!((alert.email, alert.email_note), (EmailFate::Skipped, None));
     assert_eq!(alert.stale_after_secs, 8 * 86_400);
 
     notifier.stop().await;

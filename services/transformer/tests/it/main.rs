@@ -1,3 +1,4 @@
 //! The transformer's integration tests, in one binary.
 
 mod service;
+mod store;

@@ -37,7 +37,10 @@ fn extracted(source: Source) -> Extracted {
 
 fn transformed() -> Transformed {
     let run_id = RunId::new("0123456789abcdef01234567").unwrap();
-    let inputs = vec![extracted(Source::Nyt).input(), extracted(Source::Jhu).input()];
+    let inputs = vec![
+        extracted(Source::Nyt).input(),
+        extracted(Source::Jhu).input(),
+    ];
     let day = NaiveDate::from_ymd_opt(2020, 3, 1).unwrap();
     Transformed {
         schema_version: SCHEMA_VERSION,
@@ -135,7 +138,10 @@ fn another_schema_version_is_named_as_such() {
     let mut value = json_of(&transformed());
     value["schema_version"] = json!(2);
     let err = decode_json("etl.t_msg.transformed", &value).unwrap_err();
-    assert!(matches!(err, DecodeError::SchemaVersion { found: 2, .. }), "{err}");
+    assert!(
+        matches!(err, DecodeError::SchemaVersion { found: 2, .. }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -89,7 +89,8 @@ async fn five_server_errors_in_a_row_back_off_then_recover() {
     let commit = h.github.add(nyt_commit(6, 0));
     let (event, _) = h.extracted().await;
     assert_eq!(
-        event.upstream.commit_sha, commit.sha,
+        event.upstream.commit_sha,
+        commit.sha.as_str(),
         "recovered and saw the commit"
     );
     assert!(h.is_running(), "never crashed");
@@ -153,7 +154,7 @@ async fn a_403_for_access_backs_off_its_source_only() {
         .count();
     assert!(jhu_polls >= 4, "{jhu_polls} polls of jhu in {waited:?}");
     let (failed, _) = h.failed().await;
-    assert_eq!(failed.kind, "forbidden", "{}", failed.reason);
+    assert_eq!(failed.kind.as_str(), "forbidden", "{}", failed.reason);
     assert!(h.is_running());
     h.finish().await;
 }
@@ -173,7 +174,7 @@ async fn a_contents_refusal_is_reported_once(refusal: Fault, kind: &str, says: &
 
     let (failed, _) = h.failed().await;
     assert_eq!(failed.stage, Stage::Extract);
-    assert_eq!(failed.kind, kind, "{refusal:?}: {}", failed.reason);
+    assert_eq!(failed.kind.as_str(), kind, "{refusal:?}: {}", failed.reason);
     assert_eq!(failed.source, Some(Source::Nyt));
     assert!(
         failed.reason.contains(NYT_REPO) && failed.reason.contains(says),
@@ -190,12 +191,16 @@ async fn a_contents_refusal_is_reported_once(refusal: Fault, kind: &str, says: &
     let other = h.github.add(jhu_commit(6, 1));
     let (event, _) = h.extracted().await;
     assert_eq!(event.source, Source::Jhu, "{refusal:?}");
-    assert_eq!(event.upstream.commit_sha, other.sha);
+    assert_eq!(event.upstream.commit_sha, other.sha.as_str());
     h.github
         .wait_for_requests(5, WAIT, is_refusal)
         .await
         .unwrap();
-    assert_eq!(publishes.count().await, 1, "{refusal:?}: one report per cause");
+    assert_eq!(
+        publishes.count().await,
+        1,
+        "{refusal:?}: one report per cause"
+    );
     let trouble = h
         .latest_trouble(Source::Nyt)
         .await
@@ -208,7 +213,7 @@ async fn a_contents_refusal_is_reported_once(refusal: Fault, kind: &str, says: &
     h.github.clear_faults();
     let (event, _) = h.extracted().await;
     assert_eq!(event.source, Source::Nyt);
-    assert_eq!(event.upstream.commit_sha, commit.sha);
+    assert_eq!(event.upstream.commit_sha, commit.sha.as_str());
     assert!(h.latest_trouble(Source::Nyt).await.is_none());
     assert!(
         h.github.requests()[skip..]
@@ -246,10 +251,14 @@ async fn a_cause_that_returns_after_a_recovery_is_reported_again() {
             .inject_for(Endpoint::Contents, NYT_REPO, Fault::Forbidden, 3);
         let commit = h.github.add(nyt_commit(6, round));
         let (failed, _) = h.failed().await;
-        assert_eq!(failed.kind, "forbidden", "round {round}");
+        assert_eq!(failed.kind.as_str(), "forbidden", "round {round}");
         // After the three refusals the file is served.
         let (event, _) = h.extracted().await;
-        assert_eq!(event.upstream.commit_sha, commit.sha, "round {round}");
+        assert_eq!(
+            event.upstream.commit_sha,
+            commit.sha.as_str(),
+            "round {round}"
+        );
     }
     assert_eq!(publishes.count().await, 2, "one report per trouble");
     h.finish().await;
@@ -262,8 +271,7 @@ async fn a_403_secondary_rate_limit_is_waited_out_and_not_reported() {
     h.initial_load().await;
     let mut publishes = h.failed_publishes().await;
     let skip = h.github.requests().len();
-    h.github
-        .inject(Endpoint::Commits, Fault::SecondaryLimit, 1);
+    h.github.inject(Endpoint::Commits, Fault::SecondaryLimit, 1);
     let log = h
         .github
         .wait_for_requests(skip + 3, WAIT, |_| true)
@@ -291,10 +299,10 @@ async fn a_download_cut_off_once_is_fetched_again_without_a_failure() {
     let commit = h.github.add_commit(NYT_REPO, NYT_PATH, content.clone());
 
     let (event, _) = h.extracted().await;
-    assert_eq!(event.upstream.commit_sha, commit.sha);
+    assert_eq!(event.upstream.commit_sha, commit.sha.as_str());
     assert_eq!(
         event.object.sha256,
-        shared::hash::sha256_hex(content.as_bytes())
+        shared::ids::Digest::of(content.as_bytes())
     );
     let downloads = h
         .github
@@ -327,7 +335,7 @@ async fn short_altered_or_html_downloads_are_failed_extracts_and_nothing_is_stor
 
         let (failed, _) = h.failed().await;
         assert_eq!(failed.stage, Stage::Extract, "{fault:?}");
-        assert_eq!(failed.kind, kind, "{fault:?}: {}", failed.reason);
+        assert_eq!(failed.kind.as_str(), kind, "{fault:?}: {}", failed.reason);
         assert_eq!(failed.source, Some(Source::Nyt));
         assert!(
             failed.reason.contains(&commit.sha[..10]),
@@ -347,10 +355,10 @@ async fn short_altered_or_html_downloads_are_failed_extracts_and_nothing_is_stor
         // Once upstream serves the file whole again, the same commit is extracted.
         h.github.clear_faults();
         let (event, _) = h.extracted().await;
-        assert_eq!(event.upstream.commit_sha, commit.sha, "{fault:?}");
+        assert_eq!(event.upstream.commit_sha, commit.sha.as_str(), "{fault:?}");
         assert_eq!(
             event.object.sha256,
-            shared::hash::sha256_hex(content.as_bytes())
+            shared::ids::Digest::of(content.as_bytes())
         );
     }
     h.finish().await;
@@ -365,7 +373,7 @@ async fn bodies_over_the_limit_are_refused_without_being_held() {
     let raws = h.github.requests_to(Endpoint::Raw).len();
     let big = h.github.add(nyt_commit(200, 0));
     let (failed, _) = h.failed().await;
-    assert_eq!(failed.kind, "too_large", "{}", failed.reason);
+    assert_eq!(failed.kind.as_str(), "too_large", "{}", failed.reason);
     assert!(
         failed.reason.contains("MAX_PAYLOAD_BYTES"),
         "{}",
@@ -382,7 +390,7 @@ async fn bodies_over_the_limit_are_refused_without_being_held() {
     h.github.inject(Endpoint::Raw, Fault::Endless, 1000);
     let small = h.github.add(nyt_commit(6, 0));
     let (failed, _) = h.failed().await;
-    assert_eq!(failed.kind, "too_large", "{}", failed.reason);
+    assert_eq!(failed.kind.as_str(), "too_large", "{}", failed.reason);
     assert!(
         failed.reason.contains(&small.sha[..10]),
         "{}",

@@ -60,7 +60,7 @@ async fn a_new_commit_is_extracted_within_a_second_of_the_poll_that_sees_it() {
     let (event, arrived) = h.extracted().await;
 
     assert_eq!(event.source, Source::Nyt);
-    assert_eq!(event.upstream.commit_sha, commit.sha);
+    assert_eq!(event.upstream.commit_sha, commit.sha.as_str());
     assert_eq!(event.upstream.commit_time, commit.time);
     assert!(
         event.upstream.covered_commits.is_empty(),
@@ -69,7 +69,7 @@ async fn a_new_commit_is_extracted_within_a_second_of_the_poll_that_sees_it() {
     assert_eq!(event.trigger.kind, TriggerKind::Commit);
     assert_eq!(
         event.object.sha256,
-        shared::hash::sha256_hex(content.as_bytes())
+        shared::ids::Digest::of(content.as_bytes())
     );
     assert_eq!(
         event.object.name,
@@ -92,9 +92,14 @@ async fn a_new_commit_is_extracted_within_a_second_of_the_poll_that_sees_it() {
         "the event followed the poll's answer after {lag:?}"
     );
 
-    let stored = shared::store::get_object(&h.stores.raw, &event.object.name, 1 << 20)
-        .await
-        .unwrap();
+    let stored = shared::store::get_object(
+        &h.stores.raw,
+        &event.object,
+        1 << 20,
+        shared::store::OBJECT_DEADLINE,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         stored,
         content.as_bytes(),
@@ -130,7 +135,7 @@ async fn three_commits_between_two_polls_are_one_download_that_names_them_all() 
     let (event, _) = h.extracted().await;
 
     let newest = &commits[2];
-    assert_eq!(event.upstream.commit_sha, newest.sha);
+    assert_eq!(event.upstream.commit_sha, newest.sha.as_str());
     let covered: Vec<&str> = commits.iter().rev().map(|c| c.sha.as_str()).collect();
     assert_eq!(
         event.upstream.covered_commits, covered,
@@ -167,7 +172,7 @@ async fn a_restart_between_two_commits_downloads_only_the_new_one() {
     let new_nyt = h.github.add(nyt_commit(6, 0));
     h.start();
     let (event, _) = h.extracted().await;
-    assert_eq!(event.upstream.commit_sha, new_nyt.sha);
+    assert_eq!(event.upstream.commit_sha, new_nyt.sha.as_str());
     assert_eq!(
         event.trigger.kind,
         TriggerKind::Commit,
@@ -208,7 +213,7 @@ async fn commits_to_both_sources_are_both_latest_before_either_event_goes_out() 
         .iter()
         .find(|c| c.path != first.upstream.path)
         .unwrap();
-    assert_eq!(other_latest.upstream.commit_sha, other_commit.sha);
+    assert_eq!(other_latest.upstream.commit_sha, other_commit.sha.as_str());
     let (second, _) = h.extracted().await;
     assert_eq!(second.source, other);
     h.finish().await;

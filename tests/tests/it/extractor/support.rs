@@ -76,10 +76,7 @@ impl Harness {
     pub async fn new(settings: &[(&str, &str)]) -> Harness {
         let test = TestEnv::new("tx").await;
         let github = FakeGithub::start().await.expect("fake GitHub starts");
-        let mut vars = test.vars();
-        for (name, value) in github.env_vars() {
-            vars.set(name, value);
-        }
+        let mut vars = crate::support::pipeline_vars(&test.env, &github);
         vars.set("POLL_INTERVAL", "200ms")
             .set("REQUEST_TIMEOUT", "5s");
         for (name, value) in settings {
@@ -191,7 +188,7 @@ impl Harness {
 
     pub async fn object_exists(&self, source: Source, content: &[u8]) -> bool {
         let name =
-            shared::store::raw_object_name(&self.env, source, &shared::hash::sha256_hex(content));
+            shared::store::raw_object_name(&self.env, source, &shared::ids::Digest::of(content));
         self.stores.raw.info(&name).await.is_ok()
     }
 

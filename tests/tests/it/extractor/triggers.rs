@@ -7,6 +7,7 @@ use etl_tests::fake_github::Endpoint;
 use serde_json::json;
 use shared::Source;
 use shared::events::{Trigger, TriggerKind};
+use shared::ids::TriggerId;
 
 use super::support::*;
 
@@ -18,14 +19,9 @@ async fn a_forced_trigger_reruns_both_sources_without_a_new_commit() {
     let jhu = h.latest(Source::Jhu).await.unwrap();
 
     let reply = h.trigger(json!({"force": true, "id": "t-123"})).await;
-    let trigger = Trigger::forced(TriggerKind::Manual, "t-123");
+    let trigger = Trigger::forced(TriggerKind::Manual, TriggerId::new("t-123").unwrap());
     let run_id = shared::run_id::of_inputs(&h.env, &nyt, &jhu, &trigger);
-    assert_eq!(
-        reply.run_id.as_deref(),
-        Some(run_id.as_str()),
-        "{}",
-        reply.message
-    );
+    assert_eq!(reply.run_id.as_ref(), Some(&run_id), "{}", reply.message);
     assert_eq!(reply.extracted, vec![Source::Nyt, Source::Jhu]);
     assert_eq!(reply.env, h.env);
 
@@ -62,7 +58,7 @@ async fn a_plain_trigger_checks_upstream_now() {
     let reply = h.trigger(json!({"force": false})).await;
     assert_eq!(reply.extracted, vec![Source::Jhu], "{}", reply.message);
     let (event, _) = h.extracted().await;
-    assert_eq!(event.upstream.commit_sha, commit.sha);
+    assert_eq!(event.upstream.commit_sha, commit.sha.as_str());
     assert_eq!(event.trigger, Trigger::new(TriggerKind::Manual));
     let nyt = h.latest(Source::Nyt).await.unwrap();
     let run_id = shared::run_id::of_inputs(&h.env, &nyt, &event, &event.trigger);
@@ -85,7 +81,10 @@ async fn the_daily_run_reruns_without_a_new_commit() {
     h.initial_load().await;
     let raws = h.github.requests_to(Endpoint::Raw).len();
 
-    let trigger = Trigger::forced(TriggerKind::Daily, format!("daily:{}", at.date_naive()));
+    let trigger = Trigger::forced(
+        TriggerKind::Daily,
+        TriggerId::new(format!("daily:{}", at.date_naive())).unwrap(),
+    );
     for source in [Source::Nyt, Source::Jhu] {
         let (event, _) = h.extracted().await;
         assert_eq!(event.source, source);

@@ -1,20 +1,34 @@
-//! What only the end-to-end tests need beyond `test_support`: the services as separate processes,
-//! and reading back what a run wrote to PostgreSQL and sent by email.
+//! What only the end-to-end tests need beyond `test_support`: settings for a pipeline against the
+//! fake GitHub, the services as separate processes, and reading back what a run wrote to PostgreSQL
+//! and sent by email.
 
 pub mod processes;
 
 use std::time::Duration;
 
+use etl_tests::fake_github::FakeGithub;
 use shared::Env;
+use shared::config::Vars;
 use test_support::mail::{Mail, wait_for_mails};
 use test_support::stack;
+
+/// The variables of a pipeline serving `env` alone whose extractor polls `github` every 300 ms.
+pub fn pipeline_vars(env: &Env, github: &FakeGithub) -> Vars {
+    let mut vars = stack::vars(env);
+    for (name, value) in github.env_vars() {
+        vars.set(name, value);
+    }
+    vars.set("POLL_INTERVAL", "300ms");
+    vars
+}
 
 /// `(date, cases, deaths, recovered)` of an env's `us_daily`, by date.
 pub async fn stored_values(env: &Env) -> Vec<(String, i64, i64, Option<i64>)> {
     let sql = format!(
         "SELECT date::text, cases, deaths, recovered FROM \"{env}\".us_daily ORDER BY date"
     );
-    test_support::connect().await
+    test_support::connect()
+        .await
         .query(&sql, &[])
         .await
         .expect("us_daily is readable")
@@ -26,13 +40,14 @@ pub async fn stored_values(env: &Env) -> Vec<(String, i64, i64, Option<i64>)> {
 /// `(date, field, old, new)` recorded in `us_daily_changes` for a run.
 pub async fn changes_of_run(
     env: &Env,
-    run_id: &str,
+    run_id: &shared::ids::RunId,
 ) -> Vec<(String, String, Option<i64>, Option<i64>)> {
     let sql = format!(
         "SELECT date::text, field, old_value, new_value FROM \"{env}\".us_daily_changes WHERE run_id = $1 ORDER BY date, field"
     );
-    test_support::connect().await
-        .query(&sql, &[&run_id])
+    test_support::connect()
+        .await
+        .query(&sql, &[&run_id.as_str()])
         .await
         .expect("us_daily_changes is readable")
         .iter()

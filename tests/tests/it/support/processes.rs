@@ -61,6 +61,16 @@ impl Process {
         Self { name, child, log }
     }
 
+    /// The process id, fixed for the process's life: a restarted service would have another.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Whether the process is still running (it has not exited, crashed or been killed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGTERM and waits (bounded) for a clean exit.
     pub async fn terminate(mut self) {
         let pid = self.child.id().expect("still running");

@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use dashboard::{Application, Config};
 use futures::StreamExt;
 use shared::events::{Counts, Dropped, Loaded, SCHEMA_VERSION, Trigger, TriggerKind};
+use shared::ids::RunId;
 use shared::{Env, Shutdown};
 
 /// A dashboard serving in-process until [`TestApp::stop`].
@@ -105,7 +106,7 @@ pub fn loaded_event(
     Loaded {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
-        run_id: run_id.to_owned(),
+        run_id: RunId::new(run_id).expect("a valid run id"),
         trigger: Trigger::new(TriggerKind::Commit),
         inputs: vec![],
         counts: Counts {

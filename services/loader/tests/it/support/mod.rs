@@ -1,13 +1,17 @@
 //! The loader's fixtures: rows with DESIGN rule 5's deltas, and transformed events for them (the
 //! env, connections and clean-up come from `test_support`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use dataset::DailyRow;
 use shared::Env;
 use shared::events::{
-    Dropped, InputRef, ObjectRef, SCHEMA_VERSION, Transformed, Trigger, TriggerKind, UpstreamRef,
+    Dropped, InputRef, ObjectRef, RunOrder, SCHEMA_VERSION, Transformed, Trigger, TriggerKind,
+    UpstreamRef,
 };
-use shared::{Source, run_id};
+use shared::ids::{CommitSha, Digest};
+use shared::{Source, run_id, store};
 use tokio_postgres::Client;
 
 pub use test_support::stack::database_url;
@@ -56,35 +60,53 @@ pub fn with_deltas(rows_in: &[DailyRow]) -> Vec<DailyRow> {
     rows(first, &values)
 }
 
-pub fn input(source: Source, sha: &str) -> InputRef {
+/// When the fixtures' upstream commits were made.
+pub fn commit_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+}
+
+/// The commit a fixture input named `tag` was read at: hex digits derived from the tag.
+pub fn commit_of(tag: &str) -> CommitSha {
+    CommitSha::new(&Digest::of(format!("commit:{tag}").as_bytes()).as_str()[..40]).unwrap()
+}
+
+/// The raw payload of a fixture input named `tag`, as `env`'s extractor would have stored it.
+pub fn input(env: &Env, source: Source, tag: &str) -> InputRef {
+    let sha256 = Digest::of(tag.as_bytes());
     InputRef {
         source,
         upstream: UpstreamRef {
             repo: format!("{source}/repo"),
             path: format!("{source}.csv"),
-            commit_sha: format!("commit-{sha}"),
-            commit_time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            commit_sha: commit_of(tag),
+            commit_time: commit_time(),
             covered_commits: vec![],
         },
         object: ObjectRef {
-            bucket: "etl-raw".into(),
-            name: format!("x/{source}/{sha}"),
-            sha256: sha.into(),
+            bucket: shared::nats::RAW_BUCKET.into(),
+            name: store::raw_object_name(env, source, &sha256),
+            sha256,
             bytes: 10,
         },
     }
 }
 
+/// Fixture runs come in the order they are made, as runs started by successive extractions do.
+static EXTRACTIONS: AtomicU64 = AtomicU64::new(1);
+
 /// The transformed event of a run over `rows`; `tag` makes its inputs (and so its run id) unique.
+/// Its order comes after every fixture run made before it.
 pub fn transformed(env: &Env, tag: &str, rows: &[DailyRow], object: ObjectRef) -> Transformed {
     let trigger = Trigger::new(TriggerKind::Commit);
     let (nyt, jhu) = (format!("nyt-{tag}"), format!("jhu-{tag}"));
+    let inputs = vec![input(env, Source::Nyt, &nyt), input(env, Source::Jhu, &jhu)];
     Transformed {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
         run_id: run_id::derive(env, &nyt, &jhu, &trigger),
+        order: RunOrder::of(&inputs, EXTRACTIONS.fetch_add(1, Ordering::Relaxed)),
         trigger,
-        inputs: vec![input(Source::Nyt, &nyt), input(Source::Jhu, &jhu)],
+        inputs,
         object,
         rows: rows.len() as u64,
         first_date: rows.first().unwrap().date,
@@ -100,11 +122,12 @@ pub fn transformed(env: &Env, tag: &str, rows: &[DailyRow], object: ObjectRef) -
     }
 }
 
+/// A reference for runs applied straight to PostgreSQL, which read no object.
 pub fn no_object(env: &Env) -> ObjectRef {
     ObjectRef {
-        bucket: "etl-curated".into(),
+        bucket: shared::nats::CURATED_BUCKET.into(),
         name: format!("{env}/none.parquet"),
-        sha256: String::new(),
+        sha256: Digest::of(b""),
         bytes: 0,
     }
 }

@@ -2,9 +2,10 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use shared::events::{
-    Correction, Counts, Dropped, Failed, Field, InputRef, Loaded, ObjectRef, SCHEMA_VERSION, Stage,
-    Trigger, TriggerKind, UpstreamRef,
+    Correction, Counts, Dropped, Failed, FailureKind, Field, InputRef, Loaded, ObjectRef,
+    SCHEMA_VERSION, Stage, Trigger, TriggerKind, UpstreamRef,
 };
+use shared::ids::{Digest, RunId};
 use shared::nats::Stores;
 use shared::{Env, Source};
 
@@ -12,21 +13,27 @@ fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2023, 3, d).unwrap()
 }
 
+pub fn run_id(id: &str) -> RunId {
+    RunId::new(id).unwrap()
+}
+
+/// The payload of `source` read at commit `sha`, stored where the extractor stores it.
 pub fn input(env: &Env, source: Source, sha: &str) -> InputRef {
     let location = source.default_location();
+    let digest = Digest::of(sha.as_bytes());
     InputRef {
         source,
         upstream: UpstreamRef {
             repo: location.repo,
             path: location.path,
-            commit_sha: sha.to_owned(),
+            commit_sha: sha.parse().unwrap(),
             commit_time: Utc.with_ymd_and_hms(2023, 3, 23, 14, 5, 0).unwrap(),
             covered_commits: vec![],
         },
         object: ObjectRef {
-            bucket: "etl-raw".into(),
-            name: format!("{env}/{source}/{sha}"),
-            sha256: sha.to_owned(),
+            bucket: shared::nats::RAW_BUCKET.into(),
+            name: shared::store::raw_object_name(env, source, &digest),
+            sha256: digest,
             bytes: 100,
         },
     }
@@ -45,7 +52,7 @@ pub fn loaded(env: &Env, run_id: &str) -> Loaded {
     Loaded {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
-        run_id: run_id.to_owned(),
+        run_id: self::run_id(run_id),
         trigger: Trigger::new(TriggerKind::Commit),
         inputs: vec![
             input(env, Source::Nyt, "1a2b3c4d5e6f708192a3"),
@@ -94,13 +101,14 @@ pub fn failed(env: &Env, run_id: &str) -> Failed {
     Failed {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
-        run_id: Some(run_id.to_owned()),
+        run_id: Some(self::run_id(run_id)),
         stage: Stage::Transform,
-        kind: "invalid_data".into(),
+        kind: FailureKind::InvalidData,
         reason: "nyt line 57: deaths is not a number (`12x`)".into(),
         inputs: vec![input(env, Source::Nyt, "1a2b3c4d5e6f708192a3")],
         trigger: Some(Trigger::new(TriggerKind::Commit)),
         source: None,
+        cause: None,
         failed_at: Utc::now(),
     }
 }
@@ -120,13 +128,5 @@ pub async fn publish_loaded(stores: &Stores, event: &Loaded, copy: u32) {
 }
 
 pub async fn publish_failed(stores: &Stores, event: &Failed) {
-    let id = format!("failed:{}:{}", event.env, event.id());
-    shared::nats::publish_event(
-        &stores.js,
-        &shared::subjects::failed(&event.env, event.stage),
-        &id,
-        event,
-    )
-    .await
-    .unwrap();
+    shared::nats::publish(&stores.js, event).await.unwrap();
 }

@@ -50,7 +50,15 @@ pub fn vars(env: &Env, smtp_url: &str) -> Vars {
 
 /// A notifier running in this process.
 pub fn start(vars: &Vars) -> Running {
-    let config = notifier::Config::from_vars(vars).expect("test configuration is valid");
+    start_with(config(vars))
+}
+
+pub fn config(vars: &Vars) -> notifier::Config {
+    notifier::Config::from_vars(vars).expect("test configuration is valid")
+}
+
+/// A notifier with settings no variable gives (a short outage allowance).
+pub fn start_with(config: notifier::Config) -> Running {
     Running::spawn("notifier", |shutdown| notifier::run(config, shutdown))
 }
 

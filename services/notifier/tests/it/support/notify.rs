@@ -6,7 +6,8 @@ use test_support::{EventLog, stored_count, wait_consumed};
 
 use super::WAIT;
 
-/// Reads `notify.<env>` from the start of the stream: run notifications and staleness alerts.
+/// Reads `notify.<env>` from the start of the stream: run notifications, staleness alerts and
+/// email reports, as JSON (what any subscriber sees).
 pub struct NotifyReader {
     subject: String,
     messages: EventLog,
@@ -20,7 +21,12 @@ impl NotifyReader {
     }
 
     pub async fn next(&mut self) -> serde_json::Value {
-        self.messages.next_event(&self.subject, WAIT).await
+        self.next_within(WAIT).await
+    }
+
+    /// The next message, or a panic if none comes within `timeout`.
+    pub async fn next_within(&mut self, timeout: std::time::Duration) -> serde_json::Value {
+        self.messages.next_event(&self.subject, timeout).await
     }
 }
 

@@ -63,11 +63,15 @@ impl SmtpSink {
             });
         self.child = Some(child);
         let port = self.port;
-        eventually(&format!("the SMTP sink to listen on {port}"), WAIT, || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-        })
+        eventually(
+            &format!("the SMTP sink to listen on {port}"),
+            WAIT,
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+            },
+        )
         .await;
     }
 
