@@ -33,8 +33,9 @@ pub struct Failure {
     pub transient: bool,
     /// The earliest next delivery; by default it backs off with the number of deliveries.
     pub retry_after: Option<Duration>,
-    /// The run the message was about, when the handler knows better than the message.
-    pub run: Option<RunContext>,
+    /// The run the message was about, when the handler knows better than the message. Boxed:
+    /// every handler returns `Result<(), Failure>`, and the context is rarely there.
+    pub run: Option<Box<RunContext>>,
 }
 
 impl Failure {
@@ -64,7 +65,7 @@ impl Failure {
     }
 
     pub fn for_run(mut self, run: RunContext) -> Self {
-        self.run = Some(run);
+        self.run = Some(Box::new(run));
         self
     }
 }
@@ -203,7 +204,7 @@ fn failed_event(message: &GivenUp<'_>, failure: &Failure) -> Option<Failed> {
         return None;
     }
     let run = match (&failure.run, message.event) {
-        (Some(run), _) => run.clone(),
+        (Some(run), _) => (**run).clone(),
         (None, Some(event)) => RunContext::of(event),
         (None, None) => RunContext::default(),
     };

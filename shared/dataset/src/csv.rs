@@ -376,7 +376,9 @@ mod tests {
         const SHORT: &str = "jhu line 3: has 2 fields but the header has 3";
         const CUT: &str =
             "and the file ends in this row without a newline, so the body looks cut off";
-        let cases: &[(&str, &str, Result<&[usize], String>)] = &[
+        /// What, the text, and the lines of its rows or the error.
+        type Case = (&'static str, &'static str, Result<&'static [usize], String>);
+        let cases: &[Case] = &[
             (
                 "rows of the header's width",
                 "a,b,c\n1,2,3\n4,5,6",

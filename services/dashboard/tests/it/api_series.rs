@@ -367,8 +367,8 @@ async fn a_range_over_the_bound_is_cut_and_flagged() {
     db.client
         .execute(
             &format!(
-                "INSERT INTO {}.us_daily (date, cases, deaths) \
-                 SELECT date '2000-01-01' + i::int, i, 0 FROM generate_series(0, $1::bigint - 1) AS i",
+                "INSERT INTO {}.us_daily (date, cases, deaths, run_id) \
+                 SELECT date '2000-01-01' + i::int, i, 0, 'run-1' FROM generate_series(0, $1::bigint - 1) AS i",
                 db.schema()
             ),
             &[&n],

@@ -214,7 +214,7 @@ async fn a_contents_refusal_is_reported_once(refusal: Fault, kind: &str, says: &
     let (event, _) = h.extracted().await;
     assert_eq!(event.source, Source::Nyt);
     assert_eq!(event.upstream.commit_sha, commit.sha.as_str());
-    assert!(h.latest_trouble(Source::Nyt).await.is_none());
+    assert!(h.trouble_cleared(Source::Nyt, WAIT).await);
     assert!(
         h.github.requests()[skip..]
             .iter()

@@ -186,6 +186,27 @@ impl Harness {
         .unwrap()
     }
 
+    /// Whether the source's trouble leaves KV within `timeout`: the extractor clears it once the
+    /// source works again, just after announcing what it extracted.
+    pub async fn trouble_cleared(&self, source: Source, timeout: Duration) -> bool {
+        use async_nats::jetstream::kv::Operation;
+        let key = extractor::trouble::trouble_key(&self.env, source);
+        let mut watch = self
+            .stores
+            .state
+            .watch_with_history(&key)
+            .await
+            .expect("KV watch");
+        let deadline = Instant::now() + timeout;
+        while let Ok(Some(entry)) = tokio::time::timeout_at(deadline, watch.next()).await {
+            let entry = entry.expect("KV watch entry");
+            if matches!(entry.operation, Operation::Delete | Operation::Purge) {
+                return true;
+            }
+        }
+        false
+    }
+
     pub async fn object_exists(&self, source: Source, content: &[u8]) -> bool {
         let name =
             shared::store::raw_object_name(&self.env, source, &shared::ids::Digest::of(content));

@@ -1,6 +1,5 @@
 //! A dashboard started in-process, and the NATS and Server-Sent Events helpers tests drive it with.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -12,7 +11,6 @@ use shared::{Env, Shutdown};
 
 /// A dashboard serving in-process until [`TestApp::stop`].
 pub struct TestApp {
-    pub addr: SocketAddr,
     pub base: String,
     pub http: reqwest::Client,
     shutdown: Shutdown,
@@ -41,7 +39,6 @@ impl TestApp {
             .build()
             .expect("http client");
         Self {
-            addr,
             base: format!("http://{addr}"),
             http,
             shutdown,
