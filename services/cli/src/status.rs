@@ -187,9 +187,14 @@ fn describe_trouble(source: &str, t: &SourceTrouble, now: DateTime<Utc>) -> Stri
     };
     let wait = match t.until {
         Some(until) if until > now => {
-            // Rounded up; `i64::div_ceil` is not stable.
-            let minutes = ((until - now).num_seconds() + 59) / 60;
-            format!(", backing off until {} (in {minutes} min)", time(until))
+            let seconds = (until - now).num_seconds();
+            let left = if seconds < 60 {
+                format!("{seconds} s")
+            } else {
+                // Rounded up; `i64::div_ceil` is not stable.
+                format!("{} min", (seconds + 59) / 60)
+            };
+            format!(", backing off until {} (in {left})", time(until))
         }
         _ => ", retried with the next poll".to_owned(),
     };
@@ -239,6 +244,8 @@ mod tests {
             until: Some(at(60)),
             reported: None,
         };
+        let soon = describe_trouble("test.jhu", &trouble, at(15));
+        assert!(soon.contains("(in 45 s)"), "{soon}");
         let line = describe_trouble("test.jhu", &trouble, at(120));
         assert!(
             line.starts_with("source test.jhu: rate_limited since 1970-01-01 00:00:00 UTC, retried with the next poll\n"),
