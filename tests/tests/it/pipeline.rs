@@ -87,10 +87,9 @@ async fn an_upstream_change_travels_from_github_to_rows_notification_and_email()
 
     // `etl diff` previews version 2 exactly as the run below will count it, and writes nothing.
     let connections = etl_cli::Connections::from_vars(&vars).unwrap();
-    let preview =
-        etl_cli::diff::preview(&connections, NYT_V2.as_bytes(), jhu_v2().as_bytes(), env)
-            .await
-            .unwrap();
+    let preview = etl_cli::diff::preview(&connections, NYT_V2.as_bytes(), jhu_v2().as_bytes(), env)
+        .await
+        .unwrap();
     let etl_cli::diff::Preview::Applies {
         diff,
         refused: None,
