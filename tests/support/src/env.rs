@@ -40,11 +40,6 @@ impl TestEnv {
         stack::vars(&self.env)
     }
 
-    /// Creates the env's schema with the loader's own migrations, and connects to it.
-    pub async fn migrate(&self) -> tokio_postgres::Client {
-        postgres::migrate(&self.env).await
-    }
-
     /// Every event the `ETL` stream stores for the env, from the first.
     pub async fn events(&self) -> EventLog {
         EventLog::open(&self.stores.js, ETL_STREAM, format!("etl.{}.>", self.env)).await

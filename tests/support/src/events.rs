@@ -108,9 +108,4 @@ impl Notifications {
             panic!("unexpected notification: {notification:?}");
         }
     }
-
-    /// Every message on the subject, run notification or not.
-    pub fn raw(&mut self) -> &mut EventLog {
-        &mut self.0
-    }
 }

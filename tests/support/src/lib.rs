@@ -3,9 +3,10 @@
 //!
 //! - [`stack`]: the addresses of the stack the tests run against (NATS, PostgreSQL, SMTP), from the
 //!   same variables the services read, with `scripts/stack.sh`'s defaults;
-//! - [`TestEnv`]: an env of the test's own (DESIGN rule: every test isolates its subjects, objects,
-//!   keys and schema), its JetStream resources, the loader's real migrations for its schema, and
-//!   the clean-up `etl smoke` uses too ([`shared::cleanup`]);
+//! - [`TestEnv`]: an env of the test's own (every test isolates its subjects, objects, keys and
+//!   schema) and its JetStream resources; [`clean_up`] removes what it left with the purge
+//!   `etl smoke` uses too ([`shared::cleanup`]); [`migrate`] makes its schema with the loader's own
+//!   migrations;
 //! - [`EventLog`] and [`Notifications`]: what a stream stores for the env, read in order, each
 //!   wait bounded; [`eventually`] for state that no event announces; [`mail`] for what the SMTP
 //!   server received;

@@ -22,7 +22,7 @@ pub struct Mail {
 
 impl Mail {
     /// Reads one message file; `None` if it is not (yet) a whole email.
-    pub fn read(file: &Path) -> Option<Mail> {
+    fn read(file: &Path) -> Option<Mail> {
         let bytes = std::fs::read(file).ok()?;
         let parsed = mailparse::parse_mail(&bytes).ok()?;
         let header = |name: &str| {

@@ -10,14 +10,14 @@ use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
 use etl_tests::fake_github::{FakeGithub, NewCommit};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use shared::config::Vars;
 use shared::events::{DeadLetter, RunStatus, Stage};
 use shared::ids::Digest;
 use shared::nats::{DEAD_STREAM, ETL_STREAM};
 use shared::{Env, Source, subjects};
-use test_support::{EventLog, Notifications, TestEnv, eventually, stack};
+use test_support::{EventLog, TestEnv, eventually};
 
-use crate::support::processes::Process;
+use crate::support::pipeline_vars;
+use crate::support::processes::{Process, next_notification};
 
 const NYT: &str = "date,cases,deaths\n2020-03-01,100,2\n2020-03-02,150,3\n";
 const JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths\n\
@@ -44,15 +44,6 @@ fn commits(github: &FakeGithub, nyt: &str, jhu: &str) {
         NewCommit::new(&n.repo, &n.path, nyt.to_owned()),
         NewCommit::new(&j.repo, &j.path, jhu.to_owned()),
     ]);
-}
-
-fn process_vars(env: &Env, github: &FakeGithub) -> Vars {
-    let mut vars = stack::vars(env);
-    for (name, value) in github.env_vars() {
-        vars.set(name, value);
-    }
-    vars.set("POLL_INTERVAL", "300ms");
-    vars
 }
 
 /// The latest event of the env on `subject`, as JSON to be bent out of shape.
@@ -204,26 +195,6 @@ async fn consumers_settled(js: &jetstream::Context, env: &Env) -> Result<(), Str
     Ok(())
 }
 
-async fn next_notification(
-    notifications: &mut Notifications,
-    processes: &[Process],
-    what: &str,
-) -> shared::events::Notification {
-    match notifications.within(Duration::from_secs(60)).await {
-        Some(notification) => notification,
-        None => {
-            let logs: Vec<String> = processes
-                .iter()
-                .map(|p| format!("--- {} ---\n{}", p.name, p.log_text()))
-                .collect();
-            panic!(
-                "no notification within 60 s: {what}; logs:\n{}",
-                logs.join("\n")
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_messages_stop_no_stage_and_each_is_dead_lettered_once() {
     let test = TestEnv::new("hostile").await;
@@ -233,7 +204,7 @@ async fn hostile_messages_stop_no_stage_and_each_is_dead_lettered_once() {
     let logs = tempfile::tempdir().unwrap();
     let mut processes: Vec<Process> = PIPELINE
         .iter()
-        .map(|name| Process::spawn(name, &process_vars(&env, &github), logs.path()))
+        .map(|name| Process::spawn(name, &pipeline_vars(&env, &github), logs.path()))
         .collect();
     let pids: Vec<u32> = processes.iter().map(Process::pid).collect();
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use crate::support::processes::Process;
+use crate::support::processes::{Process, next_notification};
 use crate::support::{pipeline_vars, stored_values};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,7 +17,7 @@ use shared::Source;
 use shared::config::Vars;
 use shared::events::RunStatus;
 use shared::nats::ETL_STREAM;
-use test_support::{EventLog, Notifications, TestEnv};
+use test_support::{EventLog, TestEnv};
 
 const NYT: &str = "date,cases,deaths\n2020-03-01,100,2\n2020-03-02,150,3\n2020-03-03,210,5\n";
 const JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths\n\
@@ -213,28 +213,4 @@ async fn sigterm_during_a_run_loses_nothing_and_the_run_completes_after_restart(
         process.terminate().await;
     }
     test.clean_up().await;
-}
-
-/// The next run notification, or a panic that shows every process's log.
-async fn next_notification(
-    notifications: &mut Notifications,
-    processes: &[Process],
-    what: &str,
-) -> shared::events::Notification {
-    match notifications
-        .within(std::time::Duration::from_secs(60))
-        .await
-    {
-        Some(notification) => notification,
-        None => {
-            let logs: Vec<String> = processes
-                .iter()
-                .map(|p| format!("--- {} ---\n{}", p.name, p.log_text()))
-                .collect();
-            panic!(
-                "no notification within 60 s while waiting for {what}; logs:\n{}",
-                logs.join("\n")
-            );
-        }
-    }
 }

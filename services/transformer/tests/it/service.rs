@@ -13,7 +13,7 @@ use shared::events::{
 use shared::ids::{CommitSha, Digest, TriggerId};
 use shared::nats::{self, DEAD_STREAM, ETL_STREAM, Stores};
 use shared::{Env, Source, run_id, store, subjects};
-use test_support::{EventLog, Running, TestEnv, stored_count, wait_consumed};
+use test_support::{EventLog, Running, TestEnv, eventually, stored_count, wait_consumed};
 use transformer::{Clock, Config};
 
 // The tests call polars (to compute what to expect), which uses `block_in_place`: that needs
@@ -148,19 +148,26 @@ impl Harness {
     }
 
     /// Publishes `event` again under a message id of its own: a delivery the stream does not
-    /// take for a duplicate.
-    async fn publish_again(&self, event: &Extracted, tag: &str) {
+    /// take for a duplicate. Returns its sequence in the stream.
+    async fn publish_again(&self, event: &Extracted, tag: &str) -> u64 {
         // Unique per env: the stream remembers message ids for an hour.
         let msg_id = format!("test:{}:{}:{tag}", self.env, event.source);
-        let duplicate = nats::publish_event(
-            &self.stores.js,
-            &subjects::extracted(&self.env, event.source),
-            &msg_id,
-            event,
-        )
-        .await
-        .unwrap();
-        assert!(!duplicate, "{msg_id} was taken for a duplicate");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
+        let ack = self
+            .stores
+            .js
+            .publish_with_headers(
+                subjects::extracted(&self.env, event.source),
+                headers,
+                serde_json::to_vec(event).unwrap().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(!ack.duplicate, "{msg_id} was taken for a duplicate");
+        ack.sequence
     }
 
     async fn next_transformed(&mut self) -> Transformed {
@@ -179,11 +186,34 @@ impl Harness {
         dead.next_event(&subject, WAIT).await
     }
 
-    /// Waits until the transformer's consumer has handled every event stored so far: nothing
-    /// left to deliver, nothing awaiting an ack or a redelivery.
+    /// Waits until the transformer's consumer has handled every extracted event stored so far:
+    /// nothing left to deliver, nothing awaiting an ack or a redelivery.
     async fn wait_handled(&self) {
+        let stream = self.stores.js.get_stream(ETL_STREAM).await.unwrap();
+        let mut last = 0;
+        for source in [Source::Nyt, Source::Jhu] {
+            let subject = subjects::extracted(&self.env, source);
+            if let Ok(message) = stream.get_last_raw_message_by_subject(&subject).await {
+                last = last.max(message.sequence);
+            }
+        }
+        self.wait_handled_through(last).await;
         let durable = format!("transformer-{}", self.env);
         wait_consumed(&self.stores.js, ETL_STREAM, &durable, WAIT).await;
+    }
+
+    /// Waits until the transformer's consumer has settled every message up to stream sequence
+    /// `sequence`: a consumer's counters alone may not count a message published a moment ago.
+    async fn wait_handled_through(&self, sequence: u64) {
+        let durable = format!("transformer-{}", self.env);
+        let stream = self.stores.js.get_stream(ETL_STREAM).await.unwrap();
+        let (stream, durable) = (&stream, durable.as_str());
+        let what = format!("{durable} to settle message {sequence}");
+        eventually(&what, WAIT, || async move {
+            let info = stream.consumer_info(durable).await.ok()?;
+            (info.ack_floor.stream_sequence >= sequence && info.num_ack_pending == 0).then_some(())
+        })
+        .await;
     }
 
     async fn stored_count(&self, subject: &str) -> usize {
@@ -292,7 +322,7 @@ async fn a_superseded_extracted_event_is_skipped() {
 
     // The old NYT event again (a redelivery), then a new JHU payload as a marker: events are
     // handled in order, so once the marker's run is out the old event has been handled.
-    h.publish_again(&old_nyt, "redelivered").await;
+    let _ = h.publish_again(&old_nyt, "redelivered").await;
     let jhu = h.extract(Source::Jhu, JHU_NEXT, commit()).await;
     let third = h.next_transformed().await;
     assert_eq!(third.inputs, vec![new_nyt.input(), jhu.input()]);
@@ -459,11 +489,12 @@ async fn the_first_events_delivered_twice_at_once_make_one_curated_object_and_on
 
     // Both sources' first events, each delivered twice (distinct message ids, so the stream keeps
     // all four), back to back.
+    let mut last = 0;
     for round in ["first", "second"] {
         h.publish_again(&nyt, round).await;
-        h.publish_again(&jhu, round).await;
+        last = h.publish_again(&jhu, round).await;
     }
-    h.wait_handled().await;
+    h.wait_handled_through(last).await;
 
     assert_eq!(
         h.stored_count(&subjects::extracted(&h.env, Source::Nyt))
@@ -507,14 +538,14 @@ async fn a_runs_curated_object_is_never_rewritten() {
     // The same run again, by a transformer whose clock says another day: a rewrite would show
     // in the object's nuid and in its `transformed_at`.
     h.restart_with(Clock::fixed(at(2))).await;
-    h.publish_again(&jhu, "again").await;
-    h.wait_handled().await;
+    let again = h.publish_again(&jhu, "again").await;
+    h.wait_handled_through(again).await;
 
-    let again = h.curated_info(&event.run_id).await;
-    assert_eq!(again.nuid, first.nuid);
-    assert_eq!(again.modified, first.modified);
+    let after = h.curated_info(&event.run_id).await;
+    assert_eq!(after.nuid, first.nuid);
+    assert_eq!(after.modified, first.modified);
     assert_eq!(
-        again.metadata[store::CURATED_TRANSFORMED_AT],
+        after.metadata[store::CURATED_TRANSFORMED_AT],
         at(1).to_rfc3339()
     );
     assert_eq!(h.stored_count(&subjects::transformed(&h.env)).await, 1);

@@ -9,6 +9,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use shared::config::Vars;
+use shared::events::Notification;
+use test_support::Notifications;
 
 pub fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("ETL_BIN_DIR") {
@@ -100,5 +102,26 @@ impl Process {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The next run notification, or a panic that shows every process's log.
+pub async fn next_notification(
+    notifications: &mut Notifications,
+    processes: &[Process],
+    what: &str,
+) -> Notification {
+    match notifications.within(Duration::from_secs(60)).await {
+        Some(notification) => notification,
+        None => {
+            let logs: Vec<String> = processes
+                .iter()
+                .map(|p| format!("--- {} ---\n{}", p.name, p.log_text()))
+                .collect();
+            panic!(
+                "no notification within 60 s while waiting for {what}; logs:\n{}",
+                logs.join("\n")
+            );
+        }
     }
 }
