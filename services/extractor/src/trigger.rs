@@ -81,17 +81,13 @@ async fn answer(
         run_id: None,
         message,
     };
-    // An empty body is a plain "check now".
-    let request = if payload.iter().all(u8::is_ascii_whitespace) {
-        TriggerRequest::default()
-    } else {
-        match serde_json::from_slice::<TriggerRequest>(payload) {
-            Ok(request) => request,
-            Err(err) => {
-                return refuse(format!(
-                    "the trigger request is not the JSON expected ({{\"force\": bool, \"id\": string}}): {err}"
-                ));
-            }
+    // The one decoder: an empty body is a plain "check now"; a bad id or size is refused.
+    let request = match shared::message::decode_trigger(payload) {
+        Ok(request) => request,
+        Err(err) => {
+            return refuse(format!(
+                "the trigger request is not the JSON expected ({{\"force\": bool, \"id\": string}}): {err}"
+            ));
         }
     };
     tracing::info!(force = request.force, id = ?request.id, "trigger received");
