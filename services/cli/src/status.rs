@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use shared::nats::{DEAD_STREAM, ETL_STREAM, NOTIFY_STREAM, STATE_BUCKET};
 use shared::service::Counters;
+use shared::store::TROUBLE_KEY_SUFFIX;
 
 use crate::{Connections, db};
 
@@ -134,9 +135,6 @@ struct SourceTrouble {
     reported: Option<serde_json::Value>,
 }
 
-/// The record's key ends so; it follows `<env>.<source>.`.
-const TROUBLE_SUFFIX: &str = "trouble";
-
 /// Every source the extractor holds off or sees failing, in every env.
 async fn print_source_trouble(js: &async_nats::jetstream::Context) -> anyhow::Result<()> {
     let kv = js.get_key_value(STATE_BUCKET).await?;
@@ -144,7 +142,7 @@ async fn print_source_trouble(js: &async_nats::jetstream::Context) -> anyhow::Re
     let prefix = format!("$KV.{STATE_BUCKET}.");
     let stream = js.get_stream(format!("KV_{STATE_BUCKET}")).await?;
     let subjects: Vec<(String, usize)> = stream
-        .info_with_subjects(format!("{prefix}*.*.{TROUBLE_SUFFIX}"))
+        .info_with_subjects(format!("{prefix}*.*.{TROUBLE_KEY_SUFFIX}"))
         .await?
         .try_collect()
         .await?;
@@ -159,7 +157,7 @@ async fn print_source_trouble(js: &async_nats::jetstream::Context) -> anyhow::Re
         let Some(bytes) = kv.get(key.clone()).await? else {
             continue;
         };
-        let Some(source) = key.strip_suffix(&format!(".{TROUBLE_SUFFIX}")) else {
+        let Some(source) = key.strip_suffix(&format!(".{TROUBLE_KEY_SUFFIX}")) else {
             continue;
         };
         match serde_json::from_slice::<SourceTrouble>(&bytes) {

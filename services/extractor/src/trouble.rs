@@ -6,16 +6,10 @@ use async_nats::jetstream::kv;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::ids::CommitSha;
-use shared::store::{StoreError, kv_get, kv_put};
+use shared::store::{StoreError, kv_get, kv_put, trouble_key};
 use shared::{Env, Source};
 
 use crate::error::FailureKind;
-
-/// KV key of a source's trouble; `etl status` reads the same key. It sits beside
-/// `shared::store::cursor_key` and belongs there once the shared core is open to changes again.
-pub fn trouble_key(env: &Env, source: Source) -> String {
-    format!("{env}.{source}.trouble")
-}
 
 /// A source that does not work, from its first failure until a check succeeds again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,15 @@ pub fn cursor_key(env: &Env, source: Source) -> String {
     format!("{env}.{source}.cursor")
 }
 
+/// The last part of the KV key of a source's trouble, `<env>.<source>.trouble`: what has gone
+/// wrong with it since it last worked (written by the extractor, shown by `etl status`).
+pub const TROUBLE_KEY_SUFFIX: &str = "trouble";
+
+/// KV key of a source's trouble (see [`TROUBLE_KEY_SUFFIX`]).
+pub fn trouble_key(env: &Env, source: Source) -> String {
+    format!("{env}.{source}.{TROUBLE_KEY_SUFFIX}")
+}
+
 /// KV key recording that a run's notification went out.
 pub fn notified_key(env: &Env, run_id: &RunId) -> String {
     format!("{env}.notified.{run_id}")

@@ -180,7 +180,7 @@ impl Harness {
     pub async fn latest_trouble(&self, source: Source) -> Option<extractor::trouble::Trouble> {
         shared::store::kv_get(
             &self.stores.state,
-            &extractor::trouble::trouble_key(&self.env, source),
+            &shared::store::trouble_key(&self.env, source),
         )
         .await
         .unwrap()
@@ -190,7 +190,7 @@ impl Harness {
     /// source works again, just after announcing what it extracted.
     pub async fn trouble_cleared(&self, source: Source, timeout: Duration) -> bool {
         use async_nats::jetstream::kv::Operation;
-        let key = extractor::trouble::trouble_key(&self.env, source);
+        let key = shared::store::trouble_key(&self.env, source);
         let mut watch = self
             .stores
             .state
