@@ -3,7 +3,7 @@
 //! transient (retried with backoff, then given up on); an object that is not what its event
 //! promised is read once more, then given up on (see [`StoreError::is_transient`]).
 
-use dataset::{DataError, Problem};
+use dataset::DataError;
 use shared::Source;
 use shared::events::FailureKind;
 use shared::nats::NatsError;
@@ -73,19 +73,12 @@ impl RunError {
     }
 }
 
-/// The failure kind of a transform error. Variants, not `DataError::kind`'s words: the contract's
-/// kinds are [`FailureKind`]'s.
+/// The failure kind of a transform error: the dataset's own, but for the Parquet step, which in
+/// the transformer writes rows that passed validation and so can fail only by a bug.
 fn data_kind(err: &DataError) -> FailureKind {
     match err {
-        DataError::Payload { problem, .. } => match problem {
-            Problem::Html { .. } | Problem::Json { .. } | Problem::Gzip => FailureKind::NotCsv,
-            Problem::CutLastRow { .. } => FailureKind::Truncated,
-            _ => FailureKind::InvalidData,
-        },
-        DataError::Invalid(_) | DataError::NoCommonDate { .. } => FailureKind::InvalidData,
-        DataError::SuspiciousRemoval { .. } => FailureKind::SuspiciousRemoval,
-        // Writing rows that passed validation cannot fail but by a bug.
-        DataError::Parquet(_) | DataError::Internal(_) => FailureKind::Internal,
+        DataError::Parquet(_) => FailureKind::Internal,
+        err => err.kind(),
     }
 }
 

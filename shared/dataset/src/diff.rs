@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn removal_beyond_the_allowed_share_is_suspicious() {
         let err = check_removal(200, 40, 0.05).unwrap_err();
-        assert_eq!(err.kind(), "suspicious_removal");
+        assert_eq!(err.kind(), shared::events::FailureKind::SuspiciousRemoval);
         assert_eq!(
             err.to_string(),
             "the run would remove 40 of 200 stored dates (20 %), more than the 5 % allowed"

@@ -4,6 +4,7 @@ use std::fmt;
 
 use chrono::NaiveDate;
 use shared::Source;
+use shared::events::FailureKind;
 
 /// Why a payload was refused. `Display` is one sentence naming the source, the line or field,
 /// and the problem; [`DataError::kind`] is a machine word for events.
@@ -49,14 +50,19 @@ pub enum DataError {
 }
 
 impl DataError {
-    pub fn kind(&self) -> &'static str {
+    /// The contract's word for this failure (`kind` in `failed` events and `etl_runs`).
+    pub fn kind(&self) -> FailureKind {
         match self {
-            DataError::Invalid(_) | DataError::Payload { .. } | DataError::NoCommonDate { .. } => {
-                "invalid_data"
-            }
-            DataError::SuspiciousRemoval { .. } => "suspicious_removal",
-            DataError::Parquet(_) => "invalid_curated_object",
-            DataError::Internal(_) => "internal_error",
+            DataError::Payload { problem, .. } => match problem {
+                Problem::Html { .. } | Problem::Json { .. } | Problem::Gzip => FailureKind::NotCsv,
+                Problem::CutLastRow { .. } => FailureKind::Truncated,
+                _ => FailureKind::InvalidData,
+            },
+            DataError::Invalid(_) | DataError::NoCommonDate { .. } => FailureKind::InvalidData,
+            DataError::SuspiciousRemoval { .. } => FailureKind::SuspiciousRemoval,
+            // Bytes that are not the curated dataset.
+            DataError::Parquet(_) => FailureKind::CorruptObject,
+            DataError::Internal(_) => FailureKind::Internal,
         }
     }
 
@@ -344,7 +350,7 @@ mod tests {
             err.to_string(),
             r#"nyt line 57: deaths "12x" is not a whole number"#
         );
-        assert_eq!(err.kind(), "invalid_data");
+        assert_eq!(err.kind(), FailureKind::InvalidData);
     }
 
     #[test]
@@ -374,7 +380,7 @@ mod tests {
             err.to_string(),
             "the run would remove 40 of 200 stored dates (20 %), more than the 5 % allowed"
         );
-        assert_eq!(err.kind(), "suspicious_removal");
+        assert_eq!(err.kind(), FailureKind::SuspiciousRemoval);
         let odd = DataError::SuspiciousRemoval {
             stored: 3,
             removed: 1,

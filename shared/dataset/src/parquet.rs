@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn bytes_that_are_not_parquet_are_refused_with_a_sentence() {
         let err = from_parquet(b"date,cases\n").unwrap_err();
-        assert_eq!(err.kind(), "invalid_curated_object");
+        assert_eq!(err.kind(), shared::events::FailureKind::CorruptObject);
         assert!(
             err.to_string()
                 .starts_with("the curated Parquet object is unreadable: "),

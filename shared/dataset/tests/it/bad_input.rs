@@ -267,7 +267,13 @@ fn every_bad_nyt_payload_fails_with_one_sentence_naming_where_and_what() {
     for (what, nyt, expected) in BAD_NYT {
         let err = failure(nyt, JHU.as_bytes());
         assert_eq!(err.to_string(), *expected, "NYT with {what}");
-        assert_eq!(err.kind(), "invalid_data", "NYT with {what}");
+        // Bad upstream data in one of its words (invalid_data, not_csv, truncated): a failed run,
+        // never a dead letter.
+        assert!(
+            !err.kind().is_dead_letter(),
+            "NYT with {what}: {}",
+            err.kind()
+        );
     }
 }
 
@@ -276,7 +282,13 @@ fn every_bad_jhu_payload_fails_with_one_sentence_naming_where_and_what() {
     for (what, jhu, expected) in BAD_JHU {
         let err = failure(NYT.as_bytes(), jhu);
         assert_eq!(err.to_string(), *expected, "JHU with {what}");
-        assert_eq!(err.kind(), "invalid_data", "JHU with {what}");
+        // Bad upstream data in one of its words (invalid_data, not_csv, truncated): a failed run,
+        // never a dead letter.
+        assert!(
+            !err.kind().is_dead_letter(),
+            "JHU with {what}: {}",
+            err.kind()
+        );
     }
 }
 
@@ -288,7 +300,7 @@ fn sources_without_a_date_in_common_fail_naming_both_ranges() {
         err.to_string(),
         "nyt and jhu have no date in common (nyt has 2020-01-22 to 2020-01-24, jhu has 2021-03-01 to 2021-03-02)"
     );
-    assert_eq!(err.kind(), "invalid_data");
+    assert_eq!(err.kind(), shared::events::FailureKind::InvalidData);
 }
 
 #[test]
