@@ -18,17 +18,8 @@ pub fn date(s: &str) -> NaiveDate {
     s.parse().expect("test dates are valid")
 }
 
-/// One `us_daily` row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Day {
-    pub date: NaiveDate,
-    pub cases: i64,
-    pub deaths: i64,
-    pub recovered: Option<i64>,
-    pub new_cases: Option<i64>,
-    pub new_deaths: Option<i64>,
-    pub new_recovered: Option<i64>,
-}
+/// One `us_daily` row: the type the loader writes and the dashboard reads.
+pub use shared::daily::DailyRow as Day;
 
 /// `n` consecutive days from `start` that grow like an epidemic; recovered is reported for the
 /// first `recovered_days` days only (as JHU stopped), and NULL after.
