@@ -57,7 +57,19 @@ impl fmt::Debug for Clock {
     }
 }
 
+/// What a transform may take once its payloads are read: parsing, validating and merging the two
+/// files and writing Parquet take well under a second at today's sizes.
+const TRANSFORM_BUDGET: Duration = Duration::from_secs(30);
+
 impl Config {
+    /// The longest one extracted event may be in hand: two payload reads and the curated write or
+    /// the read that checks an existing object (each bounded by `store_deadline`), and the
+    /// transform. The store's own deadlines thus fire first and name the object; the stage's
+    /// deadline only stops a handler stuck elsewhere.
+    pub fn deadline(&self) -> Duration {
+        self.store_deadline * 3 + TRANSFORM_BUDGET
+    }
+
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let mut p = Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
@@ -88,6 +100,12 @@ mod tests {
         assert_eq!(config.max_payload_bytes, DEFAULT_MAX_PAYLOAD_BYTES);
         assert_eq!(config.nats.url, "nats://127.0.0.1:4222");
         assert_eq!(config.store_deadline, store::OBJECT_DEADLINE);
+    }
+
+    #[test]
+    fn the_deadline_outlasts_every_store_operation_of_a_run() {
+        let config = Config::from_vars(&Vars::default()).unwrap();
+        assert_eq!(config.deadline(), Duration::from_secs(120));
     }
 
     #[test]

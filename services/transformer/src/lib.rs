@@ -35,12 +35,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         Err(err) => return Err(err.into()),
     };
     let stores = nats::setup(client).await?;
-    let spec = ConsumerSpec::new(
-        nats::ETL_STREAM,
-        format!("transformer-{}", config.scope.label()),
-        Stage::Transform,
-        subjects::filters(&config.scope, &[Filter::Extracted]),
-    );
+    let spec = ConsumerSpec {
+        deadline: config.deadline(),
+        ..ConsumerSpec::new(
+            nats::ETL_STREAM,
+            format!("transformer-{}", config.scope.label()),
+            Stage::Transform,
+            subjects::filters(&config.scope, &[Filter::Extracted]),
+        )
+    };
     tracing::info!(durable = %spec.durable, filters = ?spec.filters, "transformer consuming");
     let envs = config.scope.label();
     let handler = handler::Handler::new(stores.clone(), config);

@@ -2,11 +2,11 @@
 //!
 //! A service describes its durable pull consumer in a [`ConsumerSpec`] and hands [`run`] a
 //! handler that receives a decoded, checked [`Delivery`] and returns `Ok(())` once its work is
-//! durable, or a classified [`Failure`]. Messages are handled one at a time, in order. While a
-//! handler works, the message is kept with progress acks, so the server's ack wait can be short
-//! (a killed stage's message is taken up again within seconds) without a slow handler losing its
-//! message to another worker; a handler that passes its stage's deadline is stopped and its
-//! message retried. A message that cannot be decoded never reaches the handler: it is reported
+//! durable, or a classified [`Failure`]. Messages are handled one at a time, in order, each asked
+//! for only once the one before is settled. While a handler works, the message is kept with
+//! progress acks, so the server's ack wait can be short (a killed stage's message is taken up
+//! again within seconds) without a slow handler losing its message to another worker; a handler
+//! that passes its stage's deadline is stopped and its message retried. A message that cannot be decoded never reaches the handler: it is reported
 //! and dead-lettered at once. [`crate::settle`] decides the rest. On shutdown the loop stops
 //! taking messages, lets the one in hand finish, and returns.
 
@@ -143,10 +143,10 @@ where
 {
     let mut failures: u32 = 0;
     while !shutdown.is_triggered() {
-        let mut messages = match open(js, spec).await {
-            Ok(messages) => {
+        let consumer = match open(js, spec).await {
+            Ok(consumer) => {
                 failures = 0;
-                messages
+                consumer
             }
             Err(source) => {
                 failures += 1;
@@ -167,38 +167,48 @@ where
         };
         loop {
             let next = tokio::select! {
-                next = messages.next() => next,
+                next = next_message(&consumer) => next,
                 _ = shutdown.wait() => return Ok(()),
             };
-            let message = match next {
-                Some(Ok(message)) => message,
-                Some(Err(err)) => {
-                    tracing::warn!(durable = %spec.durable, error = %err, "consumer stream error, reopening");
+            match next {
+                Ok(Some(message)) => handle(js, message, spec, &stats, &mut handler).await,
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(durable = %spec.durable, error = %err, "consumer error, reopening");
                     break;
                 }
-                None => break,
-            };
-            handle(js, message, spec, &stats, &mut handler).await;
+            }
         }
     }
     Ok(())
 }
 
+/// How long one request for the next message waits on the server before it is asked again.
+const NEXT_MESSAGE_WAIT: Duration = Duration::from_secs(5);
+
 async fn open(
     js: &jetstream::Context,
     spec: &ConsumerSpec,
-) -> Result<pull::Stream, async_nats::Error> {
+) -> Result<jetstream::consumer::Consumer<pull::Config>, async_nats::Error> {
     let stream = js.get_stream(&spec.stream).await?;
     // `create_consumer` is create-or-update, so a changed spec is applied on the next start.
-    let consumer: jetstream::consumer::Consumer<pull::Config> =
-        stream.create_consumer(spec.config()).await?;
-    Ok(consumer
-        .stream()
-        .max_messages_per_batch(10)
-        .heartbeat(Duration::from_secs(5))
-        .expires(Duration::from_secs(30))
+    Ok(stream.create_consumer(spec.config()).await?)
+}
+
+/// The next message, asked for only now that the one before is settled; `None` when none came
+/// within [`NEXT_MESSAGE_WAIT`]. Nothing is fetched ahead: a message waiting in this client's
+/// buffer would have its ack wait run out while the one before it was in hand (no progress acks
+/// go out for it), and be delivered again, its deliveries used up, while never handled.
+async fn next_message(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+) -> Result<Option<jetstream::Message>, async_nats::Error> {
+    let mut batch = consumer
+        .batch()
+        .max_messages(1)
+        .expires(NEXT_MESSAGE_WAIT)
         .messages()
-        .await?)
+        .await?;
+    batch.next().await.transpose()
 }
 
 async fn handle<H, Fut>(

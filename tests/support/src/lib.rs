@@ -10,12 +10,15 @@
 //! - [`EventLog`] and [`Notifications`]: what a stream stores for the env, read in order, each
 //!   wait bounded; [`eventually`] for state that no event announces; [`mail`] for what the SMTP
 //!   server received;
+//! - [`extraction`]: the extractor's part played by hand (events, raw objects, the latest
+//!   extraction in KV);
 //! - [`Running`] and [`Pipeline`]: services started in-process, stopped (and checked) in bounded
 //!   time.
 
 mod consumers;
 mod env;
 mod events;
+pub mod extraction;
 pub mod mail;
 mod pipeline;
 mod postgres;

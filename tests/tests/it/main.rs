@@ -1,9 +1,13 @@
 //! The workspace's end-to-end tests, in one binary: the extractor against the fake GitHub, the
-//! whole pipeline, `etl smoke`, and operability with each service as its own process.
+//! whole pipeline, `etl smoke`, operability with each service as its own process, and the stage
+//! protocol's guarantees under hostile input, hung handlers, skewed clocks and simultaneous events.
 
+mod clocks;
 mod extractor;
 mod hostile;
 mod operability;
 mod pipeline;
+mod simultaneous;
 mod smoke;
 mod support;
+mod watchdog;

@@ -7,13 +7,14 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::{FutureExt, StreamExt};
 use shared::events::{
-    DeadLetter, Extracted, Failed, FailureKind, ObjectRef, RunOrder, SCHEMA_VERSION, Stage,
-    Transformed, Trigger, TriggerKind, UpstreamRef,
+    DeadLetter, Extracted, Failed, FailureKind, RunOrder, Stage, Transformed, Trigger, TriggerKind,
 };
-use shared::ids::{CommitSha, Digest, TriggerId};
+use shared::ids::TriggerId;
 use shared::nats::{self, DEAD_STREAM, ETL_STREAM, Stores};
 use shared::{Env, Source, run_id, store, subjects};
-use test_support::{EventLog, Running, TestEnv, eventually, stored_count, wait_consumed};
+use test_support::{
+    EventLog, Running, TestEnv, eventually, extraction, stored_count, wait_consumed,
+};
 use transformer::{Clock, Config};
 
 // The tests call polars (to compute what to expect), which uses `block_in_place`: that needs
@@ -90,84 +91,30 @@ impl Harness {
 
     /// The event the extractor would publish for `payload`, whose object is not stored yet.
     fn extraction(&self, source: Source, payload: &str, trigger: Trigger) -> Extracted {
-        let sha256 = Digest::of(payload.as_bytes());
-        Extracted {
-            schema_version: SCHEMA_VERSION,
-            env: self.env.clone(),
-            source,
-            upstream: UpstreamRef {
-                repo: format!("{source}/repo"),
-                path: format!("{source}.csv"),
-                commit_sha: CommitSha::new(&sha256.as_str()[..8]).unwrap(),
-                commit_time: Utc::now(),
-                covered_commits: vec![],
-            },
-            object: ObjectRef {
-                bucket: nats::RAW_BUCKET.to_owned(),
-                name: store::raw_object_name(&self.env, source, &sha256),
-                sha256,
-                bytes: payload.len() as u64,
-            },
-            trigger,
-            fetched_at: Utc::now(),
-        }
+        extraction::extraction(&self.env, source, payload.as_bytes(), trigger)
     }
 
     /// Stores `bytes` under the name `event` announces.
     async fn store_raw(&self, event: &Extracted, bytes: &str) {
-        store::put_object_once(
-            &self.stores.raw,
-            nats::RAW_BUCKET,
-            &event.object.name,
-            bytes.as_bytes(),
-            HashMap::new(),
-            store::OBJECT_DEADLINE,
-        )
-        .await
-        .unwrap();
+        extraction::store_raw(&self.stores, event, bytes.as_bytes()).await;
     }
 
     /// Does what the extractor does: stores the payload, records it as the source's latest in KV
     /// and publishes the extracted event.
     async fn extract(&mut self, source: Source, payload: &str, trigger: Trigger) -> Extracted {
-        let event = self.extraction(source, payload, trigger);
-        self.store_raw(&event, payload).await;
-        store::record_extracted(&self.stores, &event).await.unwrap();
-        event
+        extraction::extract(&self.stores, &self.env, source, payload.as_bytes(), trigger).await
     }
 
     /// Stores the payload and records it as its source's latest, without publishing the event.
     async fn extract_quietly(&self, source: Source, payload: &str, trigger: Trigger) -> Extracted {
-        let event = self.extraction(source, payload, trigger);
-        self.store_raw(&event, payload).await;
-        let key = store::latest_key(&self.env, source);
-        store::kv_put(&self.stores.state, &key, &event)
+        extraction::extract_quietly(&self.stores, &self.env, source, payload.as_bytes(), trigger)
             .await
-            .unwrap();
-        event
     }
 
     /// Publishes `event` again under a message id of its own: a delivery the stream does not
     /// take for a duplicate. Returns its sequence in the stream.
     async fn publish_again(&self, event: &Extracted, tag: &str) -> u64 {
-        // Unique per env: the stream remembers message ids for an hour.
-        let msg_id = format!("test:{}:{}:{tag}", self.env, event.source);
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
-        let ack = self
-            .stores
-            .js
-            .publish_with_headers(
-                subjects::extracted(&self.env, event.source),
-                headers,
-                serde_json::to_vec(event).unwrap().into(),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        assert!(!ack.duplicate, "{msg_id} was taken for a duplicate");
-        ack.sequence
+        extraction::publish_again(&self.stores, event, tag).await
     }
 
     async fn next_transformed(&mut self) -> Transformed {
