@@ -6,8 +6,8 @@
 #   scripts/run.sh                 release build (first build takes a while: polars)
 #   PROFILE=dev scripts/run.sh     debug build, quicker to build
 #
-# Services read their settings from the environment (README, "Configuration"); the stack's URLs are
-# filled in from .stack/env unless already set.
+# Services read their settings from the environment (README, "Configuration"); each gets the stack's
+# variables for its own identity from .stack/env.<service>, unless the caller set them.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,10 +20,25 @@ say() { printf '[run] %s\n' "$*"; }
 
 "$ROOT/scripts/stack.sh" up
 
-# The stack's URLs, without overriding anything the caller set.
-while IFS='=' read -r name value; do
-  [ -n "${!name:-}" ] || export "$name=$value"
-done <"$STACK_DIR/env"
+# Runs a command with the stack's variables for one service. What the caller set wins, except the
+# service's NATS identity: each service always connects as itself, even from a shell that has the
+# operator's .stack/env loaded. The dashboard only reads: DASHBOARD_DATABASE_URL, when set, is its
+# DATABASE_URL.
+with_service_env() {
+  local svc=$1; shift
+  (
+    if [ "$svc" = dashboard ] && [ -n "${DASHBOARD_DATABASE_URL:-}" ]; then
+      export DATABASE_URL="$DASHBOARD_DATABASE_URL"
+    fi
+    while IFS='=' read -r name value; do
+      case "$name" in
+        NATS_NKEY_FILE|NATS_CREDS|NATS_USER|NATS_PASSWORD|NATS_TOKEN) export "$name=$value" ;;
+        *) [ -n "${!name:-}" ] || export "$name=$value" ;;
+      esac
+    done <"$STACK_DIR/env.$svc"
+    exec "$@"
+  )
+}
 
 say "building the services ($PROFILE profile)"
 (cd "$ROOT" && cargo build --locked --profile "$PROFILE" --bins \
@@ -31,7 +46,7 @@ say "building the services ($PROFILE profile)"
 case "$PROFILE" in dev) BIN="$CARGO_TARGET_DIR/debug" ;; *) BIN="$CARGO_TARGET_DIR/$PROFILE" ;; esac
 
 for svc in "${SERVICES[@]}"; do
-  "$BIN/$svc" --check-config
+  with_service_env "$svc" "$BIN/$svc" --check-config
 done
 
 pids=()
@@ -46,14 +61,11 @@ stop() {
 trap stop INT TERM
 
 for svc in "${SERVICES[@]}"; do
-  database_url="$DATABASE_URL"
-  # The dashboard only reads: give it the stack's SELECT-only role.
-  [ "$svc" = dashboard ] && database_url="${DASHBOARD_DATABASE_URL:-$DATABASE_URL}"
-  DATABASE_URL="$database_url" "$BIN/$svc" > >(sed -u "s/^/[$svc] /") 2>&1 &
+  with_service_env "$svc" "$BIN/$svc" > >(sed -u "s/^/[$svc] /") 2>&1 &
   pids+=($!)
   say "started $svc (pid $!)"
 done
-say "dashboard on http://${DASHBOARD_ADDR:-127.0.0.1:8080}; try: $BIN/etl smoke"
+say "dashboard on http://${DASHBOARD_ADDR:-127.0.0.1:8080}; try: (set -a; . $STACK_DIR/env; $BIN/etl smoke)"
 say "press Ctrl-C to stop"
 
 # If any service exits on its own, stop the others too: a partial pipeline would only mislead.

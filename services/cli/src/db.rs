@@ -4,16 +4,17 @@
 use shared::Env;
 use shared::config::Parser;
 use shared::daily::DailyRow;
-use shared::postgres::SessionSettings;
-use tokio_postgres::{Client, NoTls};
+use shared::postgres::{Database, SessionSettings};
+use tokio_postgres::Client;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid";
 
 /// Where PostgreSQL is (`DATABASE_URL`) and how every session is bounded (`DB_STATEMENT_TIMEOUT`,
 /// `DB_LOCK_TIMEOUT`, keepalives): a command waiting behind a lock or on a vanished server fails
-/// with an error instead of hanging the operator's terminal. `Debug` hides the password.
+/// with an error instead of hanging the operator's terminal; TLS as its `sslmode` and
+/// `sslrootcert` say. `Debug` hides the password.
 #[derive(Debug, Clone)]
-pub struct DatabaseUrl(tokio_postgres::Config);
+pub struct DatabaseUrl(Database);
 
 impl DatabaseUrl {
     /// Reads `DATABASE_URL` and the session timeouts, reporting a bad value on `p`.
@@ -23,44 +24,31 @@ impl DatabaseUrl {
             DEFAULT_DATABASE_URL,
             &["postgres", "postgresql"],
         );
-        let mut config = url.as_str().parse().unwrap_or_else(|err| {
+        let mut database = Database::parse(url.as_str(), p.vars()).unwrap_or_else(|err| {
             // Only the parser's complaint: the value may carry a password.
-            p.error(
-                "DATABASE_URL",
-                format!("is not a valid PostgreSQL URL: {err}"),
-            );
-            default_config()
+            p.error("DATABASE_URL", err);
+            Database::parse(DEFAULT_DATABASE_URL, &shared::config::Vars::default())
+                .expect("the default database URL parses")
         });
-        SessionSettings::parse(p, SessionSettings::WRITER).apply(&mut config);
-        if config.get_application_name().is_none() {
-            config.application_name("etl");
+        SessionSettings::parse(p, SessionSettings::WRITER).apply(&mut database.config);
+        if database.config.get_application_name().is_none() {
+            database.config.application_name("etl");
         }
-        Self(config)
+        Self(database)
     }
 
     pub fn config(&self) -> &tokio_postgres::Config {
-        &self.0
+        &self.0.config
     }
 }
 
-fn default_config() -> tokio_postgres::Config {
-    DEFAULT_DATABASE_URL
-        .parse()
-        .expect("the default database URL parses")
-}
-
 pub async fn connect(database: &DatabaseUrl) -> anyhow::Result<Client> {
-    let (client, connection) = database
-        .config()
-        .connect(NoTls)
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot connect to PostgreSQL: {err}"))?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::warn!(error = %err, "PostgreSQL connection ended");
-        }
-    });
-    Ok(client)
+    database.0.connect().await.map_err(|err| {
+        anyhow::anyhow!(
+            "cannot connect to PostgreSQL: {}",
+            shared::postgres::explain(&err)
+        )
+    })
 }
 
 pub async fn schema_exists(client: &Client, env: &Env) -> anyhow::Result<bool> {

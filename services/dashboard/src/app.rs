@@ -1,21 +1,26 @@
-//! The server: its shared state, its routes, and [`Application`], which binds first (so a test
-//! can ask for port 0 and read the real port back) and serves until shutdown.
+//! The server: its shared state, its routes and the layers around them, and [`Application`],
+//! which binds first (so a test can ask for port 0 and read the real port back) and serves until
+//! shutdown (through [`crate::serve`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::map_response;
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::Response;
 use axum::routing::get;
 use shared::{Env, Shutdown};
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::cache::BodyCache;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::db::Db;
+use crate::limits::{self, RequestLimit};
 use crate::live::Live;
 use crate::{api, assets, health, live};
 
@@ -88,9 +93,10 @@ impl Application {
             addr,
             config,
         } = self;
-        let live = Arc::new(Live::default());
+        let limits = &config.limits;
+        let live = Arc::new(Live::new(limits.max_streams, limits.max_streams_per_client));
         let state = AppState {
-            db: Db::new(config.pg_config(), &config.env),
+            db: Db::new(config.database(), &config.env),
             env: config.env.clone(),
             live: Arc::clone(&live),
             bodies: Arc::new(BodyCache::new()),
@@ -98,20 +104,24 @@ impl Application {
         };
         let feed =
             tokio::spawn(live.feed(config.nats.clone(), config.env.clone(), shutdown.clone()));
-        tracing::info!(%addr, env = %config.env, "dashboard listening");
-        let served = axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await;
+        tracing::info!(%addr, env = %config.env, ?limits, "dashboard listening");
+        crate::serve::serve(listener, router(state, limits), limits, shutdown).await;
         // The feed stops on the same shutdown; a panic in it is a bug worth surfacing in the log.
         if let Err(err) = feed.await {
             tracing::error!(error = %err, "the live event feed ended abnormally");
         }
         tracing::info!("dashboard stopped");
-        Ok(served?)
+        Ok(())
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// The routes, inside out: the request time limit (not on the live event stream, which is meant
+/// to stay open), gzip (the event stream excepted: tower-http leaves `text/event-stream` alone,
+/// so its events are not held in a compressor's buffer), the bound on requests at once, the
+/// security headers, and a request id (`x-request-id`, kept from the client or made) that tags
+/// every log line of the request and is sent back, so a failure the client sees as a generic
+/// message can be found in the log.
+pub fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::asset))
@@ -121,11 +131,36 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/us/changes", get(api::changes))
         .route("/api/v1/runs", get(api::runs))
         .route("/api/v1/meta", get(api::meta))
-        .route("/api/v1/events", get(live::events))
         .fallback(api::not_found)
+        .layer(from_fn_with_state(
+            limits.request_timeout,
+            limits::time_limit,
+        ))
+        .route("/api/v1/events", get(live::events))
+        .layer(CompressionLayer::new())
+        .layer(from_fn_with_state(
+            RequestLimit::new(limits.max_requests),
+            limits::limit_requests,
+        ))
         .layer(map_response(security_headers))
-        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        request_id = %id,
+    )
 }
 
 /// The page loads only its own scripts, styles and data, and may not be framed.

@@ -1,12 +1,14 @@
-//! The dashboard's settings: where to listen, which env's schema to read, and how to reach
-//! PostgreSQL (with `DB_STATEMENT_TIMEOUT` and `DB_LOCK_TIMEOUT`) and NATS.
+//! The dashboard's settings: where to listen, which env's schema to read, how to reach
+//! PostgreSQL (with `DB_STATEMENT_TIMEOUT` and `DB_LOCK_TIMEOUT`) and NATS, and the limits that
+//! keep one client from taking the server ([`Limits`]).
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use shared::Env;
 use shared::config::{ConfigError, NatsConfig, Parser, Secret, Vars};
-use shared::postgres::SessionSettings;
+use shared::postgres::{Database, SessionSettings};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid";
@@ -18,11 +20,87 @@ pub struct Config {
     /// `DATABASE_URL`. The dashboard only reads, so this should name a role with SELECT on the
     /// env's schema and nothing more (see the crate README); it may hold a password, hence secret.
     pub database_url: Secret,
+    /// `DATABASE_URL` read: connection settings and TLS (`sslmode`, `sslrootcert`), without the
+    /// session timeouts ([`Config::database`] adds them).
+    pub database: Database,
     /// The timeouts of every session, put on the connection settings by [`Config::pg_config`].
     pub session: SessionSettings,
     /// `ETL_ENV`: whose schema and subjects to show.
     pub env: Env,
     pub nats: NatsConfig,
+    pub limits: Limits,
+}
+
+/// What one client, or all of them together, may hold of the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// `DASHBOARD_HEADER_TIMEOUT`: a connection that has not sent a whole request head within
+    /// this (from its opening, or from the end of its previous request) is closed.
+    pub header_timeout: Duration,
+    /// `DASHBOARD_REQUEST_TIMEOUT`: the longest a request may take to be answered (503 after);
+    /// the live event stream is exempt, it is meant to stay open.
+    pub request_timeout: Duration,
+    /// `DASHBOARD_MAX_CONNECTIONS`: open connections at most; further ones wait in the kernel's
+    /// accept queue until one closes.
+    pub max_connections: usize,
+    /// `DASHBOARD_MAX_REQUESTS`: requests being answered at once at most; a further one is
+    /// answered 503 at once.
+    pub max_requests: usize,
+    /// `DASHBOARD_MAX_STREAMS`: live event streams open at once at most (503 beyond).
+    pub max_streams: usize,
+    /// `DASHBOARD_MAX_STREAMS_PER_CLIENT`: live event streams one IP address may hold (429
+    /// beyond).
+    pub max_streams_per_client: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            max_requests: 128,
+            max_streams: 256,
+            max_streams_per_client: 8,
+        }
+    }
+}
+
+impl Limits {
+    fn parse(p: &mut Parser<'_>) -> Self {
+        let default = Limits::default();
+        let limits = Limits {
+            header_timeout: p.duration("DASHBOARD_HEADER_TIMEOUT", "10s"),
+            request_timeout: p.duration("DASHBOARD_REQUEST_TIMEOUT", "30s"),
+            max_connections: count(p, "DASHBOARD_MAX_CONNECTIONS", default.max_connections),
+            max_requests: count(p, "DASHBOARD_MAX_REQUESTS", default.max_requests),
+            max_streams: count(p, "DASHBOARD_MAX_STREAMS", default.max_streams),
+            max_streams_per_client: count(
+                p,
+                "DASHBOARD_MAX_STREAMS_PER_CLIENT",
+                default.max_streams_per_client,
+            ),
+        };
+        if limits.max_streams >= limits.max_connections {
+            p.error(
+                "DASHBOARD_MAX_STREAMS",
+                format!(
+                    "must be below DASHBOARD_MAX_CONNECTIONS ({}): every stream holds a connection, and the page needs others for its data",
+                    limits.max_connections
+                ),
+            );
+        }
+        limits
+    }
+}
+
+/// A positive whole number.
+fn count(p: &mut Parser<'_>, name: &str, default: usize) -> usize {
+    let value = p.parse(name, default);
+    if value == 0 {
+        p.error(name, "must be at least 1");
+    }
+    value
 }
 
 impl Config {
@@ -32,17 +110,20 @@ impl Config {
             "DASHBOARD_ADDR",
             SocketAddr::from_str(DEFAULT_ADDR).expect("valid default"),
         );
-        let database_url = database_url(&mut p);
+        let (database_url, database) = database_url(&mut p);
         let session = SessionSettings::parse(&mut p, SessionSettings::READER);
         let env = p.env();
         let nats = NatsConfig::parse(&mut p);
+        let limits = Limits::parse(&mut p);
         p.finish()?;
         Ok(Config {
             addr,
             database_url,
+            database,
             session,
             env,
             nats,
+            limits,
         })
     }
 
@@ -50,26 +131,31 @@ impl Config {
     /// already in `DATABASE_URL`'s `options` is kept); `from_vars` has already checked that
     /// they parse.
     pub fn pg_config(&self) -> tokio_postgres::Config {
-        let mut pg = tokio_postgres::Config::from_str(self.database_url.expose())
-            .expect("DATABASE_URL was validated when the configuration was read");
-        self.session.apply(&mut pg);
-        pg
+        self.database().config
+    }
+
+    /// [`Config::pg_config`] with the connection's TLS: what the pool connects with.
+    pub fn database(&self) -> Database {
+        let mut database = self.database.clone();
+        self.session.apply(&mut database.config);
+        database
     }
 }
 
-fn database_url(p: &mut Parser<'_>) -> Secret {
+/// `DATABASE_URL` as given (secret) and read; a bad one is reported by the parser without its
+/// text, which may carry a password.
+fn database_url(p: &mut Parser<'_>) -> (Secret, Database) {
     let raw = p
         .secret("DATABASE_URL")
+        .map(|raw| Secret::new(raw.expose().trim()))
         .unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL));
-    match tokio_postgres::Config::from_str(raw.expose().trim()) {
-        Ok(_) => Secret::new(raw.expose().trim()),
+    match Database::parse(raw.expose(), p.vars()) {
+        Ok(database) => (raw, database),
         Err(err) => {
-            // The value may carry a password, so only the parser's complaint is shown.
-            p.error(
-                "DATABASE_URL",
-                format!("is not a valid PostgreSQL connection string: {err}"),
-            );
-            Secret::new(DEFAULT_DATABASE_URL)
+            p.error("DATABASE_URL", err);
+            let database = Database::parse(DEFAULT_DATABASE_URL, &Vars::default())
+                .expect("the default database URL parses");
+            (Secret::new(DEFAULT_DATABASE_URL), database)
         }
     }
 }
@@ -87,6 +173,60 @@ mod tests {
         assert_eq!(config.nats.url, "nats://127.0.0.1:4222");
         assert_eq!(config.pg_config().get_dbname(), Some("covid"));
         assert_eq!(config.session, SessionSettings::READER);
+        assert_eq!(config.limits, Limits::default());
+        assert!(
+            config.addr.ip().is_loopback(),
+            "listens on loopback unless told"
+        );
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let vars = Vars::from_pairs([
+            ("DASHBOARD_HEADER_TIMEOUT", "2s"),
+            ("DASHBOARD_REQUEST_TIMEOUT", "5s"),
+            ("DASHBOARD_MAX_CONNECTIONS", "64"),
+            ("DASHBOARD_MAX_REQUESTS", "16"),
+            ("DASHBOARD_MAX_STREAMS", "32"),
+            ("DASHBOARD_MAX_STREAMS_PER_CLIENT", "2"),
+        ]);
+        let limits = Config::from_vars(&vars).unwrap().limits;
+        assert_eq!(
+            limits,
+            Limits {
+                header_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(5),
+                max_connections: 64,
+                max_requests: 16,
+                max_streams: 32,
+                max_streams_per_client: 2,
+            }
+        );
+        let vars = Vars::from_pairs([
+            ("DASHBOARD_HEADER_TIMEOUT", "0s"),
+            ("DASHBOARD_MAX_REQUESTS", "0"),
+            ("DASHBOARD_MAX_STREAMS_PER_CLIENT", "many"),
+            ("DASHBOARD_MAX_CONNECTIONS", "100"),
+            ("DASHBOARD_MAX_STREAMS", "100"),
+        ]);
+        let err = Config::from_vars(&vars).unwrap_err();
+        assert_eq!(err.lines.len(), 4, "{err}");
+        assert!(
+            err.lines[0].starts_with("DASHBOARD_HEADER_TIMEOUT: "),
+            "{err}"
+        );
+        assert!(
+            err.lines[1].starts_with("DASHBOARD_MAX_REQUESTS: must be at least 1"),
+            "{err}"
+        );
+        assert!(
+            err.lines[2].starts_with("DASHBOARD_MAX_STREAMS_PER_CLIENT: `many` is invalid"),
+            "{err}"
+        );
+        assert!(
+            err.lines[3].starts_with("DASHBOARD_MAX_STREAMS: must be below"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,11 +10,11 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::Serialize;
-use shared::postgres::SessionSettings;
+use shared::postgres::{Database, SessionSettings};
 use shared::{Env, daily};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 /// Enough for 50 concurrent API clients on a 2-core host without queueing on connections for long.
 const POOL_SIZE: usize = 16;
@@ -174,10 +174,14 @@ impl Db {
     /// Builds the pool; no connection is made until the first query, so the dashboard starts (and
     /// reports itself not ready) while PostgreSQL is down.
     ///
-    /// `pg` normally comes from [`Config::pg_config`](crate::config::Config::pg_config) with the
+    /// `database` normally comes from [`Config::database`](crate::config::Config::database) with the
     /// configured timeouts; any it lacks get the dashboard's defaults, so no session of the pool
     /// waits on a lock or a statement without bound.
-    pub fn new(mut pg: tokio_postgres::Config, env: &Env) -> Self {
+    pub fn new(database: Database, env: &Env) -> Self {
+        let Database {
+            config: mut pg,
+            tls,
+        } = database;
         SessionSettings::READER.apply(&mut pg);
         // Read-only sessions even if the role could write, and UTC timestamps whatever the
         // server's default. Appended last, so they win over the URL's options: both are
@@ -189,7 +193,7 @@ impl Db {
         pg.connect_timeout(Duration::from_secs(5));
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

@@ -14,8 +14,6 @@ pub enum ApiError {
     BadParameter(#[from] BadParameter),
     #[error(transparent)]
     Database(#[from] DbError),
-    #[error("too many live event streams are open ({0}); try again later")]
-    TooManyStreams(usize),
     #[error("no such endpoint: {0}")]
     NotFound(String),
 }
@@ -39,11 +37,6 @@ impl IntoResponse for ApiError {
                 };
                 (status, Json(json!({ "error": message }))).into_response()
             }
-            ApiError::TooManyStreams(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": self.to_string() })),
-            )
-                .into_response(),
             ApiError::NotFound(_) => (
                 StatusCode::NOT_FOUND,
                 Json(json!({ "error": self.to_string() })),

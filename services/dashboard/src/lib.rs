@@ -11,7 +11,9 @@
 //! - `/api/v1/events` — Server-Sent Events fed by NATS ([`live`]);
 //! - `/healthz`, `/readyz` ([`health`]).
 //!
-//! [`app::Application`] binds and serves; [`run`] is what `main` calls.
+//! [`app::Application`] binds and serves through [`serve`] (HTTP/1.1 with a header-read timeout
+//! and a connection bound); [`limits`] holds the per-request and per-client limits; [`run`] is
+//! what `main` calls.
 
 pub mod api;
 pub mod app;
@@ -22,8 +24,10 @@ pub mod daily;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod live;
 pub mod params;
+pub mod serve;
 
 pub use app::Application;
 pub use config::Config;

@@ -5,12 +5,14 @@
 //! use for the events it missed, and on (re)connecting it reads the current state from the API.
 
 use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::connection::State as ConnectionState;
-use axum::extract::State;
-use axum::http::HeaderValue;
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,13 +24,11 @@ use shared::ids::RunId;
 use shared::message::{self, Event as Received};
 use shared::subjects::{self, Filter};
 use shared::{Env, EnvScope};
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::broadcast;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::limits::{StreamRefused, StreamSlots, plain};
 
-/// Open event streams at most; each holds a connection and a little memory.
-pub const MAX_STREAMS: usize = 1000;
 const CHANNEL_CAPACITY: usize = 64;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting a dropped stream.
@@ -107,22 +107,23 @@ impl From<Failed> for FailedSummary {
     }
 }
 
-/// The shared side of live updates: the channel, the NATS client once connected, and the bound
-/// on open streams.
+/// The shared side of live updates: the channel, the NATS client once connected, and the bounds
+/// on open streams (each holds a connection and a little memory).
 pub struct Live {
     events: broadcast::Sender<LiveEvent>,
     nats: OnceLock<async_nats::Client>,
     subscribed: std::sync::atomic::AtomicBool,
-    streams: Arc<Semaphore>,
+    streams: Arc<StreamSlots>,
 }
 
-impl Default for Live {
-    fn default() -> Self {
+impl Live {
+    /// At most `max_streams` open streams, `per_client` of them from one client address.
+    pub fn new(max_streams: usize, per_client: usize) -> Self {
         Self {
             events: broadcast::channel(CHANNEL_CAPACITY).0,
             nats: OnceLock::new(),
             subscribed: std::sync::atomic::AtomicBool::new(false),
-            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+            streams: Arc::new(StreamSlots::new(max_streams, per_client)),
         }
     }
 }
@@ -225,10 +226,32 @@ fn decode(subject: &str, payload: &[u8]) -> Option<LiveEvent> {
 
 /// `GET /api/v1/events`: `hello` first, then `loaded` and `failed` as runs land, `resync` when
 /// this stream fell behind (the page should re-read everything), and keep-alive comments.
-pub async fn events(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let permit = Arc::clone(&state.live.streams)
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyStreams(MAX_STREAMS))?;
+/// A client at its share of streams is answered 429, and anyone 503 when all are taken.
+pub async fn events(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    // Served outside `crate::serve` (no peer known), all clients share one share.
+    let client = peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(addr))| addr.ip(),
+    );
+    let permit = match state.live.streams.take(client) {
+        Ok(permit) => permit,
+        Err(refused) => {
+            tracing::warn!(%client, %refused, "live event stream refused");
+            return match refused {
+                StreamRefused::Client(_) => plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many live event streams from your address; close one and try again\n",
+                ),
+                StreamRefused::Total(_) => plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many live event streams are open; try again later\n",
+                ),
+            };
+        }
+    };
     // Subscribed before the response starts, so an event that lands after the browser sees the
     // stream open is never missed.
     let receiver = state.live.events.subscribe();
@@ -267,7 +290,7 @@ pub async fn events(State(state): State<AppState>) -> Result<Response, ApiError>
     response
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
 #[cfg(test)]

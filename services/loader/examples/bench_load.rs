@@ -34,12 +34,12 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(20);
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| loader::config::DEFAULT_DATABASE_URL.to_owned());
-    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    shared::install_crypto_provider();
+    let mut client = shared::postgres::Database::from_url(&url)?
+        .connect()
         .await
+        .map_err(|err| anyhow::anyhow!(shared::postgres::explain(&err)))
         .context("connect to PostgreSQL")?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
 
     let initial = dataset(DAYS, 0);
     let incremental = dataset(DAYS + 1, REVISED);

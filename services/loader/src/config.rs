@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shared::EnvScope;
 use shared::config::{ConfigError, NatsConfig, Parser, Vars};
-use shared::postgres::SessionSettings;
+use shared::postgres::{Database, SessionSettings};
 
 use crate::curated::{READ_DEADLINE, ReadPause};
 
@@ -17,9 +17,10 @@ pub struct Config {
     pub nats: NatsConfig,
     /// The envs whose runs this instance loads (`ETL_ENVS`).
     pub scope: EnvScope,
-    /// PostgreSQL (`DATABASE_URL`) with the session timeouts and keepalives already on it, so
-    /// every connection made from it (pool, tests) has them; its `Debug` hides the password.
-    pub database: tokio_postgres::Config,
+    /// PostgreSQL (`DATABASE_URL`, TLS by its `sslmode` and `sslrootcert`) with the session
+    /// timeouts and keepalives already on it, so every connection made from it (pool, tests) has
+    /// them; its `Debug` hides the password.
+    pub database: Database,
     /// The largest share of stored dates a run may remove (`MAX_REMOVED_SHARE`, 0 to 1).
     pub max_removed_share: f64,
     /// The session timeouts put on `database` (`DB_STATEMENT_TIMEOUT`, `DB_LOCK_TIMEOUT`): a
@@ -40,10 +41,10 @@ impl Config {
         let scope = p.env_scope();
         let mut database = database(&mut p);
         let session = SessionSettings::parse(&mut p, SessionSettings::WRITER);
-        session.apply(&mut database);
-        if database.get_application_name().is_none() {
+        session.apply(&mut database.config);
+        if database.config.get_application_name().is_none() {
             // Names the loader in pg_stat_activity, for whoever looks for a lock's holder.
-            database.application_name("loader");
+            database.config.application_name("loader");
         }
         let max_removed_share = p.max_removed_share();
         p.finish()?;
@@ -59,28 +60,16 @@ impl Config {
     }
 }
 
-fn database(p: &mut Parser<'_>) -> tokio_postgres::Config {
-    let default = DEFAULT_DATABASE_URL
-        .parse()
-        .expect("the default database URL parses");
-    let Some(raw) = p.optional_string("DATABASE_URL") else {
-        return default;
-    };
-    if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+fn database(p: &mut Parser<'_>) -> Database {
+    if let Some(raw) = p.optional_string("DATABASE_URL")
+        && !(raw.starts_with("postgres://") || raw.starts_with("postgresql://"))
+    {
         // Never echo the value: it may hold a password.
         p.error("DATABASE_URL", "must be a postgres:// or postgresql:// URL");
-        return default;
+        return Database::parse(DEFAULT_DATABASE_URL, &Vars::default())
+            .expect("the default database URL parses");
     }
-    match raw.parse::<tokio_postgres::Config>() {
-        Ok(config) => config,
-        Err(err) => {
-            p.error(
-                "DATABASE_URL",
-                format!("is not a valid PostgreSQL URL: {err}"),
-            );
-            default
-        }
-    }
+    Database::from_var(p, "DATABASE_URL", DEFAULT_DATABASE_URL)
 }
 
 #[cfg(test)]
@@ -92,18 +81,21 @@ mod tests {
         let config = Config::from_vars(&Vars::default()).unwrap();
         assert_eq!(config.scope, EnvScope::All);
         assert_eq!(config.max_removed_share, 0.05);
-        assert_eq!(config.database.get_dbname(), Some("covid"));
-        assert_eq!(config.database.get_user(), Some("postgres"));
+        assert_eq!(config.database.config.get_dbname(), Some("covid"));
+        assert_eq!(config.database.config.get_user(), Some("postgres"));
     }
 
     #[test]
     fn every_connection_gets_the_session_timeouts() {
         let vars = Vars::from_pairs([("DB_LOCK_TIMEOUT", "2s")]);
         let config = Config::from_vars(&vars).unwrap();
-        let options = config.database.get_options().unwrap();
+        let options = config.database.config.get_options().unwrap();
         assert!(options.contains("-c lock_timeout=2000"), "{options}");
         assert!(options.contains("-c statement_timeout=30000"), "{options}");
-        assert_eq!(config.database.get_application_name(), Some("loader"));
+        assert_eq!(
+            config.database.config.get_application_name(),
+            Some("loader")
+        );
     }
 
     #[test]
@@ -139,7 +131,7 @@ mod tests {
     fn the_configuration_never_prints_the_database_password() {
         let vars = Vars::from_pairs([("DATABASE_URL", "postgres://me:hunter2@db:5433/covid")]);
         let config = Config::from_vars(&vars).unwrap();
-        assert_eq!(config.database.get_ports(), &[5433]);
+        assert_eq!(config.database.config.get_ports(), &[5433]);
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

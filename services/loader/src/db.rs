@@ -6,8 +6,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use shared::Env;
 use shared::hash::sha256_hex;
-use shared::postgres::SessionSettings;
-use tokio_postgres::NoTls;
+use shared::postgres::{Database, SessionSettings};
 use tokio_postgres::error::SqlState;
 
 /// The env's schema as a quoted SQL identifier. Env names are validated to `[a-z][a-z0-9_]*`, so
@@ -64,14 +63,14 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
 /// A small pool: the loader applies one run at a time, plus start-up migrations.
 ///
 /// Every connection carries the session timeouts: `Config::from_vars` has put the configured ones
-/// on `config`; a config made elsewhere (a test, a benchmark) gets the defaults here, since
-/// applying them never replaces a setting already present.
-pub fn pool(config: &tokio_postgres::Config) -> Pool {
-    let mut config = config.clone();
+/// on `database`; a config made elsewhere (a test, a benchmark) gets the defaults here, since
+/// applying them never replaces a setting already present. TLS is the connection string's.
+pub fn pool(database: &Database) -> Pool {
+    let mut config = database.config.clone();
     SessionSettings::WRITER.apply(&mut config);
     let manager = Manager::from_config(
         config,
-        NoTls,
+        database.tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

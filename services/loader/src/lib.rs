@@ -39,7 +39,7 @@ pub use config::Config;
 /// Runs the loader until `shutdown`: connects to NATS, migrates the schemas of the envs it
 /// serves (waiting for PostgreSQL if need be), then loads runs one at a time.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    tracing::info!(database = %db::describe(&config.database), scope = %config.scope.label(), "loader starting");
+    tracing::info!(database = %db::describe(&config.database.config), scope = %config.scope.label(), "loader starting");
     let client = match nats::connect(&config.nats, "loader", &shutdown).await {
         Ok(client) => client,
         Err(NatsError::ShutDown) => return Ok(()),

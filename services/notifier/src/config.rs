@@ -42,6 +42,13 @@ pub struct SmtpConfig {
     /// (STARTTLS), `smtps://user:pass@host:465` (implicit TLS).
     pub url: Secret,
     pub redacted_url: String,
+    /// The server's name in `SMTP_URL`, which its certificate must hold.
+    pub host: String,
+    /// How the connection is protected, read from `SMTP_URL`'s scheme and `tls=`.
+    pub tls: SmtpTls,
+    /// `SMTP_CA_FILE`: the certificate authority (PEM) the server's certificate is verified
+    /// against, besides the system's roots; read at start.
+    pub ca: Option<CaFile>,
     /// `SMTP_USERNAME` + `SMTP_PASSWORD`, which take precedence over credentials in the URL.
     pub credentials: Option<(String, Secret)>,
     /// `SMTP_TIMEOUT`: a mail server that does not answer within it counts as down.
@@ -52,6 +59,60 @@ pub struct SmtpConfig {
     /// How long an email waits for an unavailable server before it is given up on: not a
     /// setting, [`crate::consumer::OUTAGE_WAITED_OUT`], held here so tests can shorten it.
     pub give_up_after: Duration,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtp://host`: plain text; refused together with credentials.
+    None,
+    /// `smtp://host?tls=opportunistic`: STARTTLS when the server offers it. An attacker can strip
+    /// the offer, so it is treated as plain text where credentials are concerned.
+    Opportunistic,
+    /// `smtp://host?tls=required`: STARTTLS, or no session at all.
+    StartTls,
+    /// `smtps://host`: TLS from the first byte.
+    Implicit,
+}
+
+impl SmtpTls {
+    /// Whether nothing is ever sent to the server in clear text.
+    pub fn is_guaranteed(self) -> bool {
+        matches!(self, SmtpTls::StartTls | SmtpTls::Implicit)
+    }
+}
+
+/// A PEM file of extra trusted roots, as read at start.
+#[derive(Clone)]
+pub struct CaFile {
+    pub path: String,
+    pub pem: Vec<u8>,
+}
+
+impl fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaFile").field("path", &self.path).finish()
+    }
+}
+
+impl CaFile {
+    /// Reads `path` and checks that it holds at least one PEM certificate and nothing broken.
+    fn read(path: &str) -> Result<Self, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+
+        let pem = std::fs::read(path).map_err(|err| format!("cannot read `{path}`: {err}"))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| format!("`{path}` is not a PEM certificate file: {err}"))?;
+        if certificates.is_empty() {
+            return Err(format!("`{path}` holds no PEM certificate"));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            pem,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,18 +201,25 @@ fn parse_mailboxes(p: &mut Parser<'_>, name: &str, raw: &str) -> Vec<Mailbox> {
 impl SmtpConfig {
     fn parse(p: &mut Parser<'_>) -> Self {
         let url = p.url("SMTP_URL", "smtp://127.0.0.1:1025", &["smtp", "smtps"]);
-        let tls = url
+        let tls_param = url
             .query_pairs()
             .find(|(k, _)| k == "tls")
             .map(|(_, v)| v.into_owned());
-        match (url.scheme(), tls.as_deref()) {
-            ("smtp", None | Some("required" | "opportunistic")) | ("smtps", None) => {}
-            (scheme, Some(other)) => p.error(
-                "SMTP_URL",
-                format!("tls={other} is not supported with {scheme}:// (use smtp://…?tls=required for STARTTLS, or smtps:// for implicit TLS)"),
-            ),
-            _ => {}
-        }
+        let tls = match (url.scheme(), tls_param.as_deref()) {
+            ("smtp", None) => Some(SmtpTls::None),
+            ("smtp", Some("opportunistic")) => Some(SmtpTls::Opportunistic),
+            ("smtp", Some("required")) => Some(SmtpTls::StartTls),
+            ("smtps", None) => Some(SmtpTls::Implicit),
+            (scheme, Some(other)) => {
+                p.error(
+                    "SMTP_URL",
+                    format!("tls={other} is not supported with {scheme}:// (use smtp://…?tls=required for STARTTLS, or smtps:// for implicit TLS)"),
+                );
+                None
+            }
+            // `p.url` allows no other scheme (and has said so).
+            _ => None,
+        };
         if url.host_str().is_none_or(str::is_empty) {
             p.error("SMTP_URL", "names no host");
         }
@@ -170,9 +238,47 @@ impl SmtpConfig {
                 None
             }
         };
+        let has_credentials = credentials.is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || p.vars().get("SMTP_USERNAME").is_some()
+            || p.vars().get("SMTP_PASSWORD").is_some();
+        // An unknown `tls=` has been reported already; the rest is judged on a known mode.
+        let tls = tls.unwrap_or(SmtpTls::Implicit);
+        if has_credentials && !tls.is_guaranteed() {
+            let why = match tls {
+                SmtpTls::Opportunistic => {
+                    "tls=opportunistic falls back to plain text when the server (or anyone in between) does not offer STARTTLS"
+                }
+                _ => "a plain smtp:// connection",
+            };
+            p.error(
+                "SMTP_URL",
+                format!("SMTP credentials are set but would cross {why}; use smtps:// (implicit TLS) or smtp://…?tls=required (STARTTLS)"),
+            );
+        }
+        let ca = p
+            .optional_string("SMTP_CA_FILE")
+            .filter(|path| !path.is_empty())
+            .and_then(|path| match CaFile::read(&path) {
+                Ok(ca) => Some(ca),
+                Err(problem) => {
+                    p.error("SMTP_CA_FILE", problem);
+                    None
+                }
+            });
+        if ca.is_some() && tls == SmtpTls::None {
+            p.error(
+                "SMTP_CA_FILE",
+                "is set but SMTP_URL uses no TLS (smtps:// or ?tls=required)",
+            );
+        }
         Self {
             redacted_url: shared::nats::redact_url(url.as_str()),
+            host: url.host_str().unwrap_or_default().to_owned(),
             url: Secret::new(url.to_string()),
+            tls,
+            ca,
             credentials,
             timeout: p.duration("SMTP_TIMEOUT", "15s"),
             retry_max: p.duration("SMTP_RETRY_MAX", "5m"),
@@ -334,6 +440,69 @@ mod tests {
                 .starts_with("NOTIFY_UNCHANGED: `sms` is invalid: expected `email` or `nats`")
         );
         assert!(err.lines[3].starts_with("STALE_AFTER: `a while` is not a duration"));
+    }
+
+    #[test]
+    fn credentials_are_refused_unless_the_connection_is_encrypted_from_the_start() {
+        for (url, user) in [
+            ("smtp://mailer:hunter2@mail.example.com:587", None),
+            ("smtp://mail.example.com:587", Some("mailer")),
+            (
+                "smtp://mailer:hunter2@mail.example.com:587?tls=opportunistic",
+                None,
+            ),
+            (
+                "smtp://mail.example.com:587?tls=opportunistic",
+                Some("mailer"),
+            ),
+        ] {
+            let mut pairs = vec![("SMTP_URL", url)];
+            if let Some(user) = user {
+                pairs.extend([("SMTP_USERNAME", user), ("SMTP_PASSWORD", "hunter2")]);
+            }
+            let err = parse(&pairs).unwrap_err();
+            assert_eq!(err.lines.len(), 1, "{url}: {err}");
+            assert!(
+                err.lines[0].starts_with("SMTP_URL: SMTP credentials are set but would cross"),
+                "{url}: {err}"
+            );
+            assert!(err.lines[0].contains("smtps://"), "says what to use: {err}");
+            assert!(!err.to_string().contains("hunter2"));
+        }
+        for url in [
+            "smtps://mailer:hunter2@mail.example.com",
+            "smtp://mailer:hunter2@mail.example.com:587?tls=required",
+        ] {
+            let config = parse(&[("SMTP_URL", url)]).unwrap();
+            assert!(config.smtp.tls.is_guaranteed(), "{url}");
+        }
+        let config = parse(&[("SMTP_URL", "smtp://127.0.0.1:1025")]).unwrap();
+        assert_eq!(
+            config.smtp.tls,
+            SmtpTls::None,
+            "no credentials, no TLS needed"
+        );
+    }
+
+    #[test]
+    fn the_ca_file_must_hold_a_certificate_and_be_used_with_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        for (path, problem) in [
+            (&missing, "cannot read"),
+            (&garbage, "holds no PEM certificate"),
+        ] {
+            let err = parse(&[
+                ("SMTP_URL", "smtps://mail.example.com"),
+                ("SMTP_CA_FILE", path.to_str().unwrap()),
+            ])
+            .unwrap_err();
+            assert_eq!(err.lines.len(), 1, "{err}");
+            assert!(err.lines[0].starts_with("SMTP_CA_FILE: "), "{err}");
+            assert!(err.lines[0].contains(problem), "{err}");
+        }
     }
 
     #[test]

@@ -3,17 +3,23 @@
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::{Category, Code, Severity};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::compose::Composed;
-use crate::config::SmtpConfig;
+use crate::config::{SmtpConfig, SmtpTls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailerError {
     #[error("SMTP_URL {url} cannot be used: {source}")]
     Transport {
         url: String,
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("SMTP_CA_FILE {path} cannot be used: {source}")]
+    Ca {
+        path: String,
         source: lettre::transport::smtp::Error,
     },
 }
@@ -48,6 +54,9 @@ impl Mailer {
                 source,
             })?
             .timeout(Some(config.timeout));
+        if let Some(tls) = tls(config)? {
+            builder = builder.tls(tls);
+        }
         if let Some((user, password)) = &config.credentials {
             builder =
                 builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
@@ -100,6 +109,32 @@ impl Mailer {
     }
 }
 
+/// The TLS settings when `SMTP_CA_FILE` adds a root to the system's; `None` keeps what lettre
+/// made of the URL (the system's roots only, or no TLS). The server's name is checked either way.
+fn tls(config: &SmtpConfig) -> Result<Option<Tls>, MailerError> {
+    let Some(ca) = &config.ca else {
+        return Ok(None);
+    };
+    let ca_error = |source| MailerError::Ca {
+        path: ca.path.clone(),
+        source,
+    };
+    let url_error = |source| MailerError::Transport {
+        url: config.redacted_url.clone(),
+        source,
+    };
+    let parameters = TlsParameters::builder(config.host.clone())
+        .add_root_certificate(Certificate::from_pem(&ca.pem).map_err(ca_error)?)
+        .build()
+        .map_err(url_error)?;
+    Ok(match config.tls {
+        SmtpTls::None => None,
+        SmtpTls::Opportunistic => Some(Tls::Opportunistic(parameters)),
+        SmtpTls::StartTls => Some(Tls::Required(parameters)),
+        SmtpTls::Implicit => Some(Tls::Wrapper(parameters)),
+    })
+}
+
 /// Only a 5xx reply about the message or a recipient is final. Everything else — connection,
 /// TLS, timeouts, 4xx, and the server or settings refusing the session (authentication, STARTTLS
 /// missing) — may be fixed by the server coming back or an operator, so the email waits.
@@ -107,9 +142,19 @@ fn classify(err: &lettre::transport::smtp::Error) -> SendError {
     let described = describe(err);
     if err.is_permanent() && err.status().is_some_and(refuses_the_message) {
         SendError::Refused(described)
+    } else if err.is_permanent() && err.status().is_some_and(refuses_the_credentials) {
+        SendError::Transient(format!(
+            "the mail server refused the SMTP credentials (SMTP_USERNAME / SMTP_PASSWORD or SMTP_URL): {described}"
+        ))
     } else {
         SendError::Transient(described)
     }
+}
+
+/// `535` and the other `53z` replies: the session was refused over authentication.
+fn refuses_the_credentials(code: Code) -> bool {
+    code.severity == Severity::PermanentNegativeCompletion
+        && code.category == Category::Unspecified3
 }
 
 /// 5xx replies other than authentication's `53z` (RFC 4954: a wrong password must not drop

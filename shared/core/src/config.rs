@@ -240,20 +240,37 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// How to reach NATS: `NATS_URL` and, when the server needs it, `NATS_CREDS`,
-/// `NATS_USER` + `NATS_PASSWORD` or `NATS_TOKEN`.
+/// How to reach NATS: `NATS_URL`; who we are, when the server needs it: `NATS_NKEY_FILE` (a
+/// file holding the identity's NKEY seed, `SU…`), `NATS_CREDS`, `NATS_USER` + `NATS_PASSWORD` or
+/// `NATS_TOKEN`; and TLS: `NATS_CA_FILE` (PEM certificates of the CA that signed the server's
+/// certificate). TLS is required when the URL says `tls://` or a CA file is given.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
     pub url: String,
     pub auth: NatsAuth,
+    pub tls: NatsTls,
 }
 
 #[derive(Debug, Clone)]
 pub enum NatsAuth {
     None,
+    /// An NKEY seed, read from `NATS_NKEY_FILE` at start and checked to be a user seed.
+    Nkey(Secret),
     CredsFile(String),
-    UserPassword { user: String, password: Secret },
+    UserPassword {
+        user: String,
+        password: Secret,
+    },
     Token(Secret),
+}
+
+/// TLS to the broker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// Refuse a connection that is not TLS.
+    pub required: bool,
+    /// Trust the certificates in this file (and only them) for the server's certificate.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl NatsConfig {
@@ -263,7 +280,15 @@ impl NatsConfig {
             "nats://127.0.0.1:4222",
             &["nats", "tls", "ws", "wss"],
         );
-        let auth = if let Some(path) = p.optional_string("NATS_CREDS") {
+        let auth = if let Some(path) = p.optional_string("NATS_NKEY_FILE") {
+            match read_nkey_seed(&path) {
+                Ok(seed) => NatsAuth::Nkey(seed),
+                Err(problem) => {
+                    p.error("NATS_NKEY_FILE", problem);
+                    NatsAuth::None
+                }
+            }
+        } else if let Some(path) = p.optional_string("NATS_CREDS") {
             NatsAuth::CredsFile(path)
         } else if let Some(user) = p.optional_string("NATS_USER") {
             match p.secret("NATS_PASSWORD") {
@@ -278,9 +303,23 @@ impl NatsConfig {
         } else {
             NatsAuth::None
         };
+        let ca_file =
+            p.optional_string("NATS_CA_FILE")
+                .and_then(|path| match check_ca_file(&path) {
+                    Ok(()) => Some(std::path::PathBuf::from(path)),
+                    Err(problem) => {
+                        p.error("NATS_CA_FILE", problem);
+                        None
+                    }
+                });
+        let tls = NatsTls {
+            required: matches!(url.scheme(), "tls" | "wss") || ca_file.is_some(),
+            ca_file,
+        };
         Self {
             url: url.to_string(),
             auth,
+            tls,
         }
     }
 
@@ -288,7 +327,37 @@ impl NatsConfig {
         Self {
             url: url.into(),
             auth: NatsAuth::None,
+            tls: NatsTls::default(),
         }
+    }
+}
+
+/// The NKEY seed in `path`: one line, a user seed (`SU…`). The problem, if any, never quotes the
+/// file's content.
+fn read_nkey_seed(path: &str) -> Result<Secret, String> {
+    let content =
+        std::fs::read_to_string(path).map_err(|err| format!("cannot read {path}: {err}"))?;
+    let seed = content.trim();
+    if seed.is_empty() {
+        return Err(format!("{path} is empty; it must hold an NKEY seed (SU…)"));
+    }
+    match nkeys::KeyPair::from_seed(seed) {
+        Ok(pair) if pair.key_pair_type() == nkeys::KeyPairType::User => Ok(Secret::new(seed)),
+        Ok(_) => Err(format!(
+            "{path} holds an NKEY seed that is not a user's (a user seed starts with SU)"
+        )),
+        Err(err) => Err(format!("{path} does not hold a valid NKEY seed: {err}")),
+    }
+}
+
+/// A CA file must be readable and hold at least one PEM certificate.
+fn check_ca_file(path: &str) -> Result<(), String> {
+    let content =
+        std::fs::read_to_string(path).map_err(|err| format!("cannot read {path}: {err}"))?;
+    if content.contains("-----BEGIN CERTIFICATE-----") {
+        Ok(())
+    } else {
+        Err(format!("{path} holds no PEM certificate"))
     }
 }
 
@@ -367,6 +436,122 @@ mod tests {
     fn secrets_never_print() {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
+    }
+
+    /// A file in a fresh temporary folder, removed with it.
+    fn temp_file(name: &str, content: &str) -> (std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("nats-config-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        let text = path.to_string_lossy().into_owned();
+        (dir, text)
+    }
+
+    fn nats(pairs: &[(&str, &str)]) -> (NatsConfig, Result<(), ConfigError>) {
+        let vars = Vars::from_pairs(pairs.iter().copied());
+        let mut p = Parser::new(&vars);
+        let config = NatsConfig::parse(&mut p);
+        (config, p.finish())
+    }
+
+    // The example seed of the NKEY documentation.
+    const USER_SEED: &str = "SUANQDPB2RUOE4ETUA26CNX7FUKE5ZZKFCQIIW63OX225F2CO7UEXTM7ZY";
+
+    #[test]
+    fn an_nkey_seed_is_read_from_its_file_and_never_printed() {
+        let (dir, path) = temp_file("loader.nk", &format!("{USER_SEED}\n"));
+        let (config, result) = nats(&[("NATS_NKEY_FILE", &path)]);
+        result.unwrap();
+        match &config.auth {
+            NatsAuth::Nkey(seed) => assert_eq!(seed.expose(), USER_SEED),
+            other => panic!("expected an NKEY, got {other:?}"),
+        }
+        assert!(!format!("{config:?}").contains(USER_SEED));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_bad_nkey_file_is_one_error_naming_the_variable() {
+        let (config, result) = nats(&[("NATS_NKEY_FILE", "/nonexistent/loader.nk")]);
+        let err = result.unwrap_err();
+        assert_eq!(err.lines.len(), 1, "{err}");
+        assert!(
+            err.lines[0].starts_with("NATS_NKEY_FILE: cannot read /nonexistent/loader.nk"),
+            "{err}"
+        );
+        assert!(matches!(config.auth, NatsAuth::None));
+
+        // One character changed: the checksum fails. The error must not quote the seed.
+        let broken = USER_SEED.replacen('Q', "R", 1);
+        let (dir, path) = temp_file("bad.nk", &broken);
+        let err = nats(&[("NATS_NKEY_FILE", &path)]).1.unwrap_err();
+        assert!(
+            err.lines[0].starts_with("NATS_NKEY_FILE: ")
+                && err.lines[0].contains("does not hold a valid NKEY seed"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(&broken));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_public_key_is_not_a_seed() {
+        let (dir, path) = temp_file(
+            "public.nk",
+            "UAMMBNV2EYR65NYZZ7IAK5SIR5ODNTTERJOBOF4KJLMWI45YOXOSWULM",
+        );
+        let err = nats(&[("NATS_NKEY_FILE", &path)]).1.unwrap_err();
+        assert!(
+            err.lines[0].contains("does not hold a valid NKEY seed"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn tls_is_required_by_a_tls_url_or_a_ca_file() {
+        let (config, result) = nats(&[("NATS_URL", "tls://127.0.0.1:4222")]);
+        result.unwrap();
+        assert_eq!(
+            config.tls,
+            NatsTls {
+                required: true,
+                ca_file: None
+            }
+        );
+
+        let (dir, ca) = temp_file(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        );
+        let (config, result) = nats(&[("NATS_CA_FILE", &ca)]);
+        result.unwrap();
+        assert!(config.tls.required);
+        assert_eq!(config.tls.ca_file, Some(std::path::PathBuf::from(&ca)));
+
+        let (config, result) = nats(&[]);
+        result.unwrap();
+        assert_eq!(config.tls, NatsTls::default());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused() {
+        let (dir, ca) = temp_file("ca.pem", "not a certificate");
+        let err = nats(&[("NATS_CA_FILE", &ca)]).1.unwrap_err();
+        assert_eq!(
+            err.lines,
+            vec![format!("NATS_CA_FILE: {ca} holds no PEM certificate")]
+        );
+        let err = nats(&[("NATS_CA_FILE", "/nonexistent/ca.pem")])
+            .1
+            .unwrap_err();
+        assert!(
+            err.lines[0].starts_with("NATS_CA_FILE: cannot read /nonexistent/ca.pem"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

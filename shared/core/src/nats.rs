@@ -104,9 +104,17 @@ pub async fn connect(
     }
 }
 
-async fn options(config: &NatsConfig, name: &str) -> Result<async_nats::ConnectOptions, NatsError> {
+/// The connection options of `config` for a client named `name`: its identity, TLS, its own
+/// inbox prefix (see [`inbox_prefix`]), reconnection with jittered backoff and logged events.
+/// [`connect`] uses them; a caller that needs the connection's events (a test watching for the
+/// server's permission errors) may replace the event callback.
+pub async fn options(
+    config: &NatsConfig,
+    name: &str,
+) -> Result<async_nats::ConnectOptions, NatsError> {
     let options = match &config.auth {
         NatsAuth::None => async_nats::ConnectOptions::new(),
+        NatsAuth::Nkey(seed) => async_nats::ConnectOptions::new().nkey(seed.expose().to_owned()),
         NatsAuth::CredsFile(path) => async_nats::ConnectOptions::new()
             .credentials_file(path)
             .await
@@ -120,8 +128,19 @@ async fn options(config: &NatsConfig, name: &str) -> Result<async_nats::ConnectO
             async_nats::ConnectOptions::new().token(token.expose().to_owned())
         }
     };
+    let mut options = options;
+    if let Some(ca_file) = &config.tls.ca_file {
+        options = options.add_root_certificates(ca_file.clone());
+    }
+    if config.tls.required {
+        // async-nats builds its TLS configuration with the process's default provider; ring is
+        // the one every binary installs. Idempotent.
+        crate::install_crypto_provider();
+        options = options.require_tls(true);
+    }
     Ok(options
         .name(name)
+        .custom_inbox_prefix(inbox_prefix(name))
         .connection_timeout(Duration::from_secs(5))
         // Jittered so that many services reconnecting after a broker restart do not do so in step.
         .reconnect_delay_callback(|attempts| {
@@ -140,6 +159,21 @@ async fn options(config: &NatsConfig, name: &str) -> Result<async_nats::ConnectO
                 other => tracing::debug!(event = %other, "NATS event"),
             }
         }))
+}
+
+/// `_INBOX.<name>`: each service's replies (JetStream API answers, pulled messages, object
+/// chunks) arrive under a prefix of its own, so a locked-down server can let it subscribe to its
+/// own inbox only (scripts/nats-auth.sh). A name that is not one subject token gets `_INBOX`.
+pub fn inbox_prefix(name: &str) -> String {
+    let token = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if token {
+        format!("_INBOX.{name}")
+    } else {
+        "_INBOX".to_owned()
+    }
 }
 
 /// Exponential backoff from `base`, capped at `max`, with up to 50 % random jitter added.
@@ -442,6 +476,15 @@ mod tests {
         assert!(backoff(1, base, max) < Duration::from_millis(151));
         assert!(backoff(3, base, max) >= Duration::from_millis(400));
         assert!(backoff(30, base, max) <= Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn each_named_client_gets_an_inbox_of_its_own() {
+        assert_eq!(inbox_prefix("loader"), "_INBOX.loader");
+        assert_eq!(inbox_prefix("covid-etl-test"), "_INBOX.covid-etl-test");
+        assert_eq!(inbox_prefix("etl smoke"), "_INBOX");
+        assert_eq!(inbox_prefix("a.b"), "_INBOX");
+        assert_eq!(inbox_prefix(""), "_INBOX");
     }
 
     #[test]

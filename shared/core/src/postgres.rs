@@ -6,10 +6,40 @@
 //! so they hold from the first statement of every connection, pooled or not, with no extra round
 //! trip. A setting the operator already wrote into `DATABASE_URL`'s `options` is left as it is,
 //! and so are keepalive parameters given in the URL.
+//!
+//! Every connection is also opened here, one way: [`Database`] reads the connection string
+//! (`connection.rs`: `sslmode`, `sslrootcert`, `PGSSLMODE`, `PGSSLROOTCERT` with libpq's
+//! meanings) and carries the TLS connector (`tls.rs`: rustls with ring) that every client and
+//! pool hands to tokio-postgres.
+
+mod connection;
+mod tls;
 
 use std::time::Duration;
 
 use crate::config::Parser;
+
+pub use connection::{
+    ConnectionError, Database, PGSSLMODE, PGSSLROOTCERT, RootCert, SslMode, TlsSettings, split,
+};
+pub use tls::{MakeTls, RustlsConnect, RustlsStream, TlsError};
+
+/// An error of tokio-postgres with its causes, which its `Display` leaves out ("error performing
+/// TLS handshake: invalid peer certificate: UnknownIssuer", "db error: ERROR: permission denied
+/// …"). Causes name options and server messages, never a connection string's values.
+pub fn explain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(source) = cause {
+        let more = source.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = source.source();
+    }
+    text
+}
 
 /// Probe an idle connection after 30 s, then every 10 s, and give up after 3 unanswered probes:
 /// a server that vanished without closing the socket (a host lost, a NAT or firewall that forgot

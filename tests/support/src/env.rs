@@ -1,10 +1,10 @@
 //! An env of one test's own, and removing everything it left behind.
 
-use shared::config::NatsConfig;
 use shared::nats::{self, ETL_STREAM, Stores};
 use shared::{Env, Shutdown};
 
-use crate::{EventLog, Notifications, postgres, stack};
+use crate::stack::{self, Identity};
+use crate::{EventLog, Notifications, postgres};
 
 /// A fresh env name, `<prefix>_<12 random hex digits>`: its subjects, objects, keys and schema
 /// are the test's own, so tests run side by side.
@@ -40,6 +40,12 @@ impl TestEnv {
         stack::vars(&self.env)
     }
 
+    /// The variables for service `identity` serving this env alone, as itself (see
+    /// [`stack::vars_for`]).
+    pub fn vars_for(&self, identity: Identity) -> shared::config::Vars {
+        stack::vars_for(identity, &self.env)
+    }
+
     /// Every event the `ETL` stream stores for the env, from the first.
     pub async fn events(&self) -> EventLog {
         EventLog::open(&self.stores.js, ETL_STREAM, format!("etl.{}.>", self.env)).await
@@ -56,12 +62,12 @@ impl TestEnv {
     }
 }
 
-/// The stack's NATS, with the streams, object stores and bucket declared as the services declare
-/// them. Installs the crypto provider, as every service's `main` does.
+/// The stack's NATS as the operator, with the streams, object stores and bucket declared as the
+/// services declare them. Installs the crypto provider, as every service's `main` does.
 pub async fn stores() -> Stores {
     shared::install_crypto_provider();
     let client = nats::connect(
-        &NatsConfig::local(stack::nats_url()),
+        &stack::nats_config(Identity::Operator),
         "covid-etl-test",
         &Shutdown::new(),
     )

@@ -1,6 +1,7 @@
 //! The pipeline's services, started in-process from one set of variables and stopped together.
 
 use crate::Running;
+use crate::stack::{Identity, as_identity};
 use shared::config::Vars;
 
 /// Which stages run: the extractor is left out when a test plays its part.
@@ -18,28 +19,29 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts `stages` with `vars`; a bad setting is an error naming the service.
+    /// Starts `stages` with `vars`, each service connecting to NATS as itself
+    /// ([`as_identity`]); a bad setting is an error naming the service.
     pub fn start(vars: &Vars, stages: Stages) -> anyhow::Result<Self> {
         let mut services = Vec::new();
         if stages == Stages::All {
-            let config = extractor::Config::from_vars(vars)
+            let config = extractor::Config::from_vars(&as_identity(vars, Identity::Extractor))
                 .map_err(|err| anyhow::anyhow!("extractor: {err}"))?;
             services.push(Running::spawn("extractor", |shutdown| {
                 extractor::run(config, shutdown)
             }));
         }
-        let config = transformer::Config::from_vars(vars)
+        let config = transformer::Config::from_vars(&as_identity(vars, Identity::Transformer))
             .map_err(|err| anyhow::anyhow!("transformer: {err}"))?;
         services.push(Running::spawn("transformer", |shutdown| {
             transformer::run(config, shutdown)
         }));
-        let config =
-            loader::Config::from_vars(vars).map_err(|err| anyhow::anyhow!("loader: {err}"))?;
+        let config = loader::Config::from_vars(&as_identity(vars, Identity::Loader))
+            .map_err(|err| anyhow::anyhow!("loader: {err}"))?;
         services.push(Running::spawn("loader", |shutdown| {
             loader::run(config, shutdown)
         }));
-        let config =
-            notifier::Config::from_vars(vars).map_err(|err| anyhow::anyhow!("notifier: {err}"))?;
+        let config = notifier::Config::from_vars(&as_identity(vars, Identity::Notifier))
+            .map_err(|err| anyhow::anyhow!("notifier: {err}"))?;
         services.push(Running::spawn("notifier", |shutdown| {
             notifier::run(config, shutdown)
         }));

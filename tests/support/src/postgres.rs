@@ -1,7 +1,8 @@
 //! The stack's PostgreSQL: connections, and an env's schema made by the loader's own migrations.
 
 use shared::Env;
-use tokio_postgres::{Client, NoTls};
+use shared::postgres::Database;
+use tokio_postgres::Client;
 
 use crate::stack;
 
@@ -10,15 +11,22 @@ pub async fn connect() -> Client {
     connect_to(&stack::database_url()).await
 }
 
-/// A connection to `url` (the stack's database as another role, say).
+/// A connection to `url` (the stack's database as another role, say), with TLS as its `sslmode`
+/// and `sslrootcert` say.
 pub async fn connect_to(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    try_connect_to(url)
         .await
-        .expect("PostgreSQL is reachable (scripts/stack.sh up)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+        .unwrap_or_else(|err| panic!("PostgreSQL is reachable (scripts/stack.sh up): {err}"))
+}
+
+/// A connection to `url`, or why there is none (the cause included: a TLS or authentication
+/// failure, say), for tests that expect a refusal.
+pub async fn try_connect_to(url: &str) -> Result<Client, String> {
+    let database = Database::from_url(url).map_err(|err| err.to_string())?;
+    database
+        .connect()
+        .await
+        .map_err(|err| shared::postgres::explain(&err))
 }
 
 /// Creates `env`'s schema with the loader's migrations (exactly what the loader runs at start),

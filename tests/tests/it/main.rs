@@ -5,6 +5,8 @@
 mod clocks;
 mod extractor;
 mod hostile;
+mod lockdown;
+mod lockdown_postgres;
 mod operability;
 mod pipeline;
 mod simultaneous;

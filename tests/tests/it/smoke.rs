@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::support::stored_values;
 use shared::Env;
-use shared::config::Vars;
 use test_support::{Pipeline, Stages, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -13,11 +12,9 @@ async fn smoke_test_passes_against_the_running_pipeline_and_cleans_up() {
     let env = Env::new(etl_cli::smoke::SMOKE_ENV).unwrap();
     let pipeline =
         Pipeline::start(&stack::vars(&env), Stages::AfterExtract).expect("the services start");
-    let connections = etl_cli::Connections::from_vars(&Vars::from_pairs([
-        ("NATS_URL", stack::nats_url()),
-        ("DATABASE_URL", stack::database_url()),
-    ]))
-    .unwrap();
+    let mut vars = stack::nats_vars(stack::Identity::Operator);
+    vars.set("DATABASE_URL", stack::database_url());
+    let connections = etl_cli::Connections::from_vars(&vars).unwrap();
 
     let report = etl_cli::smoke::run(&connections, Duration::from_secs(60)).await;
     assert!(

@@ -47,7 +47,7 @@ impl Harness {
             format!("etl.{}.dead.>", test.env),
         )
         .await;
-        let mut all = test.vars();
+        let mut all = test.vars_for(test_support::stack::Identity::Loader);
         for (name, value) in vars {
             all.set(*name, *value);
         }

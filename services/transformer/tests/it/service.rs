@@ -63,7 +63,7 @@ impl Harness {
     async fn start_with(extra: &[(&str, &str)], clock: Clock) -> Self {
         let test = TestEnv::new("tf").await;
         let events = test.events().await;
-        let mut vars = test.vars();
+        let mut vars = test.vars_for(test_support::stack::Identity::Transformer);
         for (name, value) in extra {
             vars.set(*name, *value);
         }

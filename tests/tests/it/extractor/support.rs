@@ -82,6 +82,8 @@ impl Harness {
         for (name, value) in settings {
             vars.set(*name, *value);
         }
+        let vars =
+            test_support::stack::as_identity(&vars, test_support::stack::Identity::Extractor);
         let config = extractor::Config::from_vars(&vars).expect("test settings are valid");
         let events = test.events().await;
         let TestEnv { env, stores } = test;
@@ -215,9 +217,7 @@ impl Harness {
 
     /// Sends a trigger request and returns the reply.
     pub async fn trigger(&self, body: serde_json::Value) -> shared::events::TriggerReply {
-        let client = async_nats::connect(self.config.nats.url.as_str())
-            .await
-            .unwrap();
+        let client = operator_client().await;
         let subject = shared::subjects::trigger(&self.env);
         let reply = tokio::time::timeout(
             WAIT,
@@ -261,9 +261,7 @@ impl Publishes {
 impl Harness {
     /// Starts counting failed publishes from now.
     pub async fn failed_publishes(&self) -> Publishes {
-        let client = async_nats::connect(self.config.nats.url.as_str())
-            .await
-            .expect("NATS runs on this machine");
+        let client = operator_client().await;
         let subscriber = client
             .subscribe(format!("etl.{}.failed.>", self.env))
             .await
@@ -289,4 +287,15 @@ pub fn is_commits_of(
 
 pub fn urlencode(path: &str) -> String {
     url::form_urlencoded::byte_serialize(path.as_bytes()).collect()
+}
+
+/// A connection of the test's own, as the operator (who may trigger runs and watch any subject).
+async fn operator_client() -> async_nats::Client {
+    shared::nats::connect(
+        &test_support::stack::nats_config(test_support::stack::Identity::Operator),
+        "covid-etl-test",
+        &shared::Shutdown::new(),
+    )
+    .await
+    .expect("NATS runs on this machine")
 }

@@ -30,8 +30,13 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `name` with exactly the variables in `vars` (plus PATH and HOME), logging to a file.
+    /// Starts `name` with exactly the variables in `vars` (plus PATH and HOME), connecting to
+    /// NATS as itself, logging to a file.
     pub fn spawn(name: &'static str, vars: &Vars, log_dir: &std::path::Path) -> Self {
+        let vars = &match test_support::stack::Identity::of(name) {
+            Some(identity) => test_support::stack::as_identity(vars, identity),
+            None => vars.clone(),
+        };
         let binary = bin_dir().join(name);
         assert!(
             binary.exists(),

@@ -7,7 +7,6 @@ mod app;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use dashboard::Config;
 use shared::Env;
-use shared::config::Vars;
 use shared::events::{Trigger, TriggerKind};
 use test_support::stack;
 use tokio_postgres::types::Json;
@@ -179,13 +178,11 @@ impl Drop for TestDb {
 }
 
 pub fn config_for(env: &Env, database_url: &str) -> Config {
-    Config::from_vars(&Vars::from_pairs([
-        ("DASHBOARD_ADDR", "127.0.0.1:0"),
-        ("ETL_ENV", env.as_str()),
-        ("DATABASE_URL", database_url),
-        ("NATS_URL", stack::nats_url().as_str()),
-    ]))
-    .expect("test configuration is valid")
+    let mut vars = stack::nats_vars(stack::Identity::Dashboard);
+    vars.set("DASHBOARD_ADDR", "127.0.0.1:0")
+        .set("ETL_ENV", env.as_str())
+        .set("DATABASE_URL", database_url);
+    Config::from_vars(&vars).expect("test configuration is valid")
 }
 
 /// A run row for `etl_runs`, as the loader records it.

@@ -35,7 +35,7 @@ pub async fn stores() -> Stores {
 
 /// Settings for a notifier serving only `env`, mailing two addressees through `smtp_url`.
 pub fn vars(env: &Env, smtp_url: &str) -> Vars {
-    let mut vars = test_support::stack::vars(env);
+    let mut vars = test_support::stack::vars_for(test_support::stack::Identity::Notifier, env);
     vars.set("SMTP_URL", smtp_url)
         .set("SMTP_RETRY_MAX", "1s")
         .set("SMTP_TIMEOUT", "5s")
