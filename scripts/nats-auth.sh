@@ -139,7 +139,7 @@ nats_config() {
   local listen=$1 store=$2 cert=$3 key=$4 extra=${5:-} users="" who
   for who in "${NATS_IDENTITIES[@]}"; do users="$users$(nats_user_block "$who")"$'\n'; done
   cat <<CONF
-# Written by scripts/nats-auth.sh: edits are overwritten at the next \`scripts/stack.sh up\`.
+# Written by scripts/stack.sh (scripts/nats-auth.sh): edits are overwritten when it runs again.
 listen: "$listen"
 server_name: "covid-etl-stack"
 jetstream { store_dir: "$store" }

@@ -5,6 +5,8 @@
 #   scripts/stack.sh up       install what is missing, start what is not running, print the URLs
 #   scripts/stack.sh status   show what runs
 #   scripts/stack.sh down     stop everything (data is kept under $STACK_DIR)
+#   scripts/stack.sh compose  make the keys, certificates and passwords docker-compose.yml mounts,
+#                             in .compose/ (once; again keeps what exists)
 #   scripts/stack.sh env [SERVICE]
 #                             print the variables that point SERVICE (extractor, transformer,
 #                             loader, notifier, dashboard, etl) at this stack; without SERVICE, the
@@ -417,6 +419,33 @@ cmd_down() {
   fi
 }
 
+# What docker-compose.yml mounts, in $ROOT/.compose (a folder only its owner may enter): the
+# stack's CA and the servers' certificates (for the names `nats` and `postgres`), each identity's
+# NKEY and the NATS config with their permissions (the same as this stack's), and PostgreSQL's
+# passwords. Each container mounts only its own: a service its key, the CA and at most its password.
+cmd_compose() {
+  local dir="$ROOT/.compose"
+  install_python_tools
+  (umask 077; mkdir -p "$dir/nats" "$dir/postgres")
+  chmod 700 "$dir"
+  PKI_DIR="$dir/pki" NATS_KEYS="$dir/nats/keys"
+  pki_ca "$PKI_DIR"
+  pki_server_cert "$PKI_DIR" nats "DNS:nats"
+  pki_server_cert "$PKI_DIR" postgres "DNS:postgres"
+  nats_keys
+  # Monitoring (the healthcheck's) on the container's loopback only: it has no authentication.
+  nats_config "0.0.0.0:4222" /data /run/secrets/nats_cert /run/secrets/nats_key \
+    'http: "127.0.0.1:8222"' >"$dir/nats/nats.conf"
+  local role
+  for role in postgres covid_loader covid_reader; do
+    [ -f "$dir/postgres/$role.password" ] || (umask 077; openssl rand -hex 24 >"$dir/postgres/$role.password")
+  done
+  # The containers run as users of their own, so what they mount must be readable by anyone; the
+  # folder keeps it from other users of this machine. The CA's key is mounted nowhere.
+  find "$dir" -type f ! -name 'ca.key' ! -name 'ca.srl' -exec chmod 644 {} +
+  say "docker-compose.yml's keys, certificates and passwords are in $dir"
+}
+
 cmd_status() {
   for svc in "NATS:$NATS_PORT" "PostgreSQL:$PG_PORT" "SMTP:$SMTP_PORT"; do
     if port_open "${svc#*:}"; then say "${svc%%:*} up on ${svc#*:}"; else say "${svc%%:*} down"; fi
@@ -428,5 +457,6 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) print_env "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|env [SERVICE]" >&2; exit 2 ;;
+  compose) cmd_compose ;;
+  *) echo "usage: $0 up|down|status|compose|env [SERVICE]" >&2; exit 2 ;;
 esac

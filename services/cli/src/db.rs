@@ -30,6 +30,7 @@ impl DatabaseUrl {
             Database::parse(DEFAULT_DATABASE_URL, &shared::config::Vars::default())
                 .expect("the default database URL parses")
         });
+        database.read_password_file(p, "DATABASE_PASSWORD_FILE");
         SessionSettings::parse(p, SessionSettings::WRITER).apply(&mut database.config);
         if database.config.get_application_name().is_none() {
             database.config.application_name("etl");

@@ -150,7 +150,10 @@ fn database_url(p: &mut Parser<'_>) -> (Secret, Database) {
         .map(|raw| Secret::new(raw.expose().trim()))
         .unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL));
     match Database::parse(raw.expose(), p.vars()) {
-        Ok(database) => (raw, database),
+        Ok(mut database) => {
+            database.read_password_file(p, "DATABASE_PASSWORD_FILE");
+            (raw, database)
+        }
         Err(err) => {
             p.error("DATABASE_URL", err);
             let database = Database::parse(DEFAULT_DATABASE_URL, &Vars::default())

@@ -98,6 +98,24 @@ impl TlsSettings {
     }
 }
 
+/// The variable naming a file that holds the password for connection string variable `name`.
+fn password_file_var(name: &str) -> String {
+    format!(
+        "{}_PASSWORD_FILE",
+        name.strip_suffix("_URL").unwrap_or(name)
+    )
+}
+
+/// The password in file `path`: its first line, without the line break.
+fn read_password(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read {path}: {err}"))?;
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        return Err(format!("{path} holds no password"));
+    }
+    Ok(password.to_owned())
+}
+
 /// What is wrong with a connection string; never its text.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -140,11 +158,17 @@ impl Database {
 
     /// Reads variable `name` (or `default`), reporting a bad value on `p` as one line naming it;
     /// then `default` is returned so that every other problem is still reported.
+    ///
+    /// The password may instead come from a file, so that it is in no variable at all (Docker
+    /// secrets): `DATABASE_PASSWORD_FILE` for `DATABASE_URL`, generally `<name less _URL>_PASSWORD_FILE`.
     pub fn from_var(p: &mut Parser<'_>, name: &str, default: &str) -> Database {
         let raw = p.secret(name);
         let raw = raw.as_ref().map_or(default, |secret| secret.expose());
         match Database::parse(raw, p.vars()) {
-            Ok(database) => database,
+            Ok(mut database) => {
+                database.read_password_file(p, &password_file_var(name));
+                database
+            }
             Err(err) => {
                 p.error(name, &err);
                 let default = split(default, &Vars::default())
@@ -159,6 +183,20 @@ impl Database {
                     .expect("an unverified TLS configuration builds"),
                 }
             }
+        }
+    }
+
+    /// Sets the password from the file that variable `var` names, when it is set: the password is
+    /// then in no variable at all (Docker secrets). A file that cannot be read is reported on `p`.
+    pub fn read_password_file(&mut self, p: &mut Parser<'_>, var: &str) {
+        let Some(path) = p.optional_string(var) else {
+            return;
+        };
+        match read_password(&path) {
+            Ok(password) => {
+                self.config.password(password);
+            }
+            Err(problem) => p.error(var, problem),
         }
     }
 
@@ -510,5 +548,35 @@ mod tests {
         let shown = format!("{database:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("require"), "{shown}");
+    }
+
+    #[test]
+    fn a_password_file_sets_the_password_and_a_bad_one_is_named() {
+        let file = std::env::temp_dir().join(format!("covid-etl-password-{}", std::process::id()));
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let vars = Vars::from_pairs([
+            ("DATABASE_URL", "postgres://covid_loader@db/covid"),
+            ("DATABASE_PASSWORD_FILE", file.to_str().unwrap()),
+        ]);
+        let mut p = Parser::new(&vars);
+        let database = Database::from_var(&mut p, "DATABASE_URL", "postgres://localhost/covid");
+        p.finish().unwrap();
+        assert_eq!(database.config.get_password(), Some(&b"s3cret"[..]));
+        std::fs::remove_file(&file).unwrap();
+
+        let vars = Vars::from_pairs([("DASHBOARD_DATABASE_PASSWORD_FILE", "/nonexistent/pw")]);
+        let mut p = Parser::new(&vars);
+        Database::from_var(
+            &mut p,
+            "DASHBOARD_DATABASE_URL",
+            "postgres://localhost/covid",
+        );
+        let err = p.finish().unwrap_err();
+        assert_eq!(err.lines.len(), 1, "{err}");
+        assert!(
+            err.lines[0]
+                .starts_with("DASHBOARD_DATABASE_PASSWORD_FILE: cannot read /nonexistent/pw"),
+            "{err}"
+        );
     }
 }
