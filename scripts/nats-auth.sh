@@ -54,8 +54,9 @@ nats_list() {
   printf '[%s]' "$out"
 }
 
-# Looking up and creating what `shared::nats::setup` declares.
-NATS_DECLARE=()
+# Looking up and creating what `shared::nats::setup` declares (creating a KV bucket first reads the
+# account's JetStream limits: `$JS.API.INFO`, read-only).
+NATS_DECLARE=('$JS.API.INFO')
 for _resource in ETL NOTIFY DEAD OBJ_etl-raw OBJ_etl-curated KV_etl-state; do
   NATS_DECLARE+=("\$JS.API.STREAM.INFO.$_resource" "\$JS.API.STREAM.CREATE.$_resource")
 done

@@ -20,6 +20,16 @@ say() { printf '[run] %s\n' "$*"; }
 
 "$ROOT/scripts/stack.sh" up
 
+# The credentials each service may hold; a shell's others (the operator's .stack/env loaded, say)
+# are not passed on to it.
+credentials_for() {
+  case "$1" in
+    extractor) echo GITHUB_TOKEN ;;
+    loader|dashboard) echo DATABASE_URL DATABASE_PASSWORD_FILE ;;
+    notifier) echo SMTP_URL SMTP_USERNAME SMTP_PASSWORD ;;
+  esac
+}
+
 # Runs a command with the stack's variables for one service. What the caller set wins, except the
 # service's NATS identity: each service always connects as itself, even from a shell that has the
 # operator's .stack/env loaded. The dashboard only reads: DASHBOARD_DATABASE_URL, when set, is its
@@ -30,6 +40,12 @@ with_service_env() {
     if [ "$svc" = dashboard ] && [ -n "${DASHBOARD_DATABASE_URL:-}" ]; then
       export DATABASE_URL="$DASHBOARD_DATABASE_URL"
     fi
+    local name own
+    own=" $(credentials_for "$svc") "
+    for name in GITHUB_TOKEN DATABASE_URL DASHBOARD_DATABASE_URL DATABASE_PASSWORD_FILE \
+      SMTP_URL SMTP_USERNAME SMTP_PASSWORD; do
+      case "$own" in *" $name "*) ;; *) unset "$name" ;; esac
+    done
     while IFS='=' read -r name value; do
       case "$name" in
         NATS_NKEY_FILE|NATS_CREDS|NATS_USER|NATS_PASSWORD|NATS_TOKEN) export "$name=$value" ;;

@@ -335,8 +335,8 @@ nats_env() {
 # ROLE's URL, with the stack's CA. It names no sslmode: values in these files are read by shells
 # (`. .stack/env`), where a second URL parameter's `&` would end the line; PGSSLMODE (read by the
 # services, `etl` and psql alike) asks for verify-full instead: TLS, the chain checked against
-# the CA, and the host name. A URL copied without it still checks the chain (libpq's rule, and
-# ours, whenever a CA is given).
+# the CA, and the host name. A URL copied without it means the same: our services take a CA given
+# without an sslmode as verify-full.
 pg_url() {
   local ca; ca="$(printf '%s' "$STACK_DIR/pki/ca.pem" | sed 's/%/%25/g; s/ /%20/g; s/&/%26/g; s/#/%23/g; s/?/%3F/g; s/+/%2B/g')"
   echo "postgres://$1:$(pg_password "$1")@127.0.0.1:$PG_PORT/covid?sslrootcert=$ca"

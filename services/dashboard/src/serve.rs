@@ -26,7 +26,7 @@ use crate::config::Limits;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves `router` on `listener` until `shutdown`, then stops accepting, lets requests in
-/// flight finish, and returns once every connection has closed.
+/// flight finish, and returns once every connection has closed or [`SHUTDOWN_GRACE`] has passed.
 pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutdown: Shutdown) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -72,8 +72,17 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutd
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // A client that stops reading its answer would otherwise hold the shutdown for ever.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open at shutdown were dropped");
+    }
 }
+
+/// How long shutdown waits for connections in progress to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 fn io(stream: TcpStream) -> TokioIo<TcpStream> {
     // Small answers and event-stream lines go out at once.

@@ -6,8 +6,8 @@
 //! for only once the one before is settled. While a handler works, the message is kept with
 //! progress acks, so the server's ack wait can be short (a killed stage's message is taken up
 //! again within seconds) without a slow handler losing its message to another worker; a handler
-//! that passes its stage's deadline is stopped and its message retried. A message that cannot be decoded never reaches the handler: it is reported
-//! and dead-lettered at once. [`crate::settle`] decides the rest. On shutdown the loop stops
+//! that passes its stage's deadline is stopped and its message retried. A message that cannot be
+//! decoded never reaches the handler: it is reported and dead-lettered at once. [`crate::settle`] decides the rest. On shutdown the loop stops
 //! taking messages, lets the one in hand finish, and returns.
 
 use std::sync::Arc;

@@ -128,6 +128,10 @@ pub enum ConnectionError {
         "sslrootcert=system needs sslmode=verify-full (the system's CAs vouch for names, not for a host)"
     )]
     SystemRootsNeedVerifyFull,
+    #[error(
+        "sslmode=verify-ca needs sslrootcert=FILE (any public CA would vouch for any server): give the CA, or use verify-full"
+    )]
+    VerifyCaNeedsRootCert,
     #[error("{0}")]
     Tls(#[from] TlsError),
 }
@@ -239,12 +243,18 @@ pub fn split(
         .or_else(|| vars.get(PGSSLMODE).map(|m| m.trim().to_owned()))
     {
         Some(mode) => mode.parse()?,
-        // libpq 16: trusting the system's CAs only makes sense with the host name checked.
-        None if root_cert == Some(RootCert::System) => SslMode::VerifyFull,
+        // Whoever names a CA means to check the server against it: with no mode given, TLS is
+        // required and the certificate checked in full. (libpq would still fall back to an
+        // unencrypted connection under `prefer`; for `sslrootcert=system`, libpq 16 does this.)
+        None if root_cert.is_some() => SslMode::VerifyFull,
         None => SslMode::Prefer,
     };
     if root_cert == Some(RootCert::System) && mode != SslMode::VerifyFull {
         return Err(ConnectionError::SystemRootsNeedVerifyFull);
+    }
+    // As libpq: the chain alone proves nothing unless it must end at a CA of one's own.
+    if mode == SslMode::VerifyCa && !matches!(root_cert, Some(RootCert::File(_))) {
+        return Err(ConnectionError::VerifyCaNeedsRootCert);
     }
     config.ssl_mode(match mode {
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -408,7 +418,7 @@ mod tests {
             ),
         ] {
             let (config, tls) = read(&format!(
-                "postgres://u:pw@db:6432/covid?application_name=x&sslmode={mode}&connect_timeout=3"
+                "postgres://u:pw@db:6432/covid?application_name=x&sslmode={mode}&connect_timeout=3&sslrootcert=/srv/ca.pem"
             ));
             assert_eq!(tls.mode, mode);
             assert_eq!(config.get_ssl_mode(), wire, "{mode}");
@@ -418,6 +428,24 @@ mod tests {
                 Some(&std::time::Duration::from_secs(3))
             );
             assert_eq!(config.get_ports(), &[6432]);
+        }
+    }
+
+    #[test]
+    fn verify_ca_without_a_ca_file_is_refused_as_libpq_does() {
+        for url in [
+            "postgres://u@db/covid?sslmode=verify-ca",
+            "postgres://u@db/covid?sslmode=verify-ca&sslrootcert=system",
+        ] {
+            let err = split(url, &Vars::default()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConnectionError::VerifyCaNeedsRootCert
+                        | ConnectionError::SystemRootsNeedVerifyFull
+                ),
+                "{url}: {err}"
+            );
         }
     }
 

@@ -1,10 +1,10 @@
 //! TLS for tokio-postgres over rustls (ring), with libpq's `sslmode` meanings:
 //!
 //! - `prefer` / `require`: encrypted, certificate not checked (unless a CA file is given, when
-//!   the chain is checked as libpq does); SCRAM channel binding (`tls-server-end-point`) still
-//!   ties the password exchange to this TLS session, so a relaying man in the middle fails
-//!   authentication;
-//! - `verify-ca`: the chain must lead to the CA (`sslrootcert`, else the system's roots);
+//!   the chain is checked as libpq does); SCRAM channel binding (`tls-server-end-point`) ties
+//!   the password exchange to this TLS session, so a man in the middle that relays it fails, but
+//!   one that asks for a cleartext password gets it: only `verify-*` stops that;
+//! - `verify-ca`: the chain must lead to the CA file (`sslrootcert`, required);
 //! - `verify-full`: that, and the certificate must name the host connected to.
 //!
 //! One small `MakeTlsConnect` of our own over tokio-rustls: it builds on the rustls 0.23 and ring
