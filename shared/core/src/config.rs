@@ -242,8 +242,9 @@ impl<'a> Parser<'a> {
 
 /// How to reach NATS: `NATS_URL`; who we are, when the server needs it: `NATS_NKEY_FILE` (a
 /// file holding the identity's NKEY seed, `SU…`), `NATS_CREDS`, `NATS_USER` + `NATS_PASSWORD` or
-/// `NATS_TOKEN`; and TLS: `NATS_CA_FILE` (PEM certificates of the CA that signed the server's
-/// certificate). TLS is required when the URL says `tls://` or a CA file is given.
+/// `NATS_TOKEN`, else credentials in the URL (`nats://user:password@…`, `nats://token@…`, taken
+/// out of the URL kept in `url`); and TLS: `NATS_CA_FILE` (PEM certificates of the CA that signed
+/// the server's certificate). TLS is required when the URL says `tls://` or a CA file is given.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
     pub url: String,
@@ -275,11 +276,12 @@ pub struct NatsTls {
 
 impl NatsConfig {
     pub fn parse(p: &mut Parser<'_>) -> Self {
-        let url = p.url(
+        let mut url = p.url(
             "NATS_URL",
             "nats://127.0.0.1:4222",
             &["nats", "tls", "ws", "wss"],
         );
+        let in_url = take_url_credentials(&mut url);
         let auth = if let Some(path) = p.optional_string("NATS_NKEY_FILE") {
             match read_nkey_seed(&path) {
                 Ok(seed) => NatsAuth::Nkey(seed),
@@ -300,6 +302,8 @@ impl NatsConfig {
             }
         } else if let Some(token) = p.secret("NATS_TOKEN") {
             NatsAuth::Token(token)
+        } else if let Some(auth) = in_url {
+            auth
         } else {
             NatsAuth::None
         };
@@ -359,6 +363,51 @@ fn check_ca_file(path: &str) -> Result<(), String> {
     } else {
         Err(format!("{path} holds no PEM certificate"))
     }
+}
+
+/// Takes the credentials out of a NATS URL (`nats://user:password@host`, `nats://token@host`):
+/// they become the connection's [`NatsAuth`] unless a variable names another, and the URL kept
+/// holds none, so nothing that prints it (the NATS client logs its server addresses with `Debug`)
+/// can show them.
+fn take_url_credentials(url: &mut url::Url) -> Option<NatsAuth> {
+    let user = percent_decode(url.username());
+    let password = url.password().map(percent_decode);
+    // Both only fail for URLs without a host, which hold no credentials.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    match (user.is_empty(), password) {
+        (_, Some(password)) => Some(NatsAuth::UserPassword {
+            user,
+            password: Secret::new(password),
+        }),
+        (false, None) => Some(NatsAuth::Token(Secret::new(user))),
+        (true, None) => None,
+    }
+}
+
+/// `%XX` escapes decoded (a URL's user and password are percent-encoded).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `--check-config` flag every service accepts: validate, print, exit.
@@ -430,6 +479,33 @@ mod tests {
             vars.with_prefix("EMAIL_TO_"),
             vec![("EMAIL_TO_TEST", "a@x")]
         );
+    }
+
+    #[test]
+    fn credentials_in_nats_url_become_its_auth_and_leave_the_url() {
+        let (config, result) = nats(&[("NATS_URL", "nats://ops:p%40ss%3Aword@nats.example:4222")]);
+        result.unwrap();
+        assert_eq!(config.url, "nats://nats.example:4222");
+        match &config.auth {
+            NatsAuth::UserPassword { user, password } => {
+                assert_eq!((user.as_str(), password.expose()), ("ops", "p@ss:word"));
+            }
+            other => panic!("expected user and password, got {other:?}"),
+        }
+        assert!(!format!("{config:?}").contains("p@ss"), "{config:?}");
+
+        let (config, _) = nats(&[("NATS_URL", "tls://s3cr3t-token@nats.example:4222")]);
+        assert_eq!(config.url, "tls://nats.example:4222");
+        assert!(matches!(&config.auth, NatsAuth::Token(token) if token.expose() == "s3cr3t-token"));
+
+        // A variable naming the credentials wins; the URL's are dropped all the same.
+        let (config, _) = nats(&[
+            ("NATS_URL", "nats://ops:from-url@nats.example:4222"),
+            ("NATS_USER", "svc"),
+            ("NATS_PASSWORD", "from-variable"),
+        ]);
+        assert_eq!(config.url, "nats://nats.example:4222");
+        assert!(matches!(&config.auth, NatsAuth::UserPassword { user, .. } if user == "svc"));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   migrations;
 //! - [`EventLog`] and [`Notifications`]: what a stream stores for the env, read in order, each
 //!   wait bounded; [`eventually`] for state that no event announces; [`mail`] for what the SMTP
-//!   server received;
+//!   server received, [`smtp`] for an SMTP server of the test's own with TLS and AUTH;
 //! - [`extraction`]: the extractor's part played by hand (events, raw objects, the latest
 //!   extraction in KV);
 //! - [`Running`] and [`Pipeline`]: services started in-process, stopped (and checked) in bounded
@@ -23,6 +23,7 @@ pub mod mail;
 mod pipeline;
 mod postgres;
 mod running;
+pub mod smtp;
 pub mod stack;
 mod wait;
 

@@ -9,6 +9,7 @@ mod lockdown;
 mod lockdown_postgres;
 mod operability;
 mod pipeline;
+mod secrets;
 mod simultaneous;
 mod smoke;
 mod support;

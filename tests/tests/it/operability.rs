@@ -2,17 +2,11 @@
 //! all four services (checked with a real OTLP receiver), and SIGTERM during a run loses nothing.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 
+use crate::support::otlp::{OtlpReceiver, SpanRecord};
 use crate::support::processes::{Process, next_notification};
 use crate::support::{pipeline_vars, stored_values};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
 use etl_tests::fake_github::{FakeGithub, NewCommit};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use prost::Message;
 use shared::Source;
 use shared::config::Vars;
 use shared::events::RunStatus;
@@ -23,62 +17,6 @@ const NYT: &str = "date,cases,deaths\n2020-03-01,100,2\n2020-03-02,150,3\n2020-0
 const JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths\n\
 2020-03-01,US,,100,5,2\n2020-03-02,US,,150,7,3\n2020-03-03,US,,210,8,5\n";
 const PIPELINE: [&str; 4] = ["extractor", "transformer", "loader", "notifier"];
-
-#[derive(Debug, Clone)]
-struct SpanRecord {
-    service: String,
-    name: String,
-    trace_id: String,
-    span_id: String,
-    parent_span_id: String,
-}
-
-type Collected = Arc<Mutex<Vec<SpanRecord>>>;
-
-/// A real OTLP/HTTP receiver: decodes each export request and keeps its spans.
-async fn start_otlp_receiver() -> (String, Collected) {
-    let collected: Collected = Arc::default();
-    let app = axum::Router::new()
-        .route("/v1/traces", post(receive))
-        .with_state(collected.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, collected)
-}
-
-async fn receive(State(collected): State<Collected>, body: Bytes) -> &'static str {
-    let request = ExportTraceServiceRequest::decode(body).expect("a valid OTLP export request");
-    let mut spans = collected.lock().unwrap();
-    for resource_spans in request.resource_spans {
-        let service = resource_spans
-            .resource
-            .iter()
-            .flat_map(|r| &r.attributes)
-            .find(|kv| kv.key == "service.name")
-            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                Value::StringValue(s) => Some(s.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        for scope in resource_spans.scope_spans {
-            for span in scope.spans {
-                spans.push(SpanRecord {
-                    service: service.clone(),
-                    name: span.name,
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
-                    parent_span_id: hex(&span.parent_span_id),
-                });
-            }
-        }
-    }
-    ""
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn upstream(github: &FakeGithub) {
     let nyt = Source::Nyt.default_location();
@@ -101,9 +39,9 @@ async fn one_upstream_change_is_one_trace_across_all_four_services() {
     let test = TestEnv::new("trace").await;
     let env = &test.env;
     let github = FakeGithub::start().await.unwrap();
-    let (otlp_url, collected) = start_otlp_receiver().await;
+    let otlp = OtlpReceiver::start().await;
     let mut vars = pipeline_vars(env, &github);
-    vars.set("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_url);
+    vars.set("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp.url);
     let logs = tempfile::tempdir().unwrap();
 
     let mut notifications = test.notifications().await;
@@ -116,7 +54,7 @@ async fn one_upstream_change_is_one_trace_across_all_four_services() {
         process.terminate().await;
     }
 
-    let spans = collected.lock().unwrap().clone();
+    let spans = otlp.spans();
     let loaded = format!("process {}", shared::subjects::loaded(env));
     let notifier_span = spans
         .iter()

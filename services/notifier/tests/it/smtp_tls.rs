@@ -3,125 +3,31 @@
 //! a wrong password or an untrusted certificate stops the email with a reason that says so, and
 //! credentials over plain `smtp://` stop the notifier at start.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-
 use crate::support::*;
 use lettre::message::Mailbox;
 use notifier::compose::Composed;
 use notifier::mailer::{Mailer, SendError};
-use test_support::{eventually, stack};
-use tokio::process::{Child, Command};
+use test_support::eventually;
+use test_support::smtp::{Mode, TlsSink};
+use tokio::process::Command;
 
-const USER: &str = "mailer";
 const PASSWORD: &str = "correct horse battery staple";
 
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    Implicit,
-    StartTls,
-}
-
-/// `scripts/smtp_sink.py` speaking TLS with a certificate from the stack's own CA
-/// (`scripts/pki.sh`, made in a temporary folder) and accepting mail only after AUTH as [`USER`].
-struct TlsSink {
-    port: u16,
-    maildir: PathBuf,
-    ca_file: PathBuf,
-    mode: Mode,
-    _child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl TlsSink {
-    async fn start(mode: Mode) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = dir.path().join("pki");
-        let made = Command::new("bash")
-            .arg("-c")
-            .arg(r#"set -euo pipefail; . "$1/scripts/pki.sh"; pki_ca "$2"; pki_server_cert "$2" smtp"#)
-            .arg("pki")
-            .arg(stack::root())
-            .arg(&pki)
-            .status()
-            .await
-            .unwrap();
-        assert!(made.success(), "scripts/pki.sh made the certificates");
-        let password_file = dir.path().join("password");
-        std::fs::write(&password_file, PASSWORD).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = dir.path().join("mail");
-        let python = std::env::var("SMTP_SINK_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| stack::root().join(".stack/venv/bin/python"));
-        let mut command = Command::new(&python);
-        command
-            .arg(stack::root().join("scripts/smtp_sink.py"))
-            .args(["--port", &port.to_string(), "--maildir"])
-            .arg(&maildir)
-            .arg("--tls-cert")
-            .arg(pki.join("smtp.pem"))
-            .arg("--tls-key")
-            .arg(pki.join("smtp.key"))
-            .args(["--auth-user", USER, "--auth-password-file"])
-            .arg(&password_file);
-        if mode == Mode::Implicit {
-            command.arg("--implicit-tls");
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", python.display()));
-        eventually(
-            &format!("the TLS SMTP sink to listen on {port}"),
-            WAIT,
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-            },
-        )
-        .await;
-        Self {
-            port,
-            maildir,
-            ca_file: pki.join("ca.pem"),
-            mode,
-            _child: child,
-            _dir: dir,
-        }
+/// Notifier settings for `env` that reach `sink` with `password` and trust its CA.
+fn sink_vars(sink: &TlsSink, env: &shared::Env, password: &str) -> shared::config::Vars {
+    let mut vars = vars(env, &sink.url());
+    for (name, value) in sink.smtp_vars(password) {
+        vars.set(name, value);
     }
-
-    /// The URL naming the address the certificate was made for.
-    fn url(&self) -> String {
-        match self.mode {
-            Mode::Implicit => format!("smtps://127.0.0.1:{}", self.port),
-            Mode::StartTls => format!("smtp://127.0.0.1:{}?tls=required", self.port),
-        }
-    }
-
-    /// Notifier settings for `env` that reach this server with `password` and trust its CA.
-    fn vars(&self, env: &shared::Env, password: &str) -> shared::config::Vars {
-        let mut vars = vars(env, &self.url());
-        vars.set("SMTP_USERNAME", USER)
-            .set("SMTP_PASSWORD", password)
-            .set("SMTP_CA_FILE", self.ca_file.to_str().unwrap());
-        vars
-    }
+    vars
 }
 
 /// A run is notified, and its email arrives through the authenticated TLS session.
 async fn a_run_is_emailed_through(mode: Mode) {
     let stores = stores().await;
     let env = unique_env("tls");
-    let sink = TlsSink::start(mode).await;
-    let notifier = start(&sink.vars(&env, PASSWORD));
+    let sink = TlsSink::start(mode, PASSWORD).await;
+    let notifier = start(&sink_vars(&sink, &env, PASSWORD));
     let mut notify = NotifyReader::open(&stores, &env).await;
 
     publish_loaded(&stores, &loaded(&env, "run_tls"), 1).await;
@@ -179,8 +85,8 @@ async fn send_with(vars: &shared::config::Vars) -> Result<(), SendError> {
 async fn a_wrong_password_is_refused_over(mode: Mode) {
     let stores = stores().await;
     let env = unique_env("tls");
-    let sink = TlsSink::start(mode).await;
-    let vars = sink.vars(&env, "wrong password");
+    let sink = TlsSink::start(mode, PASSWORD).await;
+    let vars = sink_vars(&sink, &env, "wrong password");
 
     let reason = match send_with(&vars).await {
         Err(SendError::Transient(reason)) => reason,
@@ -241,8 +147,8 @@ async fn a_wrong_password_over_starttls_keeps_the_email_waiting_with_the_servers
 async fn a_server_whose_certificate_no_trusted_authority_signed_is_refused() {
     let env = unique_env("tls");
     for mode in [Mode::Implicit, Mode::StartTls] {
-        let sink = TlsSink::start(mode).await;
-        let mut vars = sink.vars(&env, PASSWORD);
+        let sink = TlsSink::start(mode, PASSWORD).await;
+        let mut vars = sink_vars(&sink, &env, PASSWORD);
         // Without SMTP_CA_FILE only the system's roots are trusted, and they did not sign it.
         vars.set("SMTP_CA_FILE", "");
         match send_with(&vars).await {

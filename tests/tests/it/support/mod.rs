@@ -2,6 +2,7 @@
 //! fake GitHub, the services as separate processes, and reading back what a run wrote to PostgreSQL
 //! and sent by email.
 
+pub mod otlp;
 pub mod processes;
 
 use std::time::Duration;

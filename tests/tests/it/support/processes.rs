@@ -37,6 +37,12 @@ impl Process {
             Some(identity) => test_support::stack::as_identity(vars, identity),
             None => vars.clone(),
         };
+        Self::spawn_exact(name, vars, log_dir)
+    }
+
+    /// Starts `name` with exactly the variables in `vars` (plus PATH and HOME), its NATS identity
+    /// included: see [`test_support::stack::as_identity`].
+    pub fn spawn_exact(name: &'static str, vars: &Vars, log_dir: &std::path::Path) -> Self {
         let binary = bin_dir().join(name);
         assert!(
             binary.exists(),
