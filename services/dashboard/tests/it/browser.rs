@@ -72,12 +72,13 @@ async fn exercise(client: &Client, app: &TestApp, db: &TestDb, rows: &[Day]) {
     client.goto(&app.url("/")).await.expect("page opens");
 
     // The chart renders the rows from the database.
-    let cases = wait_for(
-        client,
-        "figure#chart-cases[data-last-date='2020-04-29'][data-points='60'] canvas",
-    )
-    .await;
-    assert!(cases.is_displayed().await.unwrap());
+    assert!(
+        is_displayed(
+            client,
+            "figure#chart-cases[data-last-date='2020-04-29'][data-points='60'] canvas",
+        )
+        .await
+    );
     assert!(
         text(client, "#chart-cases figcaption")
             .await
@@ -122,15 +123,7 @@ async fn exercise(client: &Client, app: &TestApp, db: &TestDb, rows: &[Day]) {
 
     // Metric toggles show and hide charts, and the CSV link follows.
     click(client, "input[name='metric'][value='deaths']").await;
-    assert!(
-        !client
-            .find(Locator::Css("#chart-deaths"))
-            .await
-            .unwrap()
-            .is_displayed()
-            .await
-            .unwrap()
-    );
+    assert!(!is_displayed(client, "#chart-deaths").await);
     let csv = client
         .find(Locator::Css("#csv"))
         .await
@@ -261,14 +254,36 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
+/// Whether the element `css` finds is shown. The page may draw it anew between the lookup and the
+/// question (a chart redrawn when data or the live stream arrives): a stale element is looked up
+/// again.
+async fn is_displayed(client: &Client, css: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match wait_for(client, css).await.is_displayed().await {
+            Ok(shown) => return shown,
+            Err(err)
+                if err.is_stale_element_reference() && tokio::time::Instant::now() < deadline => {}
+            Err(err) => panic!("{css}: {err}"),
+        }
+    }
+}
+
+/// The text of the element `css` finds, looked up again if the page drew it anew meanwhile.
 async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let element = client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.text().await {
+            Ok(text) => return text,
+            Err(err)
+                if err.is_stale_element_reference() && tokio::time::Instant::now() < deadline => {}
+            Err(err) => panic!("{css}: {err}"),
+        }
+    }
 }
 
 async fn click(client: &Client, css: &str) {
