@@ -19,18 +19,7 @@ pub struct DatabaseUrl(Database);
 impl DatabaseUrl {
     /// Reads `DATABASE_URL` and the session timeouts, reporting a bad value on `p`.
     pub fn parse(p: &mut Parser<'_>) -> Self {
-        let url = p.url(
-            "DATABASE_URL",
-            DEFAULT_DATABASE_URL,
-            &["postgres", "postgresql"],
-        );
-        let mut database = Database::parse(url.as_str(), p.vars()).unwrap_or_else(|err| {
-            // Only the parser's complaint: the value may carry a password.
-            p.error("DATABASE_URL", err);
-            Database::parse(DEFAULT_DATABASE_URL, &shared::config::Vars::default())
-                .expect("the default database URL parses")
-        });
-        database.read_password_file(p, "DATABASE_PASSWORD_FILE");
+        let mut database = Database::from_url_var(p, "DATABASE_URL", DEFAULT_DATABASE_URL);
         SessionSettings::parse(p, SessionSettings::WRITER).apply(&mut database.config);
         if database.config.get_application_name().is_none() {
             database.config.application_name("etl");

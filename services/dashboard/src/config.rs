@@ -149,18 +149,8 @@ fn database_url(p: &mut Parser<'_>) -> (Secret, Database) {
         .secret("DATABASE_URL")
         .map(|raw| Secret::new(raw.expose().trim()))
         .unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL));
-    match Database::parse(raw.expose(), p.vars()) {
-        Ok(mut database) => {
-            database.read_password_file(p, "DATABASE_PASSWORD_FILE");
-            (raw, database)
-        }
-        Err(err) => {
-            p.error("DATABASE_URL", err);
-            let database = Database::parse(DEFAULT_DATABASE_URL, &Vars::default())
-                .expect("the default database URL parses");
-            (Secret::new(DEFAULT_DATABASE_URL), database)
-        }
-    }
+    let database = Database::from_url_var(p, "DATABASE_URL", DEFAULT_DATABASE_URL);
+    (raw, database)
 }
 
 #[cfg(test)]

@@ -61,15 +61,7 @@ impl Config {
 }
 
 fn database(p: &mut Parser<'_>) -> Database {
-    if let Some(raw) = p.optional_string("DATABASE_URL")
-        && !(raw.starts_with("postgres://") || raw.starts_with("postgresql://"))
-    {
-        // Never echo the value: it may hold a password.
-        p.error("DATABASE_URL", "must be a postgres:// or postgresql:// URL");
-        return Database::parse(DEFAULT_DATABASE_URL, &Vars::default())
-            .expect("the default database URL parses");
-    }
-    Database::from_var(p, "DATABASE_URL", DEFAULT_DATABASE_URL)
+    Database::from_url_var(p, "DATABASE_URL", DEFAULT_DATABASE_URL)
 }
 
 #[cfg(test)]

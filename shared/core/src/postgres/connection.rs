@@ -190,6 +190,19 @@ impl Database {
         }
     }
 
+    /// [`Database::from_var`] for a variable that must hold a `postgres://` or `postgresql://`
+    /// URL, as every covid-etl service's `DATABASE_URL` does.
+    pub fn from_url_var(p: &mut Parser<'_>, name: &str, default: &str) -> Database {
+        if let Some(raw) = p.optional_string(name)
+            && !(raw.starts_with("postgres://") || raw.starts_with("postgresql://"))
+        {
+            // Never echo the value: it may hold a password.
+            p.error(name, "must be a postgres:// or postgresql:// URL");
+            return Database::from_var(&mut Parser::new(&Vars::default()), name, default);
+        }
+        Database::from_var(p, name, default)
+    }
+
     /// Sets the password from the file that variable `var` names, when it is set: the password is
     /// then in no variable at all (Docker secrets). A file that cannot be read is reported on `p`.
     pub fn read_password_file(&mut self, p: &mut Parser<'_>, var: &str) {
