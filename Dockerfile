@@ -5,10 +5,11 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bins \
-      -p extractor -p transformer -p loader -p notifier -p dashboard -p etl-cli \
+      -p extractor -p transformer -p loader -p notifier -p dashboard -p etl-cli -p etl-tests \
  && mkdir -p /out \
  && cp target/release/extractor target/release/transformer target/release/loader \
-       target/release/notifier target/release/dashboard target/release/etl /out/
+       target/release/notifier target/release/dashboard target/release/etl \
+       target/release/fake-github /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update \

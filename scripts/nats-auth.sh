@@ -87,10 +87,11 @@ nats_permissions() {
   local pub=() sub=()
   case "$1" in
     extractor)
-      pub=("${NATS_DECLARE[@]}" 'etl.*.extracted.*' 'etl.*.failed.extract'
+      pub=("${NATS_DECLARE[@]}" 'etl.*.extracted.*' 'etl.*.failed.extract' 'etl.*.progress.*'
         $(nats_write_objects etl-raw) $(nats_read_objects etl-raw)
         $(nats_write_keys '*.*.latest') $(nats_write_keys '*.*.cursor') $(nats_write_keys '*.*.trouble')
-        $(nats_read_keys '*.*.latest') $(nats_read_keys '*.*.cursor') $(nats_read_keys '*.*.trouble'))
+        $(nats_read_keys '*.*.latest') $(nats_read_keys '*.*.cursor') $(nats_read_keys '*.*.trouble')
+        $(nats_write_keys '*.extractor.lease') $(nats_read_keys '*.extractor.lease'))
       sub=('_INBOX.extractor.>' 'etl.*.trigger' $(nats_micro_subs extractor)) ;;
     transformer)
       pub=("${NATS_DECLARE[@]}" "${NATS_CONSUME_ETL[@]}" '$JS.API.CONSUMER.CREATE.ETL.*.etl.*.extracted.*'
@@ -107,6 +108,7 @@ nats_permissions() {
       pub=("${NATS_DECLARE[@]}" "${NATS_CONSUME_ETL[@]}"
         'notify.*' 'etl.*.failed.notify' 'etl.*.dead.notify'
         $(nats_write_keys '*.notified.>') $(nats_read_keys '*.notified.>') $(nats_read_keys '*.*.latest')
+        $(nats_write_keys 'stale-check.*.lease') $(nats_read_keys 'stale-check.*.lease')
         '$JS.API.CONSUMER.CREATE.KV_etl-state')
       sub=('_INBOX.notifier.>' $(nats_micro_subs notifier)) ;;
     dashboard)
@@ -142,7 +144,7 @@ nats_config() {
   cat <<CONF
 # Written by scripts/stack.sh (scripts/nats-auth.sh): edits are overwritten when it runs again.
 listen: "$listen"
-server_name: "covid-etl-stack"
+server_name: "${NATS_SERVER_NAME:-covid-etl-stack}"
 jetstream { store_dir: "$store" }
 # Clients must use TLS; who they are is their NKEY (no client certificates).
 tls {
@@ -170,9 +172,47 @@ nats_write_config() {
    mv "$NATS_CONF.new" "$NATS_CONF")
 }
 
-# The variables that make WHO connect as itself.
+# The three configs of `stack.sh up --cluster`: node i listens for clients on NATS_PORT+i-1 and
+# for the other nodes on NATS_ROUTE_PORT+i-1, keeps JetStream data in nats/n<i>, and routes to
+# the other two. Routes stay on the loopback and authenticate with a password of the stack's own.
+nats_write_cluster_configs() {
+  pki_ca "$PKI_DIR"
+  pki_server_cert "$PKI_DIR" nats "DNS:nats"
+  nats_keys
+  local secret="$NATS_DIR/route.password" password i j routes
+  [ -f "$secret" ] || (umask 077; openssl rand -hex 24 >"$secret")
+  password="$(cat "$secret")"
+  for i in 1 2 3; do
+    routes=""
+    for j in 1 2 3; do
+      [ "$i" = "$j" ] && continue
+      routes="$routes${routes:+, }\"nats-route://route:$password@127.0.0.1:$((NATS_ROUTE_PORT + j - 1))\""
+    done
+    mkdir -p "$NATS_DIR/n$i"
+    (umask 077
+     NATS_SERVER_NAME="covid-etl-n$i" nats_config "127.0.0.1:$((NATS_PORT + i - 1))" "$NATS_DIR/n$i" \
+       "$PKI_DIR/nats.pem" "$PKI_DIR/nats.key" "cluster {
+  name: \"covid-etl\"
+  listen: \"127.0.0.1:$((NATS_ROUTE_PORT + i - 1))\"
+  authorization { user: \"route\", password: \"$password\" }
+  routes: [$routes]
+}" >"$NATS_DIR/nats-n$i.conf.new"
+     mv "$NATS_DIR/nats-n$i.conf.new" "$NATS_DIR/nats-n$i.conf")
+  done
+}
+
+# Whether this stack's NATS is the three-node cluster (`up --cluster`).
+nats_is_cluster() { [ "$(cat "$NATS_DIR/mode" 2>/dev/null)" = cluster ]; }
+
+# The variables that make WHO connect as itself: to every node of a cluster, whose streams,
+# object stores and bucket then keep three replicas.
 nats_identity_env() {
-  echo "NATS_URL=tls://127.0.0.1:$NATS_PORT"
+  if nats_is_cluster; then
+    echo "NATS_URL=tls://127.0.0.1:$NATS_PORT,tls://127.0.0.1:$((NATS_PORT + 1)),tls://127.0.0.1:$((NATS_PORT + 2))"
+    echo "NATS_REPLICAS=3"
+  else
+    echo "NATS_URL=tls://127.0.0.1:$NATS_PORT"
+  fi
   echo "NATS_NKEY_FILE=$NATS_KEYS/$1.nk"
   echo "NATS_CA_FILE=$PKI_DIR/ca.pem"
 }

@@ -3,6 +3,11 @@
 # SMTP server that keeps every message it receives (as files in a Maildir).
 #
 #   scripts/stack.sh up       install what is missing, start what is not running, print the URLs
+#   scripts/stack.sh up --cluster
+#                             the same with a three-node JetStream cluster in place of the one
+#                             NATS server (client ports NATS_PORT..NATS_PORT+2, routes on
+#                             NATS_ROUTE_PORT..+2, default 6222); services get all three URLs
+#                             and NATS_REPLICAS=3
 #   scripts/stack.sh status   show what runs
 #   scripts/stack.sh down     stop everything (data is kept under $STACK_DIR)
 #   scripts/stack.sh compose  make the keys, certificates and passwords docker-compose.yml mounts,
@@ -19,6 +24,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_DIR="${STACK_DIR:-$ROOT/.stack}"
 NATS_PORT="${NATS_PORT:-4222}"
+NATS_ROUTE_PORT="${NATS_ROUTE_PORT:-6222}"
+# `up --cluster`: three NATS servers in a JetStream cluster instead of one.
+NATS_CLUSTER=""
 PG_PORT="${PG_PORT:-5432}"
 SMTP_PORT="${SMTP_PORT:-1025}"
 NATS_SERVER_VERSION="2.15.1"
@@ -89,40 +97,93 @@ pg_dir() {
   echo "$dir"
 }
 
-# NATS runs from $STACK_DIR/nats/nats.conf (scripts/nats-auth.sh): TLS only, one NKEY per
-# identity, least-privilege permissions. The config's digest, recorded when the server starts or
-# reloads, tells whether the running server has the current one.
-start_nats() {
-  mkdir -p "$NATS_DIR" "$STACK_DIR/log"
-  nats_write_config
-  local digest running="" pid=""
-  digest="$(sha256sum "$NATS_CONF" | cut -c1-64)"
-  [ -f "$NATS_DIR/running.sha256" ] && running="$(cat "$NATS_DIR/running.sha256")"
-  [ -f "$STACK_DIR/nats.pid" ] && pid="$(cat "$STACK_DIR/nats.pid")"
-  if port_open "$NATS_PORT"; then
+# Asks nats-server $1 (logging to $2) to reload its config and waits for its verdict in the log:
+# a config it refuses leaves it running the old one, which must not be recorded as current.
+reload_nats() {
+  local pid=$1 log=$2 before verdict=""
+  before=$(wc -c <"$log")
+  "$NATS_SERVER" --signal "reload=$pid" >/dev/null
+  for _ in $(seq 1 50); do
+    verdict="$(tail -c +"$((before + 1))" "$log" | grep -a -m1 -o 'Reloaded server configuration\|Failed to reload server configuration.*' || true)"
+    [ -n "$verdict" ] && break
+    sleep 0.1
+  done
+  case "$verdict" in
+    Reloaded*) ;;
+    "") die "nats-server (pid $pid) did not say whether it reloaded its config within 5 s: see $log" ;;
+    *) die "nats-server kept its old config: $verdict (see $log)" ;;
+  esac
+}
+
+# One nats-server: NAME (its pid file $STACK_DIR/NAME.pid, log $STACK_DIR/log/NAME.log), client
+# PORT, config CONF. The config's digest, recorded when the server starts or reloads, tells
+# whether the running server has the current one; a changed one is reloaded.
+start_nats_server() {
+  local name=$1 port=$2 conf=$3 digest running="" pid=""
+  local log="$STACK_DIR/log/$name.log" digest_file="$NATS_DIR/$name.running.sha256"
+  # The single server of earlier versions recorded its digest here.
+  [ "$name" = nats ] && digest_file="$NATS_DIR/running.sha256"
+  digest="$(sha256sum "$conf" | cut -c1-64)"
+  [ -f "$digest_file" ] && running="$(cat "$digest_file")"
+  [ -f "$STACK_DIR/$name.pid" ] && pid="$(cat "$STACK_DIR/$name.pid")"
+  if port_open "$port"; then
     if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
-      die "something that this stack did not start listens on port $NATS_PORT: stop it, or choose NATS_PORT"
+      die "something that this stack did not start listens on port $port: stop it, or choose NATS_PORT"
     fi
-    if [ "$running" = "$digest" ]; then say "NATS already listening on $NATS_PORT (TLS, NKEYs)"; return; fi
+    if [ "$running" = "$digest" ]; then say "$name already listening on $port (TLS, NKEYs)"; return; fi
     if [ -z "$running" ]; then
       # Started by an older stack.sh: anonymous and without TLS. It cannot be reloaded into
       # TLS and NKEYs, so it is restarted on the same data; clients reconnect with their keys.
-      say "NATS on $NATS_PORT runs the old set-up (anonymous clients, no TLS): restarting it locked down"
+      say "NATS on $port runs the old set-up (anonymous clients, no TLS): restarting it locked down"
       say "  every client now needs its variables from $STACK_DIR/env.<service> (NATS_URL, NATS_NKEY_FILE, NATS_CA_FILE)"
-      stop_pidfile nats
-      for _ in $(seq 1 100); do port_open "$NATS_PORT" || break; sleep 0.1; done
+      stop_pidfile "$name"
+      for _ in $(seq 1 100); do port_open "$port" || break; sleep 0.1; done
     else
-      say "NATS config changed (keys or permissions): reloading nats-server (pid $pid)"
-      "$NATS_SERVER" --signal "reload=$pid" >/dev/null
-      echo "$digest" >"$NATS_DIR/running.sha256"
+      say "$name config changed (keys or permissions): reloading nats-server (pid $pid)"
+      reload_nats "$pid" "$log"
+      echo "$digest" >"$digest_file"
       return
     fi
   fi
-  say "starting nats-server $NATS_SERVER_VERSION with JetStream, TLS and NKEYs on port $NATS_PORT"
-  nohup "$NATS_SERVER" -c "$NATS_CONF" >>"$STACK_DIR/log/nats.log" 2>&1 &
-  echo $! >"$STACK_DIR/nats.pid"
-  echo "$digest" >"$NATS_DIR/running.sha256"
-  wait_port "$NATS_PORT" "nats-server"
+  say "starting $name: nats-server $NATS_SERVER_VERSION with JetStream, TLS and NKEYs on port $port"
+  nohup "$NATS_SERVER" -c "$conf" >>"$log" 2>&1 &
+  echo $! >"$STACK_DIR/$name.pid"
+  echo "$digest" >"$digest_file"
+  wait_port "$port" "$name"
+}
+
+# NATS runs from $STACK_DIR/nats/nats.conf (scripts/nats-auth.sh): TLS only, one NKEY per
+# identity, least-privilege permissions. With --cluster, three servers form a JetStream cluster
+# instead (nats-n1..n3, configs nats/nats-n<i>.conf, client ports NATS_PORT..NATS_PORT+2, routes
+# on NATS_ROUTE_PORT..+2), all on this machine's loopback; one mode at a time.
+start_nats() {
+  mkdir -p "$NATS_DIR" "$STACK_DIR/log"
+  local mode=single running_mode=""
+  [ -n "$NATS_CLUSTER" ] && mode=cluster
+  [ -f "$NATS_DIR/mode" ] && running_mode="$(cat "$NATS_DIR/mode")"
+  if [ -n "$running_mode" ] && [ "$running_mode" != "$mode" ] && nats_running; then
+    die "NATS runs as a $running_mode here: run \`scripts/stack.sh down\` first to switch to a $mode"
+  fi
+  echo "$mode" >"$NATS_DIR/mode"
+  if [ "$mode" = single ]; then
+    nats_write_config
+    start_nats_server nats "$NATS_PORT" "$NATS_CONF"
+    return
+  fi
+  nats_write_cluster_configs
+  local i
+  for i in 1 2 3; do
+    start_nats_server "nats-n$i" "$((NATS_PORT + i - 1))" "$NATS_DIR/nats-n$i.conf"
+  done
+}
+
+# Whether any nats-server this stack started still runs.
+nats_running() {
+  local file
+  for file in "$STACK_DIR"/nats.pid "$STACK_DIR"/nats-n*.pid; do
+    [ -f "$file" ] && kill -0 "$(cat "$file")" 2>/dev/null && return 0
+  done
+  return 1
 }
 
 # PostgreSQL, locked down (README "Security"): TCP only with TLS (a certificate from the stack's
@@ -404,7 +465,11 @@ cmd_up() {
   start_smtp
   write_env_files
   say "stack is up:"
-  say "  NATS        tls://127.0.0.1:$NATS_PORT (JetStream on; TLS and an NKEY per service required)"
+  if [ -n "$NATS_CLUSTER" ]; then
+    say "  NATS        tls://127.0.0.1:$NATS_PORT..$((NATS_PORT + 2)): a three-node JetStream cluster (TLS and an NKEY per service required)"
+  else
+    say "  NATS        tls://127.0.0.1:$NATS_PORT (JetStream on; TLS and an NKEY per service required)"
+  fi
   say "  PostgreSQL  postgres://127.0.0.1:$PG_PORT/covid (TLS, CA $STACK_DIR/pki/ca.pem; roles covid_loader, covid_reader)"
   say "  SMTP        smtp://127.0.0.1:$SMTP_PORT (messages kept in $STACK_DIR/mail/new)"
   say "variables: $STACK_DIR/env (the operator's), $STACK_DIR/env.<service> (each service's)"
@@ -412,6 +477,7 @@ cmd_up() {
 
 cmd_down() {
   stop_pidfile nats
+  for i in 1 2 3; do stop_pidfile "nats-n$i"; done
   stop_pidfile smtp
   if [ -f "$STACK_DIR/postgres.data" ]; then
     say "stopping PostgreSQL"
@@ -447,13 +513,21 @@ cmd_compose() {
 }
 
 cmd_status() {
-  for svc in "NATS:$NATS_PORT" "PostgreSQL:$PG_PORT" "SMTP:$SMTP_PORT"; do
+  local nats=("NATS:$NATS_PORT")
+  nats_is_cluster && nats=("NATS-n1:$NATS_PORT" "NATS-n2:$((NATS_PORT + 1))" "NATS-n3:$((NATS_PORT + 2))")
+  for svc in "${nats[@]}" "PostgreSQL:$PG_PORT" "SMTP:$SMTP_PORT"; do
     if port_open "${svc#*:}"; then say "${svc%%:*} up on ${svc#*:}"; else say "${svc%%:*} down"; fi
   done
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up)
+    case "${2:-}" in
+      "") ;;
+      --cluster) NATS_CLUSTER=1 ;;
+      *) echo "usage: $0 up [--cluster]" >&2; exit 2 ;;
+    esac
+    cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) print_env "${2:-}" ;;

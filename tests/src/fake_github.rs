@@ -19,8 +19,9 @@
 //!
 //! Files: `history.rs` (the commits and the request budget), `routes.rs` (the HTTP answers),
 //! `faults.rs` (the misbehaving answers), `replay.rs` (loading a folder of real versions for the
-//! `fake-github` binary).
+//! `fake-github` binary), `demo.rs` (the built-in synthetic history of `fake-github --demo`).
 
+pub mod demo;
 mod faults;
 mod history;
 pub mod replay;
@@ -98,6 +99,8 @@ pub struct RequestRecord {
     pub uri: String,
     pub status: u16,
     pub if_none_match: bool,
+    /// The bearer token the client sent, which tells two clients apart.
+    pub token: Option<String>,
     /// The `x-ratelimit-reset` sent with the answer (epoch seconds).
     pub rate_reset: Option<i64>,
     /// The `retry-after` sent with the answer (seconds).
@@ -156,12 +159,32 @@ impl FakeGithub {
         api_addr: SocketAddr,
         raw_addr: SocketAddr,
     ) -> std::io::Result<FakeGithub> {
+        Self::start_advertising(api_addr, raw_addr, None, None).await
+    }
+
+    /// Like [`FakeGithub::start_on`], naming itself in links (`Link`, `url`, `download_url`) by
+    /// `api_url` and `raw_url` where given: the URLs its clients reach it by (behind a container
+    /// network, say), rather than its listening addresses.
+    pub async fn start_advertising(
+        api_addr: SocketAddr,
+        raw_addr: SocketAddr,
+        api_url: Option<String>,
+        raw_url: Option<String>,
+    ) -> std::io::Result<FakeGithub> {
         let api_listener = TcpListener::bind(api_addr).await?;
         let raw_listener = TcpListener::bind(raw_addr).await?;
+        let api_url = match api_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", api_listener.local_addr()?),
+        };
+        let raw_url = match raw_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", raw_listener.local_addr()?),
+        };
         let inner = Arc::new(Inner {
             state: Mutex::new(history::State::new()),
-            api_url: format!("http://{}", api_listener.local_addr()?),
-            raw_url: format!("http://{}", raw_listener.local_addr()?),
+            api_url,
+            raw_url,
             logged: watch::channel(0).0,
         });
         let api = Router::new()
@@ -367,6 +390,12 @@ async fn log_request(
     let if_none_match = request
         .headers()
         .contains_key(axum::http::header::IF_NONE_MATCH);
+    let token = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     let header = |name: &str| {
@@ -387,6 +416,7 @@ async fn log_request(
         uri,
         status: response.status().as_u16(),
         if_none_match,
+        token,
         rate_reset,
         retry_after,
     };

@@ -7,6 +7,8 @@ use shared::daily::DailyRow;
 use shared::postgres::{Database, SessionSettings};
 use tokio_postgres::Client;
 
+use crate::exit::Unreachable;
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid";
 
 /// Where PostgreSQL is (`DATABASE_URL`) and how every session is bounded (`DB_STATEMENT_TIMEOUT`,
@@ -32,13 +34,51 @@ impl DatabaseUrl {
     }
 }
 
-pub async fn connect(database: &DatabaseUrl) -> anyhow::Result<Client> {
-    database.0.connect().await.map_err(|err| {
-        anyhow::anyhow!(
-            "cannot connect to PostgreSQL: {}",
+/// `host:port` of the first server the URL names (or its Unix socket), for messages.
+pub fn target(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => format!("{host}:{port}"),
+        Some(Host::Unix(path)) => format!("{}", path.display()),
+        None => format!("localhost:{port}"),
+    }
+}
+
+/// Connects within `timeout`: a server down, unreachable or silent is [`Unreachable::Postgres`]
+/// (exit 3); a server that answers with an error (a refused password, an unknown database) is a
+/// plain error.
+pub async fn connect(
+    database: &DatabaseUrl,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Client> {
+    let target = target(database.config());
+    let mut bounded = database.clone();
+    if bounded
+        .0
+        .config
+        .get_connect_timeout()
+        .is_none_or(|own| *own > timeout)
+    {
+        bounded.0.config.connect_timeout(timeout);
+    }
+    match tokio::time::timeout(timeout, bounded.0.connect()).await {
+        Err(_) => Err(Unreachable::Postgres {
+            target,
+            reason: format!("no answer within {timeout:?}"),
+        }
+        .into()),
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(err)) if err.as_db_error().is_some() => Err(anyhow::anyhow!(
+            "PostgreSQL at {target} refused the connection: {}",
             shared::postgres::explain(&err)
-        )
-    })
+        )),
+        Ok(Err(err)) => Err(Unreachable::Postgres {
+            target,
+            reason: shared::postgres::explain(&err),
+        }
+        .into()),
+    }
 }
 
 pub async fn schema_exists(client: &Client, env: &Env) -> anyhow::Result<bool> {

@@ -24,8 +24,8 @@ use shared::nats::{DEAD_STREAM, ETL_STREAM, MSG_ID_HEADER};
 use shared::subjects::{self, Filter, UNKNOWN_ENV_TOKEN};
 use shared::{Env, EnvScope};
 
-use crate::Connections;
 use crate::runs::one_line;
+use crate::{Connections, say};
 
 /// How long reading waits for the next stored message the server said is there.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -337,39 +337,103 @@ async fn open(js: &jetstream::Context, stream: &'static str) -> Result<Stream, D
     })
 }
 
+/// One dead letter in `etl dead --json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadJson {
+    /// The id `etl dead retry` takes: the dead message's sequence in `ETL` (absent when the
+    /// dead letter does not decode).
+    pub id: Option<u64>,
+    /// The dead letter's own sequence in `DEAD`.
+    pub dead_sequence: u64,
+    pub dead_subject: String,
+    /// The dead letter as published (env, stage, kind, reason, subject…).
+    pub letter: Option<DeadLetter>,
+    /// Why the dead letter does not decode.
+    pub error: Option<String>,
+}
+
+impl From<&DeadEntry> for DeadJson {
+    fn from(entry: &DeadEntry) -> Self {
+        let (letter, error) = match &entry.letter {
+            Ok(letter) => (Some(letter.clone()), None),
+            Err(err) => (None, Some(err.clone())),
+        };
+        Self {
+            id: letter.as_ref().map(|letter| letter.stream_sequence),
+            dead_sequence: entry.sequence,
+            dead_subject: entry.subject.clone(),
+            letter,
+            error,
+        }
+    }
+}
+
 /// `etl dead [--env E]`.
-pub async fn run_list(connections: &Connections, env: Option<&Env>) -> anyhow::Result<ExitCode> {
+pub async fn run_list(
+    connections: &Connections,
+    env: Option<&Env>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let js = jetstream::new(connections.connect_nats("etl-dead").await?);
     let entries = list(&js, env).await?;
+    if json {
+        let letters: Vec<DeadJson> = entries.iter().map(DeadJson::from).collect();
+        crate::output::json(&serde_json::json!({
+            "env": env.map(Env::as_str),
+            "dead_letters": letters,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
     if entries.is_empty() {
         match env {
-            Some(env) => println!("no dead letters in env {env}"),
-            None => println!("no dead letters"),
+            Some(env) => say!("no dead letters in env {env}"),
+            None => say!("no dead letters"),
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{}", header());
+    say!("{}", header());
     for entry in &entries {
-        println!("{}", entry.render());
+        say!("{}", entry.render());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `etl dead retry ID`.
-pub async fn run_retry(connections: &Connections, id: u64) -> anyhow::Result<ExitCode> {
+pub async fn run_retry(connections: &Connections, id: u64, json: bool) -> anyhow::Result<ExitCode> {
     let js = jetstream::new(connections.connect_nats("etl-dead").await?);
     let retried = retry(&js, id).await?;
+    if json {
+        let removed: Vec<serde_json::Value> = retried
+            .removed
+            .iter()
+            .map(|(sequence, stage)| {
+                serde_json::json!({"dead_sequence": sequence, "stage": stage.as_str()})
+            })
+            .collect();
+        crate::output::json(&serde_json::json!({
+            "id": retried.id,
+            "subject": retried.subject,
+            "sequence": retried.sequence,
+            "msg_id": retried.msg_id,
+            "duplicate": retried.duplicate,
+            "removed": removed,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
     let how = if retried.duplicate {
         "was already published again by an earlier retry"
     } else {
         "published again"
     };
-    println!(
+    say!(
         "message {} ({}) {how} as ETL message {} (message id {})",
-        retried.id, retried.subject, retried.sequence, retried.msg_id
+        retried.id,
+        retried.subject,
+        retried.sequence,
+        retried.msg_id
     );
     for (sequence, stage) in &retried.removed {
-        println!(
+        say!(
             "removed its dead letter of stage {} (DEAD sequence {sequence})",
             stage.as_str()
         );

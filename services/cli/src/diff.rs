@@ -8,7 +8,7 @@ use dataset::diff::Diff;
 use dataset::{Curated, DataError};
 use shared::Env;
 
-use crate::{Connections, db};
+use crate::{Connections, db, say};
 
 /// What a run with a pair of payloads would do to an env's table.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ pub async fn preview(
         Ok(curated) => curated,
         Err(err) => return Ok(Preview::Refused(err)),
     };
-    let client = db::connect(&connections.database_url).await?;
+    let client = connections.connect_db().await?;
     let stored = db::stored_rows(&client, env).await?;
     let diff = dataset::diff::diff(&stored, &curated.rows);
     let refused = dataset::diff::check_removal(
@@ -56,12 +56,19 @@ pub async fn run(
     nyt: &Path,
     jhu: &Path,
     env: &Env,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let nyt_bytes = std::fs::read(nyt).with_context(|| format!("reading {}", nyt.display()))?;
     let jhu_bytes = std::fs::read(jhu).with_context(|| format!("reading {}", jhu.display()))?;
-    match preview(connections, &nyt_bytes, &jhu_bytes, env).await? {
+    let preview = preview(connections, &nyt_bytes, &jhu_bytes, env).await?;
+    if json {
+        crate::output::json(&to_json(env, &preview));
+    }
+    match preview {
         Preview::Refused(err) => {
-            println!("a run with these files would fail at transform: {err}");
+            if !json {
+                say!("a run with these files would fail at transform: {err}");
+            }
             Ok(ExitCode::FAILURE)
         }
         Preview::Applies {
@@ -69,10 +76,14 @@ pub async fn run(
             diff,
             refused,
         } => {
-            print(env, &curated, &diff);
+            if !json {
+                print(env, &curated, &diff);
+            }
             match refused {
                 Some(err) => {
-                    println!("the loader would refuse this run: {err}");
+                    if !json {
+                        say!("the loader would refuse this run: {err}");
+                    }
                     Ok(ExitCode::FAILURE)
                 }
                 None => Ok(ExitCode::SUCCESS),
@@ -81,14 +92,59 @@ pub async fn run(
     }
 }
 
+/// `etl diff --json`: `would` is `refused_by_transform`, `refused_by_loader` or `apply`.
+pub fn to_json(env: &Env, preview: &Preview) -> serde_json::Value {
+    match preview {
+        Preview::Refused(err) => serde_json::json!({
+            "env": env.as_str(),
+            "would": "refused_by_transform",
+            "kind": err.kind().as_str(),
+            "reason": err.to_string(),
+        }),
+        Preview::Applies {
+            curated,
+            diff,
+            refused,
+        } => {
+            let counts = diff.counts();
+            let corrections: Vec<serde_json::Value> = diff
+                .corrections
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "date": c.date, "field": c.field.as_str(), "old": c.old, "new": c.new,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "env": env.as_str(),
+                "would": if refused.is_some() { "refused_by_loader" } else { "apply" },
+                "reason": refused.as_ref().map(ToString::to_string),
+                "counts": counts,
+                "rows": curated.rows.len(),
+                "first_date": curated.rows.first().map(|r| r.date),
+                "last_date": curated.rows.last().map(|r| r.date),
+                "dropped": curated.dropped,
+                "corrections": corrections,
+                "removed": diff.removed,
+                "warnings": curated.warnings,
+            })
+        }
+    }
+}
+
 fn print(env: &Env, curated: &Curated, diff: &Diff) {
     let counts = diff.counts();
-    println!(
+    say!(
         "a run with these files in env {env} would: insert {}, update {}, leave {} unchanged, remove {}; {} dates revised upstream",
-        counts.inserted, counts.updated, counts.unchanged, counts.removed, counts.revised
+        counts.inserted,
+        counts.updated,
+        counts.unchanged,
+        counts.removed,
+        counts.revised
     );
     if let (Some(first), Some(last)) = (curated.rows.first(), curated.rows.last()) {
-        println!(
+        say!(
             "dataset: {} days from {} to {}",
             curated.rows.len(),
             first.date,
@@ -97,13 +153,14 @@ fn print(env: &Env, curated: &Curated, diff: &Diff) {
     }
     let dropped = &curated.dropped;
     if dropped.only_nyt + dropped.only_jhu > 0 {
-        println!(
+        say!(
             "dropped by the join: {} days only in NYT, {} only in JHU",
-            dropped.only_nyt, dropped.only_jhu
+            dropped.only_nyt,
+            dropped.only_jhu
         );
     }
     for correction in &diff.corrections {
-        println!(
+        say!(
             "  {} {}: {} -> {}",
             correction.date,
             correction.field.as_str(),
@@ -112,10 +169,10 @@ fn print(env: &Env, curated: &Curated, diff: &Diff) {
         );
     }
     for date in &diff.removed {
-        println!("  {date}: would be removed");
+        say!("  {date}: would be removed");
     }
     for warning in &curated.warnings {
-        println!("warning: {warning}");
+        say!("warning: {warning}");
     }
 }
 

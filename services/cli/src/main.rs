@@ -3,13 +3,14 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     shared::install_crypto_provider();
+    // clap's own errors exit 2 (usage); `--help` and `--version` exit 0 before anything starts.
     let cli = etl_cli::Cli::parse();
-    let _telemetry = shared::telemetry::init("etl");
+    etl_cli::logging::init(cli.global.verbose);
     match etl_cli::run(cli).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("etl: {err:#}");
-            std::process::ExitCode::FAILURE
+            etl_cli::exit::exit_code(&err)
         }
     }
 }

@@ -4,13 +4,14 @@
 
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use shared::Env;
 
-use crate::Connections;
-use crate::db;
+use crate::{Connections, db, say};
 
-/// One line of the listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One line of the listing (and one run of `etl runs --json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunLine {
     pub run_id: String,
     pub status: String,
@@ -20,47 +21,79 @@ pub struct RunLine {
     pub unchanged: i64,
     pub removed: i64,
     pub revised: i64,
-    /// `YYYY-MM-DD HH:MM:SS` in UTC, or empty.
-    pub finished: String,
+    pub finished_at: Option<DateTime<Utc>>,
     /// The failure kind (`invalid_data`, `unavailable`…), empty unless the run failed.
     pub kind: String,
     /// Why it failed or was superseded.
     pub error: String,
 }
 
-pub async fn run(connections: &Connections, env: &Env, limit: i64) -> anyhow::Result<ExitCode> {
-    let client = db::connect(&connections.database_url).await?;
-    if !db::schema_exists(&client, env).await? {
-        println!("env {env} has no runs yet");
-        return Ok(ExitCode::SUCCESS);
+/// `etl runs --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunList {
+    pub env: String,
+    pub runs: Vec<RunLine>,
+}
+
+pub async fn run(
+    connections: &Connections,
+    env: &Env,
+    limit: i64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = connections.connect_db().await?;
+    let runs = if db::schema_exists(&client, env).await? {
+        list(&client, env, limit).await?
+    } else {
+        Vec::new()
+    };
+    if json {
+        crate::output::json(&RunList {
+            env: env.to_string(),
+            runs,
+        });
+    } else if runs.is_empty() {
+        say!("env {env} has no runs yet");
+    } else {
+        say!("{}", header());
+        for line in &runs {
+            say!("{}", line.render());
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The latest `limit` runs of `env`, newest first.
+pub async fn list(
+    client: &tokio_postgres::Client,
+    env: &Env,
+    limit: i64,
+) -> anyhow::Result<Vec<RunLine>> {
     let sql = format!(
         "SELECT run_id, status, coalesce(trigger->>'kind', ''), \
                 coalesce(inserted, 0)::bigint, coalesce(updated, 0)::bigint, coalesce(unchanged, 0)::bigint, \
                 coalesce(removed, 0)::bigint, coalesce(revised, 0)::bigint, \
-                coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), ''), \
-                coalesce(kind, ''), coalesce(error, '') \
+                finished_at, coalesce(kind, ''), coalesce(error, '') \
          FROM \"{env}\".etl_runs ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST LIMIT $1"
     );
     let rows = client.query(&sql, &[&limit.clamp(1, 1000)]).await?;
-    println!("{}", header());
-    for row in rows {
-        let line = RunLine {
-            run_id: row.try_get(0)?,
-            status: row.try_get(1)?,
-            trigger: row.try_get(2)?,
-            inserted: row.try_get(3)?,
-            updated: row.try_get(4)?,
-            unchanged: row.try_get(5)?,
-            removed: row.try_get(6)?,
-            revised: row.try_get(7)?,
-            finished: row.try_get(8)?,
-            kind: row.try_get(9)?,
-            error: row.try_get(10)?,
-        };
-        println!("{}", line.render());
-    }
-    Ok(ExitCode::SUCCESS)
+    rows.iter()
+        .map(|row| {
+            Ok(RunLine {
+                run_id: row.try_get(0)?,
+                status: row.try_get(1)?,
+                trigger: row.try_get(2)?,
+                inserted: row.try_get(3)?,
+                updated: row.try_get(4)?,
+                unchanged: row.try_get(5)?,
+                removed: row.try_get(6)?,
+                revised: row.try_get(7)?,
+                finished_at: row.try_get(8)?,
+                kind: row.try_get(9)?,
+                error: row.try_get(10)?,
+            })
+        })
+        .collect()
 }
 
 pub fn header() -> String {
@@ -98,7 +131,9 @@ impl RunLine {
             self.unchanged,
             self.removed,
             self.revised,
-            self.finished,
+            self.finished_at
+                .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
             kind,
             one_line(&self.error),
         )
@@ -124,7 +159,7 @@ mod tests {
             run_id: "a".repeat(24),
             status: "succeeded".into(),
             trigger: "commit".into(),
-            finished: "2024-01-01 06:00:00".into(),
+            finished_at: Some("2024-01-01T06:00:00Z".parse().unwrap()),
             ..RunLine::default()
         };
         let superseded = RunLine {

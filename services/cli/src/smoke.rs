@@ -26,7 +26,7 @@ use shared::message::{self, Event};
 use shared::nats::{RAW_BUCKET, Stores};
 use shared::{Env, Source, run_id, store, subjects};
 
-use crate::{Connections, db};
+use crate::{Connections, db, say};
 
 /// The env the smoke test runs in; nothing else uses it.
 pub const SMOKE_ENV: &str = "test";
@@ -54,23 +54,32 @@ impl SmokeReport {
     }
 }
 
-/// Prints the report and turns it into the process's exit code.
-pub fn print(report: &SmokeReport) -> ExitCode {
-    for step in &report.steps {
-        println!("smoke: {step}");
-    }
-    if let Some(notification) = &report.notification {
-        println!("\n{}\n\n{}", notification.subject, notification.text);
-    }
-    match &report.failure {
-        None => {
-            println!("smoke: PASSED");
-            ExitCode::SUCCESS
+/// Prints the report (as one JSON document with `json`) and turns it into the exit code.
+pub fn print(report: &SmokeReport, json: bool) -> ExitCode {
+    if json {
+        crate::output::json(&serde_json::json!({
+            "passed": report.passed(),
+            "steps": report.steps,
+            "failure": report.failure,
+            "notification": report.notification,
+            "email": report.email,
+        }));
+    } else {
+        for step in &report.steps {
+            say!("smoke: {step}");
         }
-        Some(reason) => {
-            println!("smoke: FAILED: {reason}");
-            ExitCode::FAILURE
+        if let Some(notification) = &report.notification {
+            say!("\n{}\n\n{}", notification.subject, notification.text);
         }
+        match &report.failure {
+            None => say!("smoke: PASSED"),
+            Some(reason) => say!("smoke: FAILED: {reason}"),
+        }
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -79,8 +88,8 @@ pub async fn run(connections: &Connections, timeout: Duration) -> SmokeReport {
     let env = Env::new(SMOKE_ENV).expect("the smoke env name is valid");
     let outcome = async {
         let client = connections.connect_nats("etl-smoke").await?;
-        let stores = shared::nats::setup(client.clone()).await?;
-        let pg = db::connect(&connections.database_url).await?;
+        let stores = shared::nats::setup(client.clone(), connections.nats.replicas).await?;
+        let pg = connections.connect_db().await?;
 
         clean_up(&stores, &pg, &env).await?;
         report.steps.push(format!("cleared env {env}"));

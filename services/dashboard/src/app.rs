@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{FromRef, Request};
 use axum::http::HeaderValue;
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::Response;
 use axum::routing::get;
+use shared::metrics::{Metrics, endpoint};
 use shared::{Env, Shutdown};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
@@ -33,6 +34,14 @@ pub struct AppState {
     pub bodies: Arc<BodyCache>,
     /// Ends the live event streams, which would otherwise hold graceful shutdown open forever.
     pub shutdown: Shutdown,
+    /// Request durations by route, served on `/metrics`.
+    pub metrics: Metrics,
+}
+
+impl FromRef<AppState> for Metrics {
+    fn from_ref(state: &AppState) -> Metrics {
+        state.metrics.clone()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +110,9 @@ impl Application {
             live: Arc::clone(&live),
             bodies: Arc::new(BodyCache::new()),
             shutdown: shutdown.clone(),
+            metrics: Metrics::new("dashboard"),
         };
+        let metrics = state.metrics.clone();
         let feed =
             tokio::spawn(live.feed(config.nats.clone(), config.env.clone(), shutdown.clone()));
         tracing::info!(%addr, env = %config.env, ?limits, "dashboard listening");
@@ -110,6 +121,7 @@ impl Application {
         if let Err(err) = feed.await {
             tracing::error!(error = %err, "the live event feed ended abnormally");
         }
+        metrics.finish().await;
         tracing::info!("dashboard stopped");
         Ok(())
     }
@@ -126,7 +138,9 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::asset))
         .route("/healthz", get(health::healthz))
+        .route("/livez", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(endpoint::render))
         .route("/api/v1/us/daily", get(api::daily))
         .route("/api/v1/us/changes", get(api::changes))
         .route("/api/v1/runs", get(api::runs))
@@ -137,6 +151,12 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             limits::time_limit,
         ))
         .route("/api/v1/events", get(live::events))
+        // Inside the routes' layers, where the route's pattern is known; the event stream is
+        // timed to its first byte.
+        .layer(from_fn_with_state(
+            state.metrics.clone(),
+            endpoint::track_requests,
+        ))
         .layer(CompressionLayer::new())
         .layer(from_fn_with_state(
             RequestLimit::new(limits.max_requests),

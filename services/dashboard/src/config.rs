@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use shared::Env;
-use shared::config::{ConfigError, NatsConfig, Parser, Secret, Vars};
+use shared::config::{ConfigError, NatsConfig, Parser, Secret, Spec, Var, Vars};
 use shared::postgres::{Database, SessionSettings};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -142,6 +142,63 @@ impl Config {
     }
 }
 
+/// The dashboard's command line and every variable it reads, for `--help` and `--check-config`
+/// (a unit test keeps it in step with [`Config::from_vars`]).
+pub fn spec() -> Spec {
+    let limits = Limits::default();
+    let human = shared::config::human_duration;
+    let mut vars = vec![
+        Var::new(
+            "DASHBOARD_ADDR",
+            "Where the dashboard listens (host:port; port 0 picks a free one)",
+        )
+        .default_value(DEFAULT_ADDR),
+    ];
+    vars.extend(shared::config::database_vars(
+        DEFAULT_DATABASE_URL,
+        SessionSettings::READER,
+    ));
+    vars.push(shared::config::env_var());
+    vars.extend(shared::config::nats_vars());
+    vars.extend([
+        Var::new(
+            "DASHBOARD_HEADER_TIMEOUT",
+            "A connection that sends no whole request head within this is closed",
+        )
+        .default_value(human(limits.header_timeout)),
+        Var::new(
+            "DASHBOARD_REQUEST_TIMEOUT",
+            "The longest a request may take (503 after); the live stream is exempt",
+        )
+        .default_value(human(limits.request_timeout)),
+        Var::new("DASHBOARD_MAX_CONNECTIONS", "Open connections at most")
+            .default_value(limits.max_connections),
+        Var::new(
+            "DASHBOARD_MAX_REQUESTS",
+            "Requests answered at once at most (503 beyond)",
+        )
+        .default_value(limits.max_requests),
+        Var::new(
+            "DASHBOARD_MAX_STREAMS",
+            "Live event streams open at once at most (503 beyond); below \
+             DASHBOARD_MAX_CONNECTIONS",
+        )
+        .default_value(limits.max_streams),
+        Var::new(
+            "DASHBOARD_MAX_STREAMS_PER_CLIENT",
+            "Live event streams one IP address may hold (429 beyond)",
+        )
+        .default_value(limits.max_streams_per_client),
+    ]);
+    Spec::new(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        "Serves the charts and JSON API of one env's curated data from PostgreSQL, with live \
+         updates from NATS",
+        vars,
+    )
+}
+
 /// `DATABASE_URL` as given (secret) and read; a bad one is reported by the parser without its
 /// text, which may carry a password.
 fn database_url(p: &mut Parser<'_>) -> (Secret, Database) {
@@ -156,6 +213,17 @@ fn database_url(p: &mut Parser<'_>) -> (Secret, Database) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_lists_exactly_what_the_parser_reads_with_its_defaults() {
+        shared::config::check_table(
+            &spec(),
+            Config::from_vars,
+            |config| format!("{config:?}"),
+            &[&[("NATS_USER", "u")]],
+        )
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
+    }
 
     #[test]
     fn defaults_follow_the_design() {

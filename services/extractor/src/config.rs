@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::NaiveTime;
-use shared::config::{ConfigError, NatsConfig, Parser, Secret, Vars};
+use shared::config::{ConfigError, NatsConfig, Parser, Secret, Spec, Var, Vars};
 use shared::source::UpstreamLocation;
 use shared::{Env, Source};
 use url::Url;
@@ -30,6 +30,8 @@ impl SourceSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nats: NatsConfig,
+    /// `METRICS_ADDR`: where `/metrics`, `/livez` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
     pub env: Env,
     /// REST base (`https://api.github.com`, `https://host/api/v3`, or a test fake).
     pub api_url: Url,
@@ -38,6 +40,9 @@ pub struct Config {
     /// Sent as `Authorization: Bearer` to the API host only.
     pub token: Option<Secret>,
     pub poll_interval: Duration,
+    /// Replicas of the extractor of one env share a lease (`<env>.extractor.lease`): its holder
+    /// polls, the others stand by and take over within this period when it dies.
+    pub lease_period: Duration,
     /// The daily run, UTC.
     pub daily_run_at: NaiveTime,
     pub max_payload_bytes: u64,
@@ -61,6 +66,7 @@ impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let mut p = Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
+        let metrics_addr = shared::metrics::addr::metrics_addr(&mut p, "extractor");
         let env = p.env();
         let api_url = p.url(
             "GITHUB_API_URL",
@@ -74,6 +80,7 @@ impl Config {
         );
         let token = p.secret("GITHUB_TOKEN");
         let poll_interval = p.duration("POLL_INTERVAL", "60s");
+        let lease_period = p.duration("LEASE_PERIOD", "20s");
         let daily_run_at = parse_daily(&mut p);
         let max_payload_bytes = parse_size(&mut p, "MAX_PAYLOAD_BYTES", 64 * 1024 * 1024);
         let request_timeout = p.duration("REQUEST_TIMEOUT", "30s");
@@ -90,12 +97,14 @@ impl Config {
             .collect();
         p.finish()?;
         Ok(Config {
+            metrics_addr,
             nats,
             env,
             api_url,
             raw_url,
             token,
             poll_interval,
+            lease_period,
             daily_run_at,
             max_payload_bytes,
             request_timeout,
@@ -111,6 +120,84 @@ impl Config {
     pub fn source(&self, source: Source) -> Option<&SourceSettings> {
         self.sources.iter().find(|s| s.source == source)
     }
+}
+
+/// The extractor's command line and every variable it reads, for `--help` and
+/// `--check-config` (a unit test keeps it in step with [`Config::from_vars`]).
+pub fn spec() -> Spec {
+    let mut vars = shared::config::nats_vars();
+    vars.extend([
+        shared::config::metrics_var(env!("CARGO_PKG_NAME")),
+        shared::config::env_var(),
+        Var::new(
+            "GITHUB_API_URL",
+            "GitHub's REST API (https://host/api/v3 for GitHub Enterprise)",
+        )
+        .default_value("https://api.github.com")
+        .url(),
+        Var::new(
+            "GITHUB_RAW_URL",
+            "Where raw files are downloaded from: {raw}/{owner}/{repo}/{sha}/{path}",
+        )
+        .default_value("https://raw.githubusercontent.com")
+        .url(),
+        Var::new(
+            "GITHUB_TOKEN",
+            "A GitHub token, sent to the API host only (5000 requests an hour instead of 60)",
+        )
+        .secret(),
+        Var::new("POLL_INTERVAL", "How often GitHub is asked for new commits").default_value("60s"),
+        Var::new(
+            "LEASE_PERIOD",
+            "Of several extractors of one env, one polls at a time; one that dies is replaced \
+             within this period",
+        )
+        .default_value("20s"),
+        Var::new(
+            "DAILY_RUN_AT",
+            "Time of the daily run, UTC (HH:MM or HH:MM:SS)",
+        )
+        .default_value("06:00"),
+        Var::new(
+            "MAX_PAYLOAD_BYTES",
+            "The largest upstream file downloaded (such as 67108864, 64MiB or 500KB)",
+        )
+        .default_value("64MiB"),
+        Var::new(
+            "REQUEST_TIMEOUT",
+            "Bound on every HTTP request, body included",
+        )
+        .default_value("30s"),
+        Var::new("GITHUB_PER_PAGE", "Commits asked for per page (1 to 100)").default_value(30),
+    ]);
+    for source in Source::ALL {
+        let prefix = source.as_str().to_uppercase();
+        let home = source.default_location();
+        vars.extend([
+            Var::new(
+                format!("{prefix}_REPO"),
+                format!("The {} repository, owner/name", source.as_str()),
+            )
+            .default_value(home.repo),
+            Var::new(
+                format!("{prefix}_BRANCH"),
+                format!("The branch of {prefix}_REPO that is followed"),
+            )
+            .default_value(home.branch),
+            Var::new(
+                format!("{prefix}_PATH"),
+                format!("The file inside {prefix}_REPO"),
+            )
+            .default_value(home.path),
+        ]);
+    }
+    Spec::new(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        "Polls GitHub for new commits of the upstream COVID-19 datasets, downloads each changed \
+         file into the NATS object store and announces it on etl.<env>.extracted",
+        vars,
+    )
 }
 
 /// `NYT_REPO`, `NYT_BRANCH`, `NYT_PATH` (and `JHU_…`), defaulting to the source's usual home.
@@ -293,6 +380,17 @@ mod tests {
         assert_eq!(size_in_bytes("500KB"), Some(500_000));
         assert_eq!(size_in_bytes("12"), Some(12));
         assert_eq!(size_in_bytes("1.5MB"), None);
+    }
+
+    #[test]
+    fn help_lists_exactly_what_the_parser_reads_with_its_defaults() {
+        shared::config::check_table(
+            &spec(),
+            Config::from_vars,
+            |config| format!("{config:?}"),
+            &[&[("NATS_USER", "u")]],
+        )
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
     }
 
     #[test]

@@ -83,7 +83,19 @@ impl Poller {
                 continue;
             }
             let span = tracing::debug_span!("check", source = %s.source);
-            match self.check(&s).instrument(span).await {
+            let started = std::time::Instant::now();
+            let checked = self.check(&s).instrument(span).await;
+            if let Some(metrics) = self.github.metrics() {
+                let outcome = match &checked {
+                    Ok(Check::New(_)) => "ok",
+                    Ok(Check::Unchanged(_) | Check::SameContent(_)) => "unchanged",
+                    Err(_) => "failed",
+                };
+                metrics
+                    .record()
+                    .stage("extract", self.env.as_str(), outcome, started.elapsed());
+            }
+            match checked {
                 Ok(Check::Unchanged(refreshed)) => {
                     self.recovered(s.source).await;
                     cursors.extend(refreshed.map(|c| (s.source, c)));

@@ -12,6 +12,7 @@ use shared::nats::backoff;
 use crate::config::SourceSettings;
 use crate::error::{DownloadError, FailureKind};
 use crate::github::{BlobInfo, Github, GithubError};
+use crate::progress::Progress;
 
 /// How much of the start of a body is looked at to tell an HTML page from a CSV file.
 const SNIFF_BYTES: usize = 512;
@@ -53,9 +54,9 @@ pub const CUT_OFF_RETRY: Retry = Retry {
     max_wait: Duration::from_secs(5),
 };
 
-/// Downloads `s`'s file at `commit` and checks it against `blob`; a body cut short (fewer bytes
-/// than announced or than GitHub reports) is a network hiccup, tried again as `retry` says before
-/// it is reported.
+/// Downloads `s`'s file at `commit` and checks it against `blob`, telling `progress` as bytes
+/// arrive; a body cut short (fewer bytes than announced or than GitHub reports) is a network
+/// hiccup, tried again as `retry` says before it is reported.
 pub async fn download(
     github: &Github,
     s: &SourceSettings,
@@ -63,8 +64,12 @@ pub async fn download(
     blob: &BlobInfo,
     limit: u64,
     retry: Retry,
+    progress: &Progress,
 ) -> Result<Vec<u8>, DownloadError> {
-    retry_cut_off(retry, || download_once(github, s, commit, blob, limit)).await
+    retry_cut_off(retry, || {
+        download_once(github, s, commit, blob, limit, progress)
+    })
+    .await
 }
 
 /// Runs `attempt` until it gives something other than a truncated body, or `retry.attempts` are
@@ -105,6 +110,7 @@ async fn download_once(
     commit: &str,
     blob: &BlobInfo,
     limit: u64,
+    progress: &Progress,
 ) -> Result<Vec<u8>, DownloadError> {
     let what = format!(
         "{} {} at commit {}",
@@ -184,6 +190,7 @@ async fn download_once(
             ));
         }
         body.extend_from_slice(&chunk);
+        progress.advance(body.len() as u64).await;
         if !sniffed && body.len() >= SNIFF_BYTES {
             sniffed = true;
             reject_html(&body, &what)?;
@@ -191,6 +198,7 @@ async fn download_once(
     }
     reject_html(&body, &what)?;
     check_whole(&body, declared, blob, &what)?;
+    progress.finish(body.len() as u64).await;
     Ok(body)
 }
 

@@ -116,6 +116,8 @@ pub struct Github {
     /// Rate-limit refusals in a row, for the secondary limit's exponential wait.
     refusals: u32,
     budget: Option<Budget>,
+    /// Where requests and the budget are recorded, when the extractor runs with metrics.
+    metrics: Option<shared::metrics::Metrics>,
 }
 
 impl Github {
@@ -135,7 +137,25 @@ impl Github {
             hold: None,
             refusals: 0,
             budget: None,
+            metrics: None,
         })
+    }
+
+    /// Records every request's status and GitHub's budget in `metrics`.
+    pub fn with_metrics(mut self, metrics: shared::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn metrics(&self) -> Option<&shared::metrics::Metrics> {
+        self.metrics.as_ref()
+    }
+
+    fn count(&self, endpoint: &'static str, result: &Result<Response, reqwest::Error>) {
+        if let Some(metrics) = &self.metrics {
+            let status = result.as_ref().ok().map(|r| r.status().as_u16());
+            metrics.record().github_request(endpoint, status);
+        }
     }
 
     /// The budget GitHub reported last.
@@ -245,15 +265,12 @@ impl Github {
                 .extend([owner, repo, sha])
                 .extend(s.location.path.split('/'));
         }
-        let response =
-            self.http
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|source| GithubError::Transport {
-                    url: url.to_string(),
-                    source,
-                })?;
+        let response = self.http.get(url.clone()).send().await;
+        self.count("raw", &response);
+        let response = response.map_err(|source| GithubError::Transport {
+            url: url.to_string(),
+            source,
+        })?;
         check_success(&url, response.status())?;
         Ok(response)
     }
@@ -287,15 +304,21 @@ impl Github {
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| GithubError::Transport {
-                url: url.to_string(),
-                source,
-            })?;
+        let response = request.send().await;
+        self.count("api", &response);
+        let response = response.map_err(|source| GithubError::Transport {
+            url: url.to_string(),
+            source,
+        })?;
         if let Some(budget) = Budget::from_headers(response.headers()) {
             self.budget = Some(budget);
+            if let Some(metrics) = &self.metrics {
+                metrics.record().github_budget(
+                    budget.limit,
+                    budget.remaining,
+                    budget.reset.timestamp(),
+                );
+            }
         }
         let status = response.status();
         if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {

@@ -7,12 +7,13 @@
 //!   themselves in [`ratelimit`].
 //! - [`poller`]: checking one source (conditional commits request, paging back to the last commit
 //!   seen, blob sha, download, store); [`download`] streams and verifies the file; [`cursor`] is the
-//!   per-source state kept in KV.
+//!   per-source state kept in KV; [`progress`] tells how far a download has come.
 //! - [`cycle`]: one round over all sources and what it publishes (extracted, failed extract);
 //!   [`failure`] judges a failed check (back-off, report) and [`refusal`] reads GitHub's 403/429
 //!   answers; [`trouble`] is a failing source's state in KV, which `etl status` shows.
 //! - [`worker`]: the loop that runs polls, triggers and the daily run ([`schedule`]);
-//!   [`trigger`] serves the request-reply subject.
+//!   [`trigger`] serves the request-reply subject. Of several replicas of one env's extractor,
+//!   only the holder of a lease in KV ([`shared::lease`]) polls and answers triggers.
 
 pub mod config;
 pub mod cursor;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod failure;
 pub mod github;
 pub mod poller;
+pub mod progress;
 pub mod ratelimit;
 pub mod refusal;
 pub mod schedule;
@@ -30,7 +32,10 @@ pub mod trouble;
 pub mod worker;
 
 use anyhow::Context;
+use shared::Env;
 use shared::Shutdown;
+use shared::lease::{Lease, replica_name};
+use shared::metrics::Metrics;
 use shared::nats::NatsError;
 use tokio::sync::mpsc;
 
@@ -38,15 +43,33 @@ pub use config::Config;
 
 /// Runs the extractor until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let metrics = Metrics::new("extractor");
+    metrics.readiness().expect(&["nats"]);
+    metrics.serve(config.metrics_addr, &shutdown).await?;
+    let result = extract(config, &metrics, shutdown).await;
+    metrics.finish().await;
+    result
+}
+
+async fn extract(config: Config, metrics: &Metrics, shutdown: Shutdown) -> anyhow::Result<()> {
     let client = match shared::nats::connect(&config.nats, "extractor", &shutdown).await {
         Ok(client) => client,
         Err(NatsError::ShutDown) => return Ok(()),
         Err(err) => return Err(err.into()),
     };
-    let stores = shared::nats::setup(client.clone())
+    let stores = shared::nats::setup(client.clone(), config.nats.replicas)
         .await
         .context("declaring the JetStream resources")?;
-    let github = github::Github::new(&config).context("building the HTTP client")?;
+    metrics.readiness().set_nats(&client);
+    let github = github::Github::new(&config)
+        .context("building the HTTP client")?
+        .with_metrics(metrics.clone());
+    let lease = Lease::new(
+        stores.state.clone(),
+        lease_key(&config.env),
+        replica_name("extractor"),
+        config.lease_period,
+    );
     let poller = poller::Poller::new(&config, github, stores)
         .await
         .context("loading the extractor's state")?;
@@ -55,6 +78,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let service = trigger::serve(
         client.clone(),
         config.env.clone(),
+        lease.name(),
         commands,
         shutdown.clone(),
     )
@@ -69,6 +93,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     );
     worker::Worker::new(
         poller,
+        lease,
         config.env.clone(),
         config.poll_interval,
         config.daily_run_at,
@@ -79,4 +104,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     // Let anything still buffered (trigger replies) reach the server.
     let _ = client.flush().await;
     Ok(())
+}
+
+/// The KV key of the polling lease of `env`'s extractors.
+pub fn lease_key(env: &Env) -> String {
+    format!("{env}.extractor.lease")
 }

@@ -23,6 +23,7 @@ use crate::cursor::{self, Cursor};
 use crate::download::{Retry, download, short};
 use crate::error::{DownloadError, FailureKind};
 use crate::github::{CommitSummary, CommitsPage, Github, GithubError};
+use crate::progress::Progress;
 use crate::trouble::{self, Trouble};
 
 /// How many commit pages are read back looking for the last commit seen before giving up on it
@@ -133,6 +134,20 @@ impl Poller {
             state,
             api_failures: 0,
         })
+    }
+
+    /// Reads each source's cursor and latest payload from KV again: what another replica of the
+    /// extractor stored while this one stood by.
+    pub async fn reload(&mut self) -> Result<(), StoreError> {
+        for s in &self.sources {
+            let cursor = cursor::load(&self.stores.state, &self.env, s.source).await?;
+            let latest = latest_extracted(&self.stores.state, &self.env, s.source).await?;
+            if let Some(state) = self.state.get_mut(&s.source) {
+                state.cursor = cursor;
+                state.latest = latest;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn state(&self, source: Source) -> &SourceState {
@@ -262,6 +277,13 @@ impl Poller {
             return Ok(Check::SameContent(new_cursor));
         }
 
+        let progress = Progress::new(
+            self.stores.js.client(),
+            &self.env,
+            s.source,
+            newest.sha.as_str(),
+            blob.size,
+        );
         let bytes = download(
             &self.github,
             s,
@@ -269,6 +291,7 @@ impl Poller {
             &blob,
             self.max_payload,
             self.download_retry,
+            &progress,
         )
         .await
             .map_err(|err| match err {

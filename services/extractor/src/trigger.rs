@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 #[derive(Debug)]
 pub struct TriggerCommand {
     pub request: TriggerRequest,
-    pub reply: oneshot::Sender<TriggerReply>,
+    /// `None`: this extractor is on standby and leaves the answer to the one that polls.
+    pub reply: oneshot::Sender<Option<TriggerReply>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +25,13 @@ pub struct ServeError {
     pub source: async_nats::Error,
 }
 
-/// Starts answering triggers for `env` until `shutdown`.
+/// Starts answering triggers for `env` until `shutdown`, as the replica `replica`. Every replica
+/// of the env's extractor receives each trigger (each is a queue group of its own); only the one
+/// that holds the polling lease answers it.
 pub async fn serve(
     client: Client,
     env: Env,
+    replica: &str,
     commands: mpsc::Sender<TriggerCommand>,
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, ServeError> {
@@ -40,6 +44,7 @@ pub async fn serve(
         .service_builder()
         .description("covid-etl extractor: checks upstream now, or re-runs with force")
         .metadata([("env".to_owned(), env.to_string())].into())
+        .queue_group(replica)
         .start("extractor", env!("CARGO_PKG_VERSION"))
         .await
         .map_err(fail)?;
@@ -57,7 +62,10 @@ pub async fn serve(
                 _ = shutdown.wait() => break,
             };
             let Some(request) = request else { break };
-            let reply = answer(&env, &request.message.payload, &commands, &shutdown).await;
+            let Some(reply) = answer(&env, &request.message.payload, &commands, &shutdown).await
+            else {
+                continue;
+            };
             let body = serde_json::to_vec(&reply).expect("replies serialize");
             if let Err(err) = request.respond(Ok(body.into())).await {
                 tracing::warn!(error = %err, "could not answer a trigger");
@@ -74,12 +82,14 @@ async fn answer(
     payload: &[u8],
     commands: &mpsc::Sender<TriggerCommand>,
     shutdown: &Shutdown,
-) -> TriggerReply {
-    let refuse = |message: String| TriggerReply {
-        env: env.clone(),
-        extracted: Vec::new(),
-        run_id: None,
-        message,
+) -> Option<TriggerReply> {
+    let refuse = |message: String| {
+        Some(TriggerReply {
+            env: env.clone(),
+            extracted: Vec::new(),
+            run_id: None,
+            message,
+        })
     };
     // The one decoder: an empty body is a plain "check now"; a bad id or size is refused.
     let request = match shared::message::decode_trigger(payload) {

@@ -1,11 +1,15 @@
 //! The extractor's one loop: polls on its interval, answers triggers, runs the daily run. It owns
 //! the [`Poller`], so polls and triggers never race on a source's state.
+//!
+//! All three happen only while this replica holds the env's polling [`Lease`]; the others keep
+//! checking it, and the one that takes it over reloads the sources' state from KV first.
 
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime, Utc};
 use shared::events::{TriggerReply, TriggerRequest};
 use shared::ids::TriggerId;
+use shared::lease::{Lease, Standing};
 use shared::{Env, Shutdown};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -18,28 +22,39 @@ use crate::trigger::TriggerCommand;
 
 pub struct Worker {
     poller: Poller,
+    lease: Lease,
+    /// Whether this replica held the lease at the last check.
+    holding: bool,
     env: Env,
     poll_interval: Duration,
     daily_run_at: NaiveTime,
     last_daily: Option<NaiveDate>,
     /// Why polls are slower than the interval, while they are.
     slowed: Option<String>,
+    /// When standing by was last logged (once every [`STANDBY_LOG_EVERY`]).
+    last_standby_log: Option<Instant>,
 }
+
+const STANDBY_LOG_EVERY: Duration = Duration::from_secs(600);
 
 impl Worker {
     pub fn new(
         poller: Poller,
+        lease: Lease,
         env: Env,
         poll_interval: Duration,
         daily_run_at: NaiveTime,
     ) -> Worker {
         Worker {
             poller,
+            lease,
+            holding: false,
             env,
             poll_interval,
             daily_run_at,
             last_daily: None,
             slowed: None,
+            last_standby_log: None,
         }
     }
 
@@ -54,16 +69,30 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.wait() => break,
                 Some(command) = commands.recv() => {
-                    let reply = self.trigger(command.request).await;
+                    let reply = match self.holds_lease().await {
+                        true => Some(self.trigger(command.request).await),
+                        false => None,
+                    };
                     let _ = command.reply.send(reply);
                 }
+                _ = sleep(self.lease.check_every()) => {
+                    // The holder renews; a replica that takes the lease over polls at once.
+                    let was_holding = self.holding;
+                    if self.holds_lease().await && !was_holding {
+                        next_poll = Instant::now();
+                    }
+                }
                 _ = sleep_until(next_poll) => {
-                    self.poller.cycle(&CycleKind::Poll).await;
-                    next_poll = self.schedule_next_poll();
+                    if self.holds_lease().await {
+                        self.poller.cycle(&CycleKind::Poll).await;
+                        next_poll = self.schedule_next_poll();
+                    } else {
+                        next_poll = Instant::now() + self.poll_interval;
+                    }
                 }
                 _ = sleep(until_daily) => {
                     let date = daily_at.date_naive();
-                    if self.last_daily != Some(date) {
+                    if self.last_daily != Some(date) && self.holds_lease().await {
                         self.last_daily = Some(date);
                         tracing::info!(%date, "daily run");
                         let report = self.poller.cycle(&CycleKind::Daily { date }).await;
@@ -73,7 +102,51 @@ impl Worker {
                 }
             }
         }
+        self.lease.release().await;
         tracing::info!("extractor stopped");
+    }
+
+    /// Checks the polling lease: whether this replica may poll now. Taking it over from another
+    /// replica first reloads what that one stored; a replica that cannot reload does not poll.
+    async fn holds_lease(&mut self) -> bool {
+        let standing = match self.lease.check().await {
+            Ok(standing) => standing,
+            Err(err) => {
+                tracing::warn!(error = %err, "the polling lease cannot be checked; not polling");
+                Standing::Standby { holder: None }
+            }
+        };
+        let holding = standing == Standing::Holder;
+        if holding && !self.holding {
+            if let Err(err) = self.poller.reload().await {
+                tracing::warn!(error = %err, "took the polling lease but cannot read the sources' state; not polling");
+                self.lease.release().await;
+                return false;
+            }
+            tracing::info!(
+                replica = self.lease.name(),
+                "this extractor now polls (it holds the lease)"
+            );
+        } else if !holding && self.holding {
+            tracing::warn!(
+                replica = self.lease.name(),
+                ?standing,
+                "this extractor stopped polling: another holds the lease"
+            );
+        } else if !holding
+            && self
+                .last_standby_log
+                .is_none_or(|at| at.elapsed() > STANDBY_LOG_EVERY)
+        {
+            tracing::info!(
+                replica = self.lease.name(),
+                ?standing,
+                "standing by: another extractor of this env polls"
+            );
+            self.last_standby_log = Some(Instant::now());
+        }
+        self.holding = holding;
+        holding
     }
 
     async fn trigger(&mut self, request: TriggerRequest) -> TriggerReply {

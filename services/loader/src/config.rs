@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::EnvScope;
-use shared::config::{ConfigError, NatsConfig, Parser, Vars};
+use shared::config::{ConfigError, NatsConfig, Parser, Spec, Vars};
 use shared::postgres::{Database, SessionSettings};
 
 use crate::curated::{READ_DEADLINE, ReadPause};
@@ -15,6 +15,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/covid
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nats: NatsConfig,
+    /// `METRICS_ADDR`: where `/metrics`, `/livez` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
     /// The envs whose runs this instance loads (`ETL_ENVS`).
     pub scope: EnvScope,
     /// PostgreSQL (`DATABASE_URL`, TLS by its `sslmode` and `sslrootcert`) with the session
@@ -38,6 +40,7 @@ impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let mut p = Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
+        let metrics_addr = shared::metrics::addr::metrics_addr(&mut p, "loader");
         let scope = p.env_scope();
         let mut database = database(&mut p);
         let session = SessionSettings::parse(&mut p, SessionSettings::WRITER);
@@ -49,6 +52,7 @@ impl Config {
         let max_removed_share = p.max_removed_share();
         p.finish()?;
         Ok(Config {
+            metrics_addr,
             nats,
             scope,
             database,
@@ -60,6 +64,26 @@ impl Config {
     }
 }
 
+/// The loader's command line and every variable it reads, for `--help` and `--check-config` (a
+/// unit test keeps it in step with [`Config::from_vars`]).
+pub fn spec() -> Spec {
+    let mut vars = shared::config::nats_vars();
+    vars.push(shared::config::metrics_var(env!("CARGO_PKG_NAME")));
+    vars.push(shared::config::env_scope_var());
+    vars.extend(shared::config::database_vars(
+        DEFAULT_DATABASE_URL,
+        SessionSettings::WRITER,
+    ));
+    vars.push(shared::config::max_removed_share_var());
+    Spec::new(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        "Loads each transformed dataset into PostgreSQL (one schema per env), records the run \
+         and announces it on etl.<env>.loaded",
+        vars,
+    )
+}
+
 fn database(p: &mut Parser<'_>) -> Database {
     Database::from_url_var(p, "DATABASE_URL", DEFAULT_DATABASE_URL)
 }
@@ -67,6 +91,17 @@ fn database(p: &mut Parser<'_>) -> Database {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_lists_exactly_what_the_parser_reads_with_its_defaults() {
+        shared::config::check_table(
+            &spec(),
+            Config::from_vars,
+            |config| format!("{config:?}"),
+            &[&[("NATS_USER", "u")]],
+        )
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
+    }
 
     #[test]
     fn defaults_follow_the_design() {

@@ -84,6 +84,26 @@ pub fn pool(database: &Database) -> Pool {
         .expect("a pool with a runtime and timeouts builds")
 }
 
+/// `/readyz` needs PostgreSQL: a connection from the pool answers a trivial query. The error
+/// (which can name hosts and roles) goes to the debug log, not the probe's answer.
+pub fn check_readiness(readiness: &shared::metrics::Readiness, pool: &Pool) {
+    let pool = pool.clone();
+    readiness.set("postgres", move || {
+        let pool = pool.clone();
+        async move {
+            let client = pool.get().await.map_err(|err| {
+                tracing::debug!(error = %err, "readiness: no PostgreSQL connection");
+                "unreachable"
+            })?;
+            client.simple_query("SELECT 1").await.map_err(|err| {
+                tracing::debug!(error = %err, "readiness: PostgreSQL does not answer");
+                "no answer"
+            })?;
+            Ok(())
+        }
+    });
+}
+
 /// Reading an env's stored rows in date order (also what `etl diff` and the dashboard run): one
 /// mapping of `us_daily`, in `shared`.
 pub use shared::daily::{stored_rows, stored_rows_sql};

@@ -12,6 +12,7 @@ use deadpool_postgres::Pool;
 use shared::consumer::Delivery;
 use shared::events::{Failed, FailureKind, Transformed};
 use shared::message::{Event, Publish};
+use shared::metrics::Metrics;
 use shared::nats::{self, Stores, backoff};
 use shared::settle::Failure;
 use shared::{Env, EnvScope};
@@ -28,15 +29,17 @@ pub(crate) struct Handler {
     config: Config,
     /// Envs whose schema this process has migrated.
     migrated: Mutex<HashSet<Env>>,
+    metrics: Metrics,
 }
 
 impl Handler {
-    pub fn new(stores: Stores, pool: Pool, config: Config) -> Self {
+    pub fn new(stores: Stores, pool: Pool, config: Config, metrics: Metrics) -> Self {
         Self {
             stores,
             pool,
             config,
             migrated: Mutex::new(HashSet::new()),
+            metrics,
         }
     }
 
@@ -117,6 +120,14 @@ impl Handler {
         }
         let mut client = self.pool.get().await?;
         migrate::migrate(&mut client, env).await?;
+        // The env's freshness survives a restart: its last success is read back once.
+        match runs::last_succeeded(&**client, env).await {
+            Ok(Some(at)) => self.metrics.record().succeeded_at(env.as_str(), at.into()),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::debug!(%env, error = %err, "could not read the last successful run")
+            }
+        }
         self.migrated
             .lock()
             .expect("not poisoned")
@@ -128,6 +139,14 @@ impl Handler {
         match self.load(&event).await? {
             Applied::Loaded(loaded) => {
                 tracing::info!(env = %loaded.env, run_id = %loaded.run_id, counts = ?loaded.counts, timings = ?loaded.timings, "loaded");
+                // Counted once, at the commit: a redelivery finds the run already loaded.
+                self.metrics.record().run_loaded(
+                    loaded.env.as_str(),
+                    loaded.counts.inserted,
+                    loaded.counts.updated,
+                    loaded.counts.removed,
+                    Duration::from_millis(loaded.duration_ms),
+                );
                 // Committed but not announced, the redelivery finds the run succeeded and
                 // publishes the same event (same message id) again.
                 self.announce(&*loaded, "the loaded event").await
@@ -139,11 +158,15 @@ impl Handler {
             // DESIGN rule 7 is the run's answer, recorded as failed with it: announced here like
             // a loaded run, while the message itself was handled.
             Applied::Suspicious(failed) => {
+                // Counted as failed when its failed event comes back to `on_failed`.
                 tracing::warn!(env = %failed.env, run_id = ?failed.run_id, reason = %failed.reason, "run refused as suspicious");
                 self.announce(&*failed, "the failed event").await
             }
             Applied::Superseded { by } => {
                 tracing::warn!(%subject, env = %event.env, run_id = %event.run_id, newer = %by, "a run after this one is already loaded; recorded this one as superseded");
+                self.metrics
+                    .record()
+                    .run_finished(event.env.as_str(), "superseded");
                 Ok(())
             }
         }
@@ -198,6 +221,9 @@ impl Handler {
             .await
             .map_err(LoadError::db("record a failed run"))?;
         tracing::info!(env = %event.env, id = %event.id(), stage = event.stage.as_str(), kind = %event.kind, "recorded a failed run");
+        self.metrics
+            .record()
+            .run_finished(event.env.as_str(), "failed");
         Ok(())
     }
 

@@ -32,6 +32,7 @@ pub mod runs;
 mod write;
 
 use shared::Shutdown;
+use shared::metrics::Metrics;
 use shared::nats::{self, NatsError};
 
 pub use config::Config;
@@ -39,17 +40,29 @@ pub use config::Config;
 /// Runs the loader until `shutdown`: connects to NATS, migrates the schemas of the envs it
 /// serves (waiting for PostgreSQL if need be), then loads runs one at a time.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let metrics = Metrics::new("loader");
+    metrics
+        .readiness()
+        .expect(&["nats", "consumer", "postgres"]);
+    metrics.serve(config.metrics_addr, &shutdown).await?;
+    let result = load(config, &metrics, shutdown).await;
+    metrics.finish().await;
+    result
+}
+
+async fn load(config: Config, metrics: &Metrics, shutdown: Shutdown) -> anyhow::Result<()> {
     tracing::info!(database = %db::describe(&config.database.config), scope = %config.scope.label(), "loader starting");
     let client = match nats::connect(&config.nats, "loader", &shutdown).await {
         Ok(client) => client,
         Err(NatsError::ShutDown) => return Ok(()),
         Err(err) => return Err(err.into()),
     };
-    let stores = nats::setup(client).await?;
+    let stores = nats::setup(client, config.nats.replicas).await?;
     let pool = db::pool(&config.database);
+    db::check_readiness(metrics.readiness(), &pool);
     let spec = consumer::spec(&config.scope, &config.session, config.read_deadline);
     let envs = config.scope.label();
-    let handler = handler::Handler::new(stores.clone(), pool, config);
+    let handler = handler::Handler::new(stores.clone(), pool, config, metrics.clone());
     handler.migrate_at_start(&shutdown).await?;
     if shutdown.is_triggered() {
         return Ok(());
@@ -62,6 +75,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         "applies each run to PostgreSQL in one transaction",
         &envs,
         &spec,
+        metrics,
         &shutdown,
         move |delivery| handler.handle(delivery),
     )

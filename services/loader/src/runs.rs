@@ -141,6 +141,19 @@ pub async fn record_superseded(
         .await
 }
 
+/// When the env's last successful run finished, if it had one.
+pub async fn last_succeeded(
+    client: &impl GenericClient,
+    env: &Env,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    let sql = format!(
+        "SELECT max(finished_at) FROM {s}.etl_runs WHERE status = 'succeeded'",
+        s = schema(env)
+    );
+    let row = client.query_one(&sql, &[]).await?;
+    row.try_get(0)
+}
+
 /// Records a failed run, keyed by [`Failed::id`]: recording the same failure twice changes
 /// nothing, and a run that already succeeded (or was superseded) is never marked failed.
 pub async fn record_failed(

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, Mailboxes};
-use shared::config::{ConfigError, NatsConfig, Parser, Secret, Vars};
+use shared::config::{ConfigError, NatsConfig, Parser, Secret, Spec, Var, Vars};
 use shared::{Env, EnvScope};
 
 pub const DEFAULT_FROM: &str = "covid-etl <covid-etl@localhost>";
@@ -19,6 +19,8 @@ const TO_PREFIX: &str = "EMAIL_TO_";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nats: NatsConfig,
+    /// `METRICS_ADDR`: where `/metrics`, `/livez` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
     pub scope: EnvScope,
     pub smtp: SmtpConfig,
     pub from: Mailbox,
@@ -32,6 +34,8 @@ pub struct Config {
     pub stale_after: Option<Duration>,
     /// `STALE_CHECK_INTERVAL`: how often staleness is checked besides on each loaded run.
     pub stale_check_interval: Duration,
+    /// `LEASE_PERIOD`: the staleness check's lease (see [`crate::stale`]).
+    pub lease_period: Duration,
 }
 
 /// How to reach the mail server. The URL may hold credentials, so it is kept as a [`Secret`] and
@@ -291,6 +295,7 @@ impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let mut p = Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
+        let metrics_addr = shared::metrics::addr::metrics_addr(&mut p, "notifier");
         let scope = p.env_scope();
         let smtp = SmtpConfig::parse(&mut p);
         let from_raw = p.string("EMAIL_FROM", DEFAULT_FROM);
@@ -312,8 +317,10 @@ impl Config {
             _ => Some(p.duration("STALE_AFTER", "7d")),
         };
         let stale_check_interval = p.duration("STALE_CHECK_INTERVAL", "1h");
+        let lease_period = p.duration("LEASE_PERIOD", "5m");
         p.finish()?;
         Ok(Config {
+            metrics_addr,
             nats,
             scope,
             smtp,
@@ -324,6 +331,7 @@ impl Config {
             unchanged,
             stale_after,
             stale_check_interval,
+            lease_period,
         })
     }
 
@@ -345,12 +353,101 @@ impl Config {
     }
 }
 
+/// The notifier's command line and every variable it reads, for `--help` and `--check-config`
+/// (a unit test keeps it in step with [`Config::from_vars`]).
+pub fn spec() -> Spec {
+    let mut vars = shared::config::nats_vars();
+    vars.extend([
+        shared::config::metrics_var(env!("CARGO_PKG_NAME")),
+        shared::config::env_scope_var(),
+        Var::new(
+            "SMTP_URL",
+            "The mail server: smtp://host:port (plain), smtp://host:587?tls=required (STARTTLS) \
+             or smtps://host:465 (implicit TLS); credentials need TLS",
+        )
+        .default_value("smtp://127.0.0.1:1025")
+        .url(),
+        Var::new(
+            "SMTP_USERNAME",
+            "SMTP user, with SMTP_PASSWORD (wins over the URL's)",
+        ),
+        Var::new("SMTP_PASSWORD", "Password of SMTP_USERNAME").secret(),
+        Var::new(
+            "SMTP_CA_FILE",
+            "PEM certificate(s) of a CA trusted for the mail server besides the system's",
+        ),
+        Var::new(
+            "SMTP_TIMEOUT",
+            "A mail server silent this long counts as down",
+        )
+        .default_value("15s"),
+        Var::new(
+            "SMTP_RETRY_MAX",
+            "The longest wait between two delivery attempts while the server is down",
+        )
+        .default_value("5m"),
+        Var::new("EMAIL_FROM", "The sender of every email").default_value(DEFAULT_FROM),
+        Var::new(
+            "EMAIL_TO",
+            "Who is emailed about prod runs, comma-separated addresses (unset: nobody)",
+        ),
+        Var::family(
+            TO_PREFIX,
+            "EMAIL_TO_<ENV>",
+            "Who is emailed about env <ENV> (upper-cased, such as EMAIL_TO_E2E_1); other envs \
+             are emailed to nobody",
+        ),
+        Var::new("DASHBOARD_URL", "The dashboard, linked from every email")
+            .default_value("http://127.0.0.1:8080")
+            .url(),
+        Var::new(
+            "NOTIFY_UNCHANGED",
+            "A run that changed nothing: email, or nats (published on notify.<env> only)",
+        )
+        .default_value("nats"),
+        Var::new(
+            "STALE_AFTER",
+            "How old a source's newest commit may get before people are told (off: never)",
+        )
+        .default_value("7d"),
+        Var::new(
+            "STALE_CHECK_INTERVAL",
+            "How often staleness is checked besides on each loaded run",
+        )
+        .default_value("1h"),
+        Var::new(
+            "LEASE_PERIOD",
+            "Of several notifiers serving the same envs, one at a time checks staleness; another \
+             takes over within this period. Longer than a check takes (its emails included)",
+        )
+        .default_value("5m"),
+    ]);
+    Spec::new(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        "Emails the people who watch each env about every loaded or failed run, and warns when \
+         an upstream source goes stale",
+        vars,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_vars(&Vars::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn help_lists_exactly_what_the_parser_reads_with_its_defaults() {
+        shared::config::check_table(
+            &spec(),
+            Config::from_vars,
+            |config| format!("{config:?}"),
+            &[&[("NATS_USER", "u")]],
+        )
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub mod stale;
 use std::sync::Arc;
 
 use anyhow::Context;
+use shared::lease::{Lease, replica_name};
+use shared::metrics::Metrics;
 use shared::{Shutdown, nats};
 
 pub use config::Config;
@@ -74,10 +76,20 @@ pub fn consumer_name(scope: &shared::EnvScope) -> String {
 
 /// Runs the notifier until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let metrics = Metrics::new("notifier");
+    metrics.readiness().expect(&["nats", "consumer"]);
+    metrics.serve(config.metrics_addr, &shutdown).await?;
+    let result = notify(config, &metrics, shutdown).await;
+    metrics.finish().await;
+    result
+}
+
+async fn notify(config: Config, metrics: &Metrics, shutdown: Shutdown) -> anyhow::Result<()> {
     tracing::info!("notifier starting: {}", config.summary());
     let client = nats::connect(&config.nats, "notifier", &shutdown).await?;
-    let stores = nats::setup(client).await?;
-    let mailer = mailer::Mailer::new(&config.smtp, config.from.clone())?;
+    let stores = nats::setup(client, config.nats.replicas).await?;
+    let mailer =
+        mailer::Mailer::new(&config.smtp, config.from.clone())?.with_metrics(metrics.clone());
     let ledger = ledger::Ledger::new(stores.state.clone());
     let notices = Arc::new(notice::Notices::new(stores.js.clone(), ledger, mailer));
 
@@ -88,7 +100,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             routes: config.routes.clone(),
             dashboard_url: config.dashboard_url.clone(),
             stale_after,
-            lock: tokio::sync::Mutex::new(()),
+            lease: tokio::sync::Mutex::new(Lease::new(
+                stores.state.clone(),
+                stale::lease_key(&config.scope),
+                replica_name("notifier"),
+                config.lease_period,
+            )),
         })
     });
     // The periodic check stops with the service, or when the consumer gives up; the caller's
@@ -131,6 +148,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         "emails and notify.<env> for every run",
         &config.scope.label(),
         &spec,
+        metrics,
         &shutdown,
         |delivery| {
             let handler = handler.clone();
@@ -142,6 +160,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(periodic) = periodic {
         stop_periodic.trigger();
         let _ = periodic.await;
+    }
+    if let Some(stale) = &handler.stale {
+        stale.lease.lock().await.release().await;
     }
     tracing::info!("notifier stopped");
     result

@@ -42,6 +42,8 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     server: String,
+    /// Where sends and failures are counted, when the notifier runs with metrics.
+    metrics: Option<shared::metrics::Metrics>,
 }
 
 impl Mailer {
@@ -65,7 +67,14 @@ impl Mailer {
             transport: builder.build(),
             from,
             server: config.redacted_url.clone(),
+            metrics: None,
         })
+    }
+
+    /// Counts every send in `metrics` (`covid_etl_emails_sent_total`, `..._failed_total`).
+    pub fn with_metrics(mut self, metrics: shared::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn server(&self) -> &str {
@@ -81,10 +90,19 @@ impl Mailer {
         message_id: &str,
     ) -> Result<(), SendError> {
         let message = self.message(to, composed, message_id)?;
-        match self.transport.send(message).await {
+        let result = match self.transport.send(message).await {
             Ok(_) => Ok(()),
             Err(err) => Err(classify(&err)),
+        };
+        if let Some(metrics) = &self.metrics {
+            match &result {
+                Ok(()) => metrics.record().email_sent(),
+                Err(err) => metrics
+                    .record()
+                    .email_failed(matches!(err, SendError::Transient(_))),
+            }
         }
+        result
     }
 
     fn message(

@@ -8,6 +8,11 @@
 //! on every loaded run and periodically; an email that waits on the mail server is tried again
 //! by the next check.
 //!
+//! Of several notifiers serving the same envs, one at a time checks (both on loaded runs and
+//! periodically): the holder of a lease in KV ([`shared::lease`], key
+//! `stale-check.<scope>.lease`), since two checking at once could both alert. Another takes the
+//! lease over within `LEASE_PERIOD` once its holder is gone.
+//!
 //! The alert is its own event type rather than a [`shared::events::Notification`], whose
 //! `status` is a run's outcome: readers of `notify.<env>` tell the two apart by `alert`
 //! (`"stale"`) here versus `status` there.
@@ -17,6 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::events::{EmailFate, SCHEMA_VERSION, StaleAlert, UpstreamRef};
+use shared::lease::{Lease, LeaseError, Standing};
 use shared::nats::{self, Stores};
 use shared::store::{self, StoreError};
 use shared::{Env, EnvScope, Shutdown, Source};
@@ -34,6 +40,8 @@ pub enum StaleError {
     Latest(#[from] StoreError),
     #[error("staleness alert: {0}")]
     Notice(#[from] NoticeError),
+    #[error("staleness check: {0}")]
+    Lease(LeaseError),
 }
 
 pub struct StaleWatch {
@@ -42,14 +50,29 @@ pub struct StaleWatch {
     pub routes: Routes,
     pub dashboard_url: String,
     pub stale_after: Duration,
-    /// The periodic check and the per-run check must not both work on the same episode.
-    pub lock: Mutex<()>,
+    /// The staleness lease; held across a check, so that the periodic check and the per-run
+    /// check of this process do not both work on the same episode either.
+    pub lease: Mutex<Lease>,
+}
+
+/// The KV key of the staleness check's lease of the notifiers serving `scope`.
+pub fn lease_key(scope: &EnvScope) -> String {
+    format!("stale-check.{}.lease", scope.label())
 }
 
 impl StaleWatch {
-    /// Checks both sources of `env`; returns how many alerts were published now.
+    /// Checks both sources of `env`, when this notifier holds the staleness lease; returns how
+    /// many alerts were published now.
     pub async fn check_env(&self, env: &Env) -> Result<usize, StaleError> {
-        let _guard = self.lock.lock().await;
+        let mut lease = self.lease.lock().await;
+        match lease.check().await {
+            Ok(Standing::Holder) => {}
+            Ok(Standing::Standby { holder }) => {
+                tracing::debug!(%env, ?holder, "another notifier checks staleness");
+                return Ok(0);
+            }
+            Err(err) => return Err(StaleError::Lease(err)),
+        }
         let mut raised = 0;
         let mut first_error = None;
         for source in Source::ALL {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::EnvScope;
-use shared::config::{ConfigError, NatsConfig, Parser, Vars};
+use shared::config::{ConfigError, NatsConfig, Parser, Spec, Var, Vars};
 use shared::store;
 
 /// The default limit on one raw payload: the real upstream files are a few MB, so 64 MiB leaves
@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nats: NatsConfig,
+    /// `METRICS_ADDR`: where `/metrics`, `/livez` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
     /// The envs whose extracted events this instance handles (`ETL_ENVS`).
     pub scope: EnvScope,
     /// A raw payload larger than this fails the run as `too_large` (`MAX_PAYLOAD_BYTES`).
@@ -73,6 +75,7 @@ impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
         let mut p = Parser::new(vars);
         let nats = NatsConfig::parse(&mut p);
+        let metrics_addr = shared::metrics::addr::metrics_addr(&mut p, "transformer");
         let scope = p.env_scope();
         let max_payload_bytes = p.parse("MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES);
         if max_payload_bytes == 0 {
@@ -80,6 +83,7 @@ impl Config {
         }
         p.finish()?;
         Ok(Config {
+            metrics_addr,
             nats,
             scope,
             max_payload_bytes,
@@ -87,6 +91,29 @@ impl Config {
             clock: Clock::default(),
         })
     }
+}
+
+/// The transformer's command line and every variable it reads, for `--help` and
+/// `--check-config` (a unit test keeps it in step with [`Config::from_vars`]).
+pub fn spec() -> Spec {
+    let mut vars = shared::config::nats_vars();
+    vars.extend([
+        shared::config::metrics_var(env!("CARGO_PKG_NAME")),
+        shared::config::env_scope_var(),
+        Var::new(
+            "MAX_PAYLOAD_BYTES",
+            "The largest raw payload transformed, in bytes; a larger one fails the run as \
+             too_large",
+        )
+        .default_value(DEFAULT_MAX_PAYLOAD_BYTES),
+    ]);
+    Spec::new(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        "Turns each extracted upstream file into the curated Parquet dataset in the NATS object \
+         store and announces it on etl.<env>.transformed",
+        vars,
+    )
 }
 
 #[cfg(test)]
@@ -127,6 +154,23 @@ mod tests {
                 .any(|l| l.starts_with("MAX_PAYLOAD_BYTES: `lots` is invalid"))
         );
         assert!(err.lines.iter().any(|l| l.starts_with("ETL_ENVS:")));
+    }
+
+    #[test]
+    fn help_lists_exactly_what_the_parser_reads_with_its_defaults() {
+        // The clock tells the time it is: leave it out.
+        let at = DateTime::from_timestamp(1_600_000_000, 0).unwrap();
+        shared::config::check_table(
+            &spec(),
+            Config::from_vars,
+            |config| {
+                let mut config = config.clone();
+                config.clock = Clock::fixed(at);
+                format!("{config:?}")
+            },
+            &[&[("NATS_USER", "u")]],
+        )
+        .unwrap_or_else(|problems| panic!("{}", problems.join("\n")));
     }
 
     #[test]

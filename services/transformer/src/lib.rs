@@ -21,6 +21,7 @@ mod run;
 use shared::Shutdown;
 use shared::consumer::{self, ConsumerSpec};
 use shared::events::Stage;
+use shared::metrics::Metrics;
 use shared::nats::{self, NatsError};
 use shared::subjects::{self, Filter};
 
@@ -29,12 +30,21 @@ pub use config::{Clock, Config};
 /// Runs the transformer until `shutdown`: connects to NATS, declares the JetStream resources and
 /// consumes extracted events of the configured envs.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let metrics = Metrics::new("transformer");
+    metrics.readiness().expect(&["nats", "consumer"]);
+    metrics.serve(config.metrics_addr, &shutdown).await?;
+    let result = consume(config, &metrics, shutdown).await;
+    metrics.finish().await;
+    result
+}
+
+async fn consume(config: Config, metrics: &Metrics, shutdown: Shutdown) -> anyhow::Result<()> {
     let client = match nats::connect(&config.nats, "transformer", &shutdown).await {
         Ok(client) => client,
         Err(NatsError::ShutDown) => return Ok(()),
         Err(err) => return Err(err.into()),
     };
-    let stores = nats::setup(client).await?;
+    let stores = nats::setup(client, config.nats.replicas).await?;
     let spec = ConsumerSpec {
         deadline: config.deadline(),
         ..ConsumerSpec::new(
@@ -54,6 +64,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         "validates and merges the upstream payloads of a run",
         &envs,
         &spec,
+        metrics,
         &shutdown,
         move |delivery| handler.handle(delivery),
     )

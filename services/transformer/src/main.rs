@@ -1,7 +1,9 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::install_crypto_provider();
-    let config = shared::config::load_or_exit("transformer", transformer::Config::from_vars);
-    let _telemetry = shared::telemetry::init("transformer");
+    // `--help`, `--version`, `--check-config` and bad settings end here, before any connection.
+    let (config, telemetry) =
+        shared::config::load_or_exit(&transformer::config::spec(), transformer::Config::from_vars);
+    let _telemetry = shared::telemetry::init(&telemetry);
     transformer::run(config, shared::Shutdown::on_signals()).await
 }

@@ -4,43 +4,83 @@
 //! Variables are read from a [`Vars`] snapshot rather than the process environment, so a test can
 //! start a service with settings of its own while other tests run beside it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::env::{Env, EnvScope};
 
+pub mod cli;
+
+pub use cli::{Kind, Spec, Var, check_table, load_or_exit};
+
 /// A snapshot of configuration variables.
+///
+/// A snapshot made [`Vars::recording`] also notes the name of every variable looked up in it (by
+/// any clone), so a test can compare what a parser reads with the table `--help` is built from.
 #[derive(Debug, Clone, Default)]
-pub struct Vars(HashMap<String, String>);
+pub struct Vars {
+    values: HashMap<String, String>,
+    reads: Option<Arc<Mutex<BTreeSet<String>>>>,
+}
 
 impl Vars {
     pub fn from_env() -> Self {
-        Self(std::env::vars().collect())
+        Self::from_pairs(std::env::vars())
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        Self(
-            pairs
+        Self {
+            values: pairs
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
-        )
+            reads: None,
+        }
+    }
+
+    /// This snapshot, noting from now on the name of every variable looked up (see
+    /// [`Vars::reads`]).
+    pub fn recording(mut self) -> Self {
+        self.reads = Some(Arc::default());
+        self
+    }
+
+    /// The names looked up since [`Vars::recording`], sorted; a family looked up by prefix
+    /// ([`Vars::with_prefix`]) appears as `PREFIX*`.
+    pub fn reads(&self) -> Vec<String> {
+        self.reads.as_ref().map_or_else(Vec::new, |reads| {
+            reads
+                .lock()
+                .map(|names| names.iter().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+
+    fn note(&self, name: &str) {
+        if let Some(reads) = &self.reads
+            && let Ok(mut names) = reads.lock()
+            && !names.contains(name)
+        {
+            names.insert(name.to_owned());
+        }
     }
 
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        self.0.insert(name.into(), value.into());
+        self.values.insert(name.into(), value.into());
         self
     }
 
     /// Every set variable whose name starts with `prefix`, as `(name, value)`, sorted by name
     /// (for families such as `EMAIL_TO_<ENV>`).
     pub fn with_prefix(&self, prefix: &str) -> Vec<(&str, &str)> {
+        self.note(&format!("{prefix}*"));
         let mut found: Vec<(&str, &str)> = self
-            .0
+            .values
             .iter()
             .filter(|(name, value)| name.starts_with(prefix) && !value.trim().is_empty())
             .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -50,12 +90,13 @@ impl Vars {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The value of `name`; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.note(name);
+        self.values
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
@@ -181,24 +222,38 @@ impl<'a> Parser<'a> {
         let Some(raw) = self.vars.get(name) else {
             return fallback;
         };
-        match url::Url::parse(raw.trim()) {
-            Ok(url) if schemes.contains(&url.scheme()) => url,
-            Ok(url) => {
-                self.error(
+        match check_url(raw, schemes) {
+            Ok(url) => url,
+            Err(problem) => {
+                self.error(name, problem);
+                fallback
+            }
+        }
+    }
+
+    /// One URL or several, comma-separated (the servers of a cluster), each as [`Parser::url`]
+    /// reads it; a problem names the URL by its place in the list.
+    pub fn url_list(&mut self, name: &str, default: &str, schemes: &[&str]) -> Vec<url::Url> {
+        let fallback = vec![url::Url::parse(default).expect("default URLs are valid")];
+        let Some(raw) = self.vars.get(name) else {
+            return fallback;
+        };
+        let items: Vec<&str> = raw.split(',').map(str::trim).collect();
+        let mut urls = Vec::with_capacity(items.len());
+        for (place, item) in items.iter().enumerate() {
+            match check_url(item, schemes) {
+                Ok(url) => urls.push(url),
+                Err(problem) if items.len() == 1 => self.error(name, problem),
+                Err(problem) => self.error(
                     name,
-                    format!(
-                        "scheme `{}` is not one of {}",
-                        url.scheme(),
-                        schemes.join(", ")
-                    ),
-                );
-                fallback
+                    format!("URL {} of {}: {problem}", place + 1, items.len()),
+                ),
             }
-            Err(err) => {
-                // The raw value may hold credentials: never echo it.
-                self.error(name, format!("is not a valid URL: {err}"));
-                fallback
-            }
+        }
+        if urls.len() == items.len() {
+            urls
+        } else {
+            fallback
         }
     }
 
@@ -240,16 +295,37 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// How to reach NATS: `NATS_URL`; who we are, when the server needs it: `NATS_NKEY_FILE` (a
+/// `raw` as a URL with one of `schemes`, or why not. The problem never echoes `raw`: it may hold
+/// credentials.
+fn check_url(raw: &str, schemes: &[&str]) -> Result<url::Url, String> {
+    match url::Url::parse(raw.trim()) {
+        Ok(url) if schemes.contains(&url.scheme()) => Ok(url),
+        Ok(url) => Err(format!(
+            "scheme `{}` is not one of {}",
+            url.scheme(),
+            schemes.join(", ")
+        )),
+        Err(err) => Err(format!("is not a valid URL: {err}")),
+    }
+}
+
+/// The largest replica count JetStream allows for a stream.
+pub const MAX_NATS_REPLICAS: usize = 5;
+
+/// How to reach NATS: `NATS_URL`, one server or the servers of a cluster, comma-separated; who we are, when the server needs it: `NATS_NKEY_FILE` (a
 /// file holding the identity's NKEY seed, `SU…`), `NATS_CREDS`, `NATS_USER` + `NATS_PASSWORD` or
 /// `NATS_TOKEN`, else credentials in the URL (`nats://user:password@…`, `nats://token@…`, taken
 /// out of the URL kept in `url`); and TLS: `NATS_CA_FILE` (PEM certificates of the CA that signed
-/// the server's certificate). TLS is required when the URL says `tls://` or a CA file is given.
+/// the server's certificate). TLS is required when a URL says `tls://` or a CA file is given.
+/// `NATS_REPLICAS`: how many copies of each stream, object store and bucket JetStream keeps (1, or
+/// 3 on a three-node cluster).
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
+    /// The servers, comma-separated, without credentials.
     pub url: String,
     pub auth: NatsAuth,
     pub tls: NatsTls,
+    pub replicas: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -276,12 +352,16 @@ pub struct NatsTls {
 
 impl NatsConfig {
     pub fn parse(p: &mut Parser<'_>) -> Self {
-        let mut url = p.url(
+        let mut urls = p.url_list(
             "NATS_URL",
             "nats://127.0.0.1:4222",
             &["nats", "tls", "ws", "wss"],
         );
-        let in_url = take_url_credentials(&mut url);
+        // Every URL loses its credentials; the first URL that had some gives them.
+        let in_url = urls
+            .iter_mut()
+            .map(take_url_credentials)
+            .fold(None, |found, taken| found.or(taken));
         let auth = if let Some(path) = p.optional_string("NATS_NKEY_FILE") {
             match read_nkey_seed(&path) {
                 Ok(seed) => NatsAuth::Nkey(seed),
@@ -317,13 +397,26 @@ impl NatsConfig {
                     }
                 });
         let tls = NatsTls {
-            required: matches!(url.scheme(), "tls" | "wss") || ca_file.is_some(),
+            required: urls.iter().any(|url| matches!(url.scheme(), "tls" | "wss"))
+                || ca_file.is_some(),
             ca_file,
         };
+        let replicas = p.parse("NATS_REPLICAS", 1usize);
+        if !(1..=MAX_NATS_REPLICAS).contains(&replicas) {
+            p.error(
+                "NATS_REPLICAS",
+                format!("must be from 1 to {MAX_NATS_REPLICAS}, not {replicas}"),
+            );
+        }
         Self {
-            url: url.to_string(),
+            url: urls
+                .iter()
+                .map(url::Url::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
             auth,
             tls,
+            replicas: replicas.clamp(1, MAX_NATS_REPLICAS),
         }
     }
 
@@ -332,8 +425,123 @@ impl NatsConfig {
             url: url.into(),
             auth: NatsAuth::None,
             tls: NatsTls::default(),
+            replicas: 1,
         }
     }
+}
+
+/// The variables [`NatsConfig::parse`] reads, for a service's [`Spec`].
+pub fn nats_vars() -> Vec<Var> {
+    vec![
+        Var::new(
+            "NATS_URL",
+            "The NATS server, or a cluster's servers comma-separated: nats:// or tls:// (TLS \
+             required), ws:// or wss://; credentials in a URL are used when no variable below \
+             names others",
+        )
+        .default_value("nats://127.0.0.1:4222")
+        .url(),
+        Var::new(
+            "NATS_REPLICAS",
+            "Copies JetStream keeps of each stream, object store and bucket: 1, or 3 on a \
+             three-node cluster (at most 5); raising it scales existing ones up",
+        )
+        .default_value(1),
+        Var::new(
+            "NATS_NKEY_FILE",
+            "A file holding this service's NKEY user seed (SU…), which signs the server's \
+             challenge",
+        ),
+        Var::new("NATS_CREDS", "A NATS credentials file (JWT and seed)"),
+        Var::new("NATS_USER", "User name, with NATS_PASSWORD"),
+        Var::new("NATS_PASSWORD", "Password of NATS_USER").secret(),
+        Var::new("NATS_TOKEN", "An authentication token").secret(),
+        Var::new(
+            "NATS_CA_FILE",
+            "PEM certificates of the CA that signed the server's certificate (only these are \
+             trusted); makes TLS required",
+        ),
+    ]
+}
+
+/// `ETL_ENV`, read by [`Parser::env`].
+pub fn env_var() -> Var {
+    Var::new(
+        "ETL_ENV",
+        "The environment this service works for (prod, or a test env such as e2e_1)",
+    )
+    .default_value(Env::prod())
+}
+
+/// A duration as people write it and [`Parser::duration`] reads it (`30s`, `1h 30m`).
+pub fn human_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// `METRICS_ADDR` of `service`, read by [`crate::metrics::addr::metrics_addr`].
+pub fn metrics_var(service: &str) -> Var {
+    Var::new(
+        crate::metrics::addr::METRICS_ADDR,
+        "Where /metrics (Prometheus text), /livez and /readyz are served (host:port; port 0 \
+         picks a free one)",
+    )
+    .default_value(crate::metrics::addr::default_for(service))
+}
+
+/// `ETL_ENVS`, read by [`Parser::env_scope`].
+pub fn env_scope_var() -> Var {
+    Var::new(
+        "ETL_ENVS",
+        "The environments this service serves: * for all, or a comma-separated list",
+    )
+    .default_value("*")
+}
+
+/// `MAX_REMOVED_SHARE`, read by [`Parser::max_removed_share`].
+pub fn max_removed_share_var() -> Var {
+    Var::new(
+        "MAX_REMOVED_SHARE",
+        "The largest share of stored dates one run may remove (0 to 1); a run removing more is \
+         refused",
+    )
+    .default_value("0.05")
+}
+
+/// The variables of a PostgreSQL connection read by
+/// [`crate::postgres::Database::from_url_var`] and [`crate::postgres::SessionSettings::parse`],
+/// with the service's defaults.
+pub fn database_vars(default_url: &str, session: crate::postgres::SessionSettings) -> Vec<Var> {
+    vec![
+        Var::new(
+            "DATABASE_URL",
+            "PostgreSQL, as a postgres:// URL (TLS by its sslmode and sslrootcert, as libpq)",
+        )
+        .default_value(default_url)
+        .url(),
+        Var::new(
+            "DATABASE_PASSWORD_FILE",
+            "A file whose first line is the password (instead of one in DATABASE_URL)",
+        ),
+        Var::new(
+            crate::postgres::PGSSLMODE,
+            "sslmode when DATABASE_URL gives none (disable, prefer, require, verify-ca, \
+             verify-full)",
+        ),
+        Var::new(
+            crate::postgres::PGSSLROOTCERT,
+            "sslrootcert when DATABASE_URL gives none: the CA file, or system",
+        ),
+        Var::new(
+            "DB_STATEMENT_TIMEOUT",
+            "The longest one SQL statement may run",
+        )
+        .default_value(human_duration(session.statement_timeout)),
+        Var::new(
+            "DB_LOCK_TIMEOUT",
+            "The longest a statement may wait for a lock",
+        )
+        .default_value(human_duration(session.lock_timeout)),
+    ]
 }
 
 /// The NKEY seed in `path`: one line, a user seed (`SU…`). The problem, if any, never quotes the
@@ -408,32 +616,6 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The `--check-config` flag every service accepts: validate, print, exit.
-pub fn check_config_requested() -> bool {
-    std::env::args().skip(1).any(|arg| arg == "--check-config")
-}
-
-/// What every `main` does first: parse the service's configuration from the process environment;
-/// on errors print them, one line each, and exit 1; with `--check-config` print the verdict and
-/// exit 0.
-pub fn load_or_exit<C>(service: &str, parse: impl FnOnce(&Vars) -> Result<C, ConfigError>) -> C {
-    match parse(&Vars::from_env()) {
-        Ok(config) => {
-            if check_config_requested() {
-                println!("{service}: configuration is valid");
-                std::process::exit(0);
-            }
-            config
-        }
-        Err(err) => {
-            for line in &err.lines {
-                eprintln!("{service}: invalid configuration: {line}");
-            }
-            std::process::exit(1);
-        }
-    }
 }
 
 #[cfg(test)]

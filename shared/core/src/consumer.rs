@@ -8,11 +8,13 @@
 //! again within seconds) without a slow handler losing its message to another worker; a handler
 //! that passes its stage's deadline is stopped and its message retried. A message that cannot be
 //! decoded never reaches the handler: it is reported and dead-lettered at once. [`crate::settle`] decides the rest. On shutdown the loop stops
-//! taking messages, lets the one in hand finish, and returns.
+//! taking messages, lets the one in hand finish, and returns. [`serve`] also records how each
+//! message was settled, its stage's time on it and the consumer's lag in the service's
+//! [`crate::metrics`], whose readiness then needs the connection and the consumer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
@@ -21,6 +23,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::events::{FailureKind, Stage};
 use crate::message::{self, Event};
+use crate::metrics::Metrics;
+use crate::metrics::instruments::Settled;
 use crate::nats::{backoff, extract_trace_context};
 use crate::settle::{self, Decision, Failure, GivenUp};
 use crate::shutdown::Shutdown;
@@ -101,13 +105,15 @@ pub struct Delivery {
     pub stream_sequence: u64,
 }
 
-/// Counters a service reports (NATS service stats, `etl status`).
+/// Counters a service reports (NATS service stats, `etl status`), and the service's metrics
+/// when it has them.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub processed: AtomicU64,
     pub failed: AtomicU64,
     pub redelivered: AtomicU64,
     pub dead_lettered: AtomicU64,
+    pub metrics: Option<Metrics>,
 }
 
 impl Stats {
@@ -249,6 +255,7 @@ async fn handle<H, Fut>(
 
     // A `max_deliver` of -1 (or 0) means no limit: there is no last attempt.
     let last_attempt = spec.max_deliver > 0 && delivered >= spec.max_deliver as u64;
+    let started = Instant::now();
     let decoded = message::decode(&subject, &message.payload);
     let result = match &decoded {
         Ok(event) => {
@@ -265,14 +272,15 @@ async fn handle<H, Fut>(
         Err(err) => Err(Failure::permanent(FailureKind::Malformed, err.to_string())),
     };
 
-    let ack = match settle::decide(result, delivered, last_attempt) {
+    let elapsed = started.elapsed();
+    let (ack, settled) = match settle::decide(result, delivered, last_attempt) {
         Decision::Ack => {
             stats.processed.fetch_add(1, Ordering::Relaxed);
-            AckKind::Ack
+            (AckKind::Ack, Settled::Processed)
         }
         Decision::Retry(delay) => {
             tracing::warn!(parent: &span, %subject, delivered, ?delay, "will retry");
-            AckKind::Nak(Some(delay))
+            (AckKind::Nak(Some(delay)), Settled::Retried)
         }
         Decision::GiveUp(failure) => {
             let subject_env = subjects::env_of(&subject);
@@ -295,25 +303,53 @@ async fn handle<H, Fut>(
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     if failure.transient || failure.kind.is_dead_letter() {
                         stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                        (AckKind::Term, Settled::DeadLettered)
+                    } else {
+                        (AckKind::Term, Settled::Failed)
                     }
-                    AckKind::Term
                 }
                 // Unreported, the failure would be silent: deliver it again and report then.
                 Err(err) if !last_attempt => {
                     tracing::warn!(parent: &span, %subject, error = %err, "could not report a failure, will retry");
-                    AckKind::Nak(Some(settle::retry_delay(delivered)))
+                    (
+                        AckKind::Nak(Some(settle::retry_delay(delivered))),
+                        Settled::Retried,
+                    )
                 }
                 Err(err) => {
                     tracing::error!(parent: &span, %subject, error = %err, reason = %failure.reason, "could not report a failure on the last delivery");
-                    AckKind::Term
+                    (AckKind::Term, Settled::Failed)
                 }
             }
         }
     };
+    if let Some(metrics) = &stats.metrics {
+        record(metrics, spec, &subject, settled, elapsed);
+    }
     if let Err(err) = message.ack_with(ack).await {
         // The server will deliver it again after ack_wait; handlers are idempotent.
         tracing::warn!(%subject, error = %err, "could not acknowledge");
     }
+}
+
+/// Records how a message was settled and how long its stage spent on it.
+fn record(
+    metrics: &Metrics,
+    spec: &ConsumerSpec,
+    subject: &str,
+    settled: Settled,
+    elapsed: Duration,
+) {
+    let stage = spec.stage.as_str();
+    metrics.record().message(&spec.durable, stage, settled);
+    let env = subjects::env_of(subject);
+    let env = env.as_ref().map_or("unknown", |env| env.as_str());
+    let outcome = match settled {
+        Settled::Processed => "ok",
+        Settled::Retried => "retried",
+        Settled::Failed | Settled::DeadLettered => "failed",
+    };
+    metrics.record().stage(stage, env, outcome, elapsed);
 }
 
 /// Runs `work` while telling the server, every third of the ack wait, that the message is still
@@ -347,13 +383,17 @@ where
 }
 
 /// [`run`], with the service registered as a NATS micro-service (named `name`, reporting the
-/// consumer's counters, `envs` in its metadata) for as long as it consumes.
+/// consumer's counters, `envs` in its metadata) for as long as it consumes; its messages, stage
+/// durations and lag are recorded in `metrics`, whose readiness needs the NATS connection
+/// (`nats`) and the durable consumer (`consumer`).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<H, Fut>(
     js: &jetstream::Context,
     name: &str,
     description: &str,
     envs: &str,
     spec: &ConsumerSpec,
+    metrics: &Metrics,
     shutdown: &Shutdown,
     handler: H,
 ) -> Result<(), ConsumerError>
@@ -361,7 +401,10 @@ where
     H: FnMut(Delivery) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats {
+        metrics: Some(metrics.clone()),
+        ..Stats::default()
+    });
     let registration = crate::service::register(
         &js.client(),
         name,
@@ -376,7 +419,22 @@ where
         durable: spec.durable.clone(),
         source,
     })?;
+    metrics.readiness().set_nats(&js.client());
+    metrics
+        .readiness()
+        .set_consumer(js, &spec.stream, &spec.durable);
+    let stop_lag = Shutdown::new();
+    let lag = tokio::spawn(crate::metrics::lag::watch(
+        js.clone(),
+        spec.stream.clone(),
+        spec.durable.clone(),
+        spec.stage.as_str(),
+        metrics.clone(),
+        stop_lag.clone(),
+    ));
     let result = run(js, spec, stats, shutdown, handler).await;
+    stop_lag.trigger();
+    let _ = lag.await;
     crate::service::deregister(registration, shutdown).await;
     result
 }

@@ -597,6 +597,19 @@ pub struct TriggerReply {
     pub message: String,
 }
 
+/// Body of an `etl.<env>.progress.<source>` message: how far the download of one upstream file
+/// has come. Sent now and then while the extractor downloads (core NATS, not stored), for
+/// `etl trigger --wait` to draw a progress bar; losing one loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadProgress {
+    pub source: Source,
+    /// The upstream commit being downloaded.
+    pub commit: String,
+    pub received_bytes: u64,
+    /// The file's size as GitHub reports it.
+    pub total_bytes: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,10 @@
 //!   [`consumer`] runs a stage's durable pull consumer (decode, progress acks, deadline) and
 //!   [`settle`] turns a handler's classified result into ack / retry / report-and-reject, with
 //!   dead letters; [`store`] names and reads objects and KV state.
-//! - [`service`] registers a service as a NATS micro-service with its counters.
+//! - [`service`] registers a service as a NATS micro-service with its counters; [`lease`] lets one
+//!   replica of a service at a time do a job that must not run twice at once.
+//! - [`metrics`] holds a service's OpenTelemetry instruments and serves them (Prometheus text)
+//!   with its liveness and readiness probes on `METRICS_ADDR`.
 //! - [`telemetry`] sets up logs and OpenTelemetry traces; [`shutdown`] is the token a service's
 //!   `run` receives so tests and signal handlers can stop it.
 
@@ -24,7 +27,9 @@ pub mod env;
 pub mod events;
 pub mod hash;
 pub mod ids;
+pub mod lease;
 pub mod message;
+pub mod metrics;
 pub mod nats;
 pub mod postgres;
 pub mod run_id;
@@ -42,8 +47,8 @@ pub use source::Source;
 
 /// Installs the process-wide rustls crypto provider.
 ///
-/// Both `ring` and `aws-lc-rs` end up compiled into the binaries, and rustls then refuses to pick
-/// one by itself; every `main` (and every test that opens TLS) calls this first.
+/// The build carries one provider, `ring`, and no crate picks it by itself (reqwest is built with
+/// `rustls-no-provider`): every `main`, and every test that opens TLS, calls this first.
 pub fn install_crypto_provider() {
     // An error only means a provider is already installed, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -56,7 +56,7 @@ impl Event {
 pub enum DecodeError {
     #[error("{subject:?} is not a subject of the contract")]
     UnknownSubject { subject: String },
-    #[error("{subject} is a request subject, not an event's")]
+    #[error("{subject} is core NATS (a request or a progress report), not a stored event's")]
     NotAnEvent { subject: String },
     #[error("the message on {subject} is {bytes} bytes, over the limit of {limit}")]
     TooLarge {
@@ -109,7 +109,7 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<Event, DecodeError> {
     }
     let body = Body { subject, payload };
     let event = match &parsed {
-        Subject::Trigger(_) => {
+        Subject::Trigger(_) | Subject::Progress(..) => {
             return Err(DecodeError::NotAnEvent {
                 subject: subject.to_owned(),
             });

@@ -80,7 +80,14 @@ pub async fn connect(
     let mut attempt: u32 = 0;
     loop {
         let options = options(config, name).await?;
-        match options.connect(config.url.as_str()).await {
+        let servers = servers(&config.url).map_err(|err| NatsError::Connect {
+            url: redact_url(&config.url),
+            source: async_nats::ConnectError::with_source(
+                async_nats::ConnectErrorKind::ServerParse,
+                err,
+            ),
+        })?;
+        match options.connect(servers).await {
             Ok(client) => {
                 tracing::info!(url = %redact_url(&config.url), "connected to NATS");
                 return Ok(client);
@@ -184,8 +191,20 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     capped.mul_f64(1.0 + jitter)
 }
 
-/// The URL without any user or password in it, for logs.
+/// The servers of a `NATS_URL` (one, or a cluster's comma-separated).
+pub fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error> {
+    url.split(',').map(|server| server.trim().parse()).collect()
+}
+
+/// The URL (or comma-separated URLs) without any user or password in it, for logs.
 pub fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        return url
+            .split(',')
+            .map(|server| redact_url(server.trim()))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -207,40 +226,125 @@ pub struct Stores {
     pub state: kv::Store,
 }
 
-/// Declares streams `ETL` and `NOTIFY`, object stores `etl-raw` and `etl-curated` and the KV
-/// bucket `etl-state`, idempotently.
-pub async fn setup(client: Client) -> Result<Stores, NatsError> {
+/// Declares streams `ETL`, `NOTIFY` and `DEAD`, object stores `etl-raw` and `etl-curated` and the
+/// KV bucket `etl-state`, idempotently, each with `replicas` copies (`NATS_REPLICAS`). One that
+/// already exists with fewer copies is left as it is and named in a warning: scaling up changes a
+/// stream's configuration, which only the operator may do (`etl setup`, [`scale_up`]).
+pub async fn setup(client: Client, replicas: usize) -> Result<Stores, NatsError> {
     let js = jetstream::new(client);
-    declare_stream(
-        &js,
-        ETL_STREAM,
-        "covid-etl pipeline events",
-        &subjects::ETL_STREAM_SUBJECTS,
-    )
-    .await?;
-    declare_stream(
-        &js,
-        NOTIFY_STREAM,
-        "covid-etl run notifications",
-        &subjects::NOTIFY_STREAM_SUBJECTS,
-    )
-    .await?;
-    declare_stream(
-        &js,
-        DEAD_STREAM,
-        "covid-etl messages a stage gave up on (dead letters)",
-        &subjects::DEAD_STREAM_SUBJECTS,
-    )
-    .await?;
-    let raw = declare_object_store(&js, RAW_BUCKET, "raw upstream payloads").await?;
-    let curated = declare_object_store(&js, CURATED_BUCKET, "curated datasets (Parquet)").await?;
-    let state = declare_kv(&js).await?;
+    for (name, description, subjects) in STREAMS {
+        declare_stream(&js, name, description, subjects, replicas).await?;
+    }
+    let raw = declare_object_store(&js, RAW_BUCKET, "raw upstream payloads", replicas).await?;
+    let curated =
+        declare_object_store(&js, CURATED_BUCKET, "curated datasets (Parquet)", replicas).await?;
+    let state = declare_kv(&js, replicas).await?;
+    for (stream, has) in replica_counts(&js).await? {
+        if has < replicas {
+            tracing::warn!(
+                stream,
+                replicas = has,
+                wanted = replicas,
+                "a stream has fewer replicas than NATS_REPLICAS: run `etl setup` as the operator \
+                 to scale it up"
+            );
+        }
+    }
     Ok(Stores {
         js,
         raw,
         curated,
         state,
     })
+}
+
+/// The pipeline's streams: name, description, subjects.
+const STREAMS: [(&str, &str, &[&str]); 3] = [
+    (
+        ETL_STREAM,
+        "covid-etl pipeline events",
+        &subjects::ETL_STREAM_SUBJECTS,
+    ),
+    (
+        NOTIFY_STREAM,
+        "covid-etl run notifications",
+        &subjects::NOTIFY_STREAM_SUBJECTS,
+    ),
+    (
+        DEAD_STREAM,
+        "covid-etl messages a stage gave up on (dead letters)",
+        &subjects::DEAD_STREAM_SUBJECTS,
+    ),
+];
+
+/// Every stream behind the pipeline's resources: the three streams, the two object stores' and
+/// the bucket's.
+fn all_streams() -> Vec<String> {
+    let mut names: Vec<String> = STREAMS
+        .iter()
+        .map(|(name, ..)| (*name).to_owned())
+        .collect();
+    names.push(format!("OBJ_{RAW_BUCKET}"));
+    names.push(format!("OBJ_{CURATED_BUCKET}"));
+    names.push(format!("KV_{STATE_BUCKET}"));
+    names
+}
+
+/// Each stream of the pipeline with its replica count.
+pub async fn replica_counts(js: &jetstream::Context) -> Result<Vec<(String, usize)>, NatsError> {
+    let mut counts = Vec::new();
+    for name in all_streams() {
+        let mut stream = js
+            .get_stream(&name)
+            .await
+            .map_err(|err| NatsError::Declare {
+                what: "stream",
+                name: name.clone(),
+                source: err.into(),
+            })?;
+        let info = stream.info().await.map_err(|err| NatsError::Declare {
+            what: "stream",
+            name: name.clone(),
+            source: err.into(),
+        })?;
+        counts.push((name, info.config.num_replicas.max(1)));
+    }
+    Ok(counts)
+}
+
+/// Raises every stream of the pipeline with fewer than `replicas` copies to `replicas`, in place
+/// (JetStream copies the data to the new replicas); never lowers one. Returns what it changed, as
+/// `(stream, from, to)`. Needs the operator's permissions.
+pub async fn scale_up(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<Vec<(String, usize, usize)>, NatsError> {
+    let mut changed = Vec::new();
+    for (name, has) in replica_counts(js).await? {
+        if has >= replicas {
+            continue;
+        }
+        let update = |source: async_nats::Error| NatsError::Declare {
+            what: "stream",
+            name: name.clone(),
+            source,
+        };
+        let mut stream = js
+            .get_stream(&name)
+            .await
+            .map_err(|err| update(err.into()))?;
+        let info = stream.info().await.map_err(|err| update(err.into()))?;
+        let config = stream::Config {
+            num_replicas: replicas,
+            ..info.config.clone()
+        };
+        js.update_stream(config)
+            .await
+            .map_err(|err| update(err.into()))?;
+        tracing::info!(stream = %name, from = has, to = replicas, "stream scaled up");
+        changed.push((name, has, replicas));
+    }
+    Ok(changed)
 }
 
 /// Runs `declare` up to five times: two services starting together may both try to create a
@@ -277,6 +381,7 @@ async fn declare_stream(
     name: &str,
     description: &str,
     subjects: &[&str],
+    replicas: usize,
 ) -> Result<(), NatsError> {
     let config = stream::Config {
         name: name.to_owned(),
@@ -285,6 +390,7 @@ async fn declare_stream(
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
         max_age: Duration::from_secs(30 * 24 * 3600),
+        num_replicas: replicas,
         ..Default::default()
     };
     with_retries("stream", name, || js.get_or_create_stream(config.clone())).await?;
@@ -295,6 +401,7 @@ async fn declare_object_store(
     js: &jetstream::Context,
     bucket: &str,
     description: &str,
+    replicas: usize,
 ) -> Result<object_store::ObjectStore, NatsError> {
     with_retries("object store", bucket, || async {
         if let Ok(store) = js.get_object_store(bucket).await {
@@ -304,6 +411,7 @@ async fn declare_object_store(
             bucket: bucket.to_owned(),
             description: Some(description.to_owned()),
             storage: stream::StorageType::File,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await
@@ -311,7 +419,7 @@ async fn declare_object_store(
     .await
 }
 
-async fn declare_kv(js: &jetstream::Context) -> Result<kv::Store, NatsError> {
+async fn declare_kv(js: &jetstream::Context, replicas: usize) -> Result<kv::Store, NatsError> {
     with_retries("key-value bucket", STATE_BUCKET, || async {
         if let Ok(store) = js.get_key_value(STATE_BUCKET).await {
             return Ok(store);
@@ -321,6 +429,7 @@ async fn declare_kv(js: &jetstream::Context) -> Result<kv::Store, NatsError> {
             description: "covid-etl state that survives restarts".to_owned(),
             history: 5,
             storage: stream::StorageType::File,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await

@@ -255,19 +255,37 @@ pub async fn put_object_once(
         if let Some(existing) = lookup(store, bucket, name).await? {
             return Ok(Stored::Existing(existing));
         }
-        let meta = object_store::ObjectMetadata {
-            name: name.to_owned(),
-            metadata,
-            ..Default::default()
-        };
-        let mut reader = bytes;
-        store
-            .put(meta, &mut reader)
-            .await
-            .map_err(|source| StoreError::Put {
+        // A write that JetStream cannot take for a moment (its stream is electing a leader
+        // after a node died, say) is tried again until the deadline: writing the same bytes
+        // under the same name again is harmless.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let meta = object_store::ObjectMetadata {
                 name: name.to_owned(),
-                source: source.into(),
-            })?;
+                metadata: metadata.clone(),
+                ..Default::default()
+            };
+            let mut reader = bytes;
+            match store.put(meta, &mut reader).await {
+                Ok(_) => break,
+                Err(err) if is_transient(err.kind()) => {
+                    tracing::warn!(object = name, attempt, error = %err, "object write not taken yet, trying again");
+                    tokio::time::sleep(nats::backoff(
+                        attempt,
+                        Duration::from_millis(200),
+                        Duration::from_secs(2),
+                    ))
+                    .await;
+                }
+                Err(err) => {
+                    return Err(StoreError::Put {
+                        name: name.to_owned(),
+                        source: err.into(),
+                    });
+                }
+            }
+        }
         Ok(Stored::Written(ObjectRef {
             bucket: bucket.to_owned(),
             name: name.to_owned(),
@@ -276,6 +294,16 @@ pub async fn put_object_once(
         }))
     };
     within(deadline, name, "write", work).await
+}
+
+/// Whether a failed object write may succeed if tried again: its chunks or metadata were not
+/// acknowledged (no stream leader for a moment, a timeout), as opposed to a bad name or input.
+fn is_transient(kind: object_store::PutErrorKind) -> bool {
+    use object_store::PutErrorKind as Kind;
+    matches!(
+        kind,
+        Kind::PublishChunks | Kind::PublishMetadata | Kind::PurgeOldChunks | Kind::TimedOut
+    )
 }
 
 /// Stores `bytes` under a content-addressed `name` (such as [`raw_object_name`]) within

@@ -1,7 +1,8 @@
 //! Every NATS subject of the contract, named in one place: [`Subject`] builds each one and reads
 //! a received one back, so services dispatch on a type, never on string suffixes.
 //!
-//! `etl.<env>.trigger` is request-reply (core NATS); `etl.<env>.{extracted.<source>, transformed,
+//! `etl.<env>.trigger` is request-reply and `etl.<env>.progress.<source>` a download's progress
+//! (both core NATS, not stored); `etl.<env>.{extracted.<source>, transformed,
 //! loaded, failed.<stage>}` are captured by the `ETL` stream, `etl.<env>.dead.<stage>` by `DEAD`
 //! and `notify.<env>` by `NOTIFY`.
 
@@ -19,6 +20,7 @@ pub const UNKNOWN_ENV_TOKEN: &str = "_";
 pub enum Subject {
     Trigger(Env),
     Extracted(Env, Source),
+    Progress(Env, Source),
     Transformed(Env),
     Loaded(Env),
     Failed(Env, Stage),
@@ -36,6 +38,7 @@ impl Subject {
             ["notify", e] => Subject::Notify(env(e)?),
             ["etl", e, "trigger"] => Subject::Trigger(env(e)?),
             ["etl", e, "extracted", s] => Subject::Extracted(env(e)?, s.parse().ok()?),
+            ["etl", e, "progress", s] => Subject::Progress(env(e)?, s.parse().ok()?),
             ["etl", e, "transformed"] => Subject::Transformed(env(e)?),
             ["etl", e, "loaded"] => Subject::Loaded(env(e)?),
             ["etl", e, "failed", s] => Subject::Failed(env(e)?, Stage::parse(s)?),
@@ -55,6 +58,7 @@ impl Subject {
         match self {
             Subject::Trigger(env)
             | Subject::Extracted(env, _)
+            | Subject::Progress(env, _)
             | Subject::Transformed(env)
             | Subject::Loaded(env)
             | Subject::Failed(env, _)
@@ -69,6 +73,7 @@ impl fmt::Display for Subject {
         match self {
             Subject::Trigger(env) => write!(f, "etl.{env}.trigger"),
             Subject::Extracted(env, source) => write!(f, "etl.{env}.extracted.{source}"),
+            Subject::Progress(env, source) => write!(f, "etl.{env}.progress.{source}"),
             Subject::Transformed(env) => write!(f, "etl.{env}.transformed"),
             Subject::Loaded(env) => write!(f, "etl.{env}.loaded"),
             Subject::Failed(env, stage) => write!(f, "etl.{env}.failed.{}", stage.as_str()),
@@ -87,6 +92,10 @@ pub fn trigger(env: &Env) -> String {
 
 pub fn extracted(env: &Env, source: Source) -> String {
     Subject::Extracted(env.clone(), source).to_string()
+}
+
+pub fn progress(env: &Env, source: Source) -> String {
+    Subject::Progress(env.clone(), source).to_string()
 }
 
 pub fn transformed(env: &Env) -> String {
@@ -182,6 +191,7 @@ mod tests {
         let env = Env::new("test").unwrap();
         assert_eq!(trigger(&env), "etl.test.trigger");
         assert_eq!(extracted(&env, Source::Jhu), "etl.test.extracted.jhu");
+        assert_eq!(progress(&env, Source::Nyt), "etl.test.progress.nyt");
         assert_eq!(transformed(&env), "etl.test.transformed");
         assert_eq!(loaded(&env), "etl.test.loaded");
         assert_eq!(failed(&env, Stage::Transform), "etl.test.failed.transform");
@@ -196,6 +206,7 @@ mod tests {
         for subject in [
             Subject::Trigger(env.clone()),
             Subject::Extracted(env.clone(), Source::Nyt),
+            Subject::Progress(env.clone(), Source::Jhu),
             Subject::Transformed(env.clone()),
             Subject::Loaded(env.clone()),
             Subject::Failed(env.clone(), Stage::Extract),

@@ -66,14 +66,11 @@ impl TestEnv {
 /// services declare them. Installs the crypto provider, as every service's `main` does.
 pub async fn stores() -> Stores {
     shared::install_crypto_provider();
-    let client = nats::connect(
-        &stack::nats_config(Identity::Operator),
-        "covid-etl-test",
-        &Shutdown::new(),
-    )
-    .await
-    .expect("NATS is reachable (scripts/stack.sh up)");
-    nats::setup(client)
+    let config = stack::nats_config(Identity::Operator);
+    let client = nats::connect(&config, "covid-etl-test", &Shutdown::new())
+        .await
+        .expect("NATS is reachable (scripts/stack.sh up)");
+    nats::setup(client, config.replicas)
         .await
         .expect("JetStream resources are declared")
 }

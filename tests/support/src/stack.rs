@@ -95,6 +95,19 @@ pub fn maildir() -> PathBuf {
         .unwrap_or_else(|_| root().join(".stack/mail"))
 }
 
+/// The `nats-server` binary: `NATS_SERVER_BIN`, else the one `scripts/stack.sh` installs, else
+/// one on the PATH. For tests that run servers of their own.
+pub fn nats_server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("NATS_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let installed = stack_dir().join("venv/bin/nats-server");
+    if installed.exists() {
+        return installed;
+    }
+    PathBuf::from("nats-server")
+}
+
 /// The variables of `$STACK_DIR/env.<identity>` (`KEY=VALUE` lines), or `None` when the stack
 /// wrote none.
 pub fn identity_file(identity: Identity) -> Option<Vec<(String, String)>> {
@@ -190,7 +203,9 @@ pub fn vars(env: &Env) -> Vars {
             format!("EMAIL_TO_{}", env.as_str().to_uppercase()),
             "ops@example.com",
         )
-        .set("EMAIL_FROM", "covid-etl <covid-etl@example.com>");
+        .set("EMAIL_FROM", "covid-etl <covid-etl@example.com>")
+        // Services of parallel tests must not compete for the default metrics ports.
+        .set("METRICS_ADDR", "127.0.0.1:0");
     for (name, value) in process_nats_vars() {
         vars.set(name, value);
     }

@@ -5,14 +5,13 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use etl_tests::fake_github::{FakeGithub, NewCommit};
-use shared::Source;
+use etl_tests::fake_github::FakeGithub;
 use shared::config::Vars;
 use shared::events::RunStatus;
 use test_support::{Running, TestEnv};
 use transformer::Clock;
 
-use crate::support::{pipeline_vars, stored_values};
+use crate::support::{pipeline_vars, stored_values, upstream_commits};
 
 const NYT_V1: &str = "date,cases,deaths\n2020-03-01,100,2\n2020-03-02,150,3\n";
 const JHU_V1: &str = "Date,Country/Region,Province/State,Lat,Long,Confirmed,Recovered,Deaths\n\
@@ -24,16 +23,6 @@ const JHU_V2: &str = "Date,Country/Region,Province/State,Lat,Long,Confirmed,Reco
 2020-03-01,US,,37.0902,-95.7129,100,5,2\n\
 2020-03-02,US,,37.0902,-95.7129,150,7,3\n\
 2020-03-03,US,,37.0902,-95.7129,210,8,5\n";
-
-fn commits(nyt: &str, jhu: &str) -> Vec<NewCommit> {
-    [(Source::Nyt, nyt), (Source::Jhu, jhu)]
-        .into_iter()
-        .map(|(source, content)| {
-            let at = source.default_location();
-            NewCommit::new(&at.repo, &at.path, content.to_owned())
-        })
-        .collect()
-}
 
 /// A transformer whose clock is `skew` away from the true time.
 fn transformer_off_by(vars: &Vars, skew: chrono::Duration) -> Running {
@@ -49,7 +38,7 @@ async fn newer_upstream_data_wins_whatever_the_transformers_clocks_say() {
     let test = TestEnv::new("clocks").await;
     let env = &test.env;
     let github = FakeGithub::start().await.expect("fake GitHub starts");
-    github.add_many(commits(NYT_V1, JHU_V1));
+    github.add_many(upstream_commits(NYT_V1, JHU_V1));
     let vars = pipeline_vars(env, &github);
     let mut notifications = test.notifications().await;
     let extractor = extractor::Config::from_vars(&vars).expect("the extractor's settings");
@@ -70,7 +59,7 @@ async fn newer_upstream_data_wins_whatever_the_transformers_clocks_say() {
     // ...the second on one whose clock runs a day slow: by the clocks, the newer run is two days
     // older than the one it follows.
     let slow = transformer_off_by(&vars, -chrono::Duration::days(1));
-    github.add_many(commits(NYT_V2, JHU_V2));
+    github.add_many(upstream_commits(NYT_V2, JHU_V2));
     let second = notifications.next("the second version's run").await;
     assert_eq!(second.status, RunStatus::Succeeded, "{}", second.text);
     assert_eq!(

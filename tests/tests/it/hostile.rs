@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
-use etl_tests::fake_github::{FakeGithub, NewCommit};
+use etl_tests::fake_github::FakeGithub;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use shared::events::{DeadLetter, RunStatus, Stage};
@@ -16,8 +16,8 @@ use shared::nats::{DEAD_STREAM, ETL_STREAM};
 use shared::{Env, Source, subjects};
 use test_support::{EventLog, TestEnv, eventually};
 
-use crate::support::pipeline_vars;
 use crate::support::processes::{Process, next_notification};
+use crate::support::{pipeline_vars, upstream_commits};
 
 const NYT: &str = "date,cases,deaths\n2020-03-01,100,2\n2020-03-02,150,3\n";
 const JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths\n\
@@ -33,17 +33,6 @@ struct Hostile {
     subject: String,
     payload: Vec<u8>,
     dead_in: &'static [Stage],
-}
-
-fn commits(github: &FakeGithub, nyt: &str, jhu: &str) {
-    let (n, j) = (
-        Source::Nyt.default_location(),
-        Source::Jhu.default_location(),
-    );
-    github.add_many([
-        NewCommit::new(&n.repo, &n.path, nyt.to_owned()),
-        NewCommit::new(&j.repo, &j.path, jhu.to_owned()),
-    ]);
 }
 
 /// The latest event of the env on `subject`, as JSON to be bent out of shape.
@@ -211,7 +200,7 @@ async fn hostile_messages_stop_no_stage_and_each_is_dead_lettered_once() {
     // A first honest run: its events are the templates of the corpus.
     let mut events = test.events().await;
     let mut notifications = test.notifications().await;
-    commits(&github, NYT, JHU);
+    github.add_many(upstream_commits(NYT, JHU));
     let first = next_notification(&mut notifications, &processes, "the first run").await;
     assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
     let extracted = latest_json(&mut events, &subjects::extracted(&env, Source::Nyt)).await;
@@ -297,7 +286,7 @@ async fn hostile_messages_stop_no_stage_and_each_is_dead_lettered_once() {
     }
 
     // A real upstream change after all that: one run, notified once.
-    commits(&github, NYT_NEXT, JHU_NEXT);
+    github.add_many(upstream_commits(NYT_NEXT, JHU_NEXT));
     let run = loop {
         let notification =
             next_notification(&mut notifications, &processes, "the run after the corpus").await;

@@ -2,11 +2,16 @@
 //! whole pipeline, `etl smoke`, operability with each service as its own process, and the stage
 //! protocol's guarantees under hostile input, hung handlers, skewed clocks and simultaneous events.
 
+mod binaries;
 mod clocks;
+mod cluster;
+mod demo;
 mod extractor;
 mod hostile;
+mod lease;
 mod lockdown;
 mod lockdown_postgres;
+mod metrics;
 mod operability;
 mod pipeline;
 mod secrets;

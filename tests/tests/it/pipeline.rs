@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{changes_of_run, emails_for, pipeline_vars, stored_values};
+use crate::support::{changes_of_run, emails_for, pipeline_vars, stored_values, upstream_commits};
 use etl_tests::fake_github::{FakeGithub, NewCommit};
 use shared::Source;
 use shared::events::{Field, RunStatus};
@@ -33,21 +33,12 @@ fn jhu_v2() -> String {
     format!("{JHU_V1}2020-03-06,US,,37.0902,-95.7129,550,20,15\n")
 }
 
-fn commits(nyt: &str, jhu: &str) -> Vec<NewCommit> {
-    let nyt_at = Source::Nyt.default_location();
-    let jhu_at = Source::Jhu.default_location();
-    vec![
-        NewCommit::new(&nyt_at.repo, &nyt_at.path, nyt.to_owned()),
-        NewCommit::new(&jhu_at.repo, &jhu_at.path, jhu.to_owned()),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upstream_change_travels_from_github_to_rows_notification_and_email() {
     let test = TestEnv::new("e2e").await;
     let env = &test.env;
     let github = FakeGithub::start().await.expect("fake GitHub starts");
-    github.add_many(commits(NYT_V1, JHU_V1));
+    github.add_many(upstream_commits(NYT_V1, JHU_V1));
 
     let vars = pipeline_vars(env, &github);
     let mut notifications = test.notifications().await;
@@ -110,7 +101,7 @@ async fn an_upstream_change_travels_from_github_to_rows_notification_and_email()
     );
 
     // Version 2: one old day revised, one day added, both sources in one commit each.
-    github.add_many(commits(NYT_V2, &jhu_v2()));
+    github.add_many(upstream_commits(NYT_V2, &jhu_v2()));
     let second = notifications.next("the revision").await;
     assert_eq!(second.status, RunStatus::Succeeded, "{}", second.text);
     // 2020-03-03 is revised; its delta and the next day's delta change, so two rows are updated.
@@ -191,7 +182,7 @@ async fn a_sequence_of_versions_is_counted_and_recorded_exactly_and_a_bad_one_ch
     let pipeline = Pipeline::start(&vars, Stages::All).expect("the services start");
 
     // 1. Initial load: five days.
-    github.add_many(commits(NYT_V1, JHU_V1));
+    github.add_many(upstream_commits(NYT_V1, JHU_V1));
     let run = notifications.next("the initial load").await;
     assert_eq!(counts(&run), (5, 0, 0, 0, 0), "{}", run.text);
 
@@ -206,7 +197,7 @@ async fn a_sequence_of_versions_is_counted_and_recorded_exactly_and_a_bad_one_ch
     ];
     github.add_many([
         nyt_commit(nyt(&v2, "\n")),
-        commits(NYT_V1, &jhu_v2()).remove(1),
+        upstream_commits(NYT_V1, &jhu_v2()).remove(1),
     ]);
     let run = notifications.next("the revision").await;
     // Updated: 03-02 (deaths), 03-03 (its new_deaths), 03-04 (cases), 03-05 (its new_cases).
@@ -310,7 +301,7 @@ async fn services_started_before_any_upstream_commit_pick_up_the_first_one() {
         })
         .await
         .expect("the extractor polls an upstream without commits");
-    github.add_many(commits(NYT_V1, JHU_V1));
+    github.add_many(upstream_commits(NYT_V1, JHU_V1));
     let run = notifications.next("the first upstream commit").await;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.text);
     assert_eq!(run.counts.inserted, 5);

@@ -71,14 +71,39 @@ impl DeadLetters for TestEnv {
 
 /// Runs the `etl` binary with the stack's addresses.
 pub async fn etl(args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_etl"))
+    etl_with(args, &[]).await
+}
+
+/// Runs the `etl` binary with the stack's addresses and `vars` laid over them.
+pub async fn etl_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_etl"));
+    command
         .args(args)
         .env("NATS_URL", stack::nats_url())
         .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("etl runs")
+        .env_remove("ETL_ENV")
+        .env_remove("ETL_CONNECT_TIMEOUT")
+        .kill_on_drop(true);
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().await.expect("etl runs")
+}
+
+/// The process's exit code (`None` when a signal ended it).
+pub fn code(output: &Output) -> Option<i32> {
+    output.status.code()
+}
+
+/// Stdout parsed as one JSON document.
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not one JSON document ({err}):\n{}\nstderr: {}",
+            stdout(output),
+            stderr(output)
+        )
+    })
 }
 
 pub fn stdout(output: &Output) -> String {

@@ -11,6 +11,7 @@ use crate::support::{self, Day, Run, TestApp, TestDb, date, days};
 use chrono::{TimeDelta, Utc};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
+use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -400,8 +401,7 @@ impl Chromedriver {
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!()
         };
-        ClientBuilder::rustls()
-            .expect("rustls connector")
+        ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await

@@ -126,3 +126,65 @@ async fn a_stale_source_of_an_env_without_recipients_is_still_published() {
     notifier.stop().await;
     clean_up(&env).await;
 }
+
+#[tokio::test]
+async fn of_two_notifiers_one_checks_staleness_and_the_other_takes_over_when_it_stops() {
+    let stores = stores().await;
+    let env = unique_env("notify");
+    let sink = SmtpSink::start().await;
+    set_latest(&stores, &env, Source::Nyt, "eeeeeee555", 30).await;
+    let mut vars = vars(&env, &sink.url());
+    vars.set("STALE_AFTER", "7d")
+        .set("STALE_CHECK_INTERVAL", "100ms")
+        .set("LEASE_PERIOD", "1s");
+    // The first notifier takes the lease and alerts; then a second one starts.
+    let first = start(&vars);
+    let mut notify = NotifyReader::open(&stores, &env).await;
+    let alert: StaleAlert = serde_json::from_value(notify.next().await).unwrap();
+    assert_eq!(alert.upstream.commit_sha, "eeeeeee555");
+    assert_eq!(notify.next().await["about"], alert.id().as_str());
+    let second = start(&vars);
+
+    // Both check ten times a second; only the holder does, so nothing is alerted twice.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        notify_count(&stores, &env).await,
+        2,
+        "one alert, one report"
+    );
+
+    // The holder stops (and gives the lease up): the other alerts about the next episode.
+    let key = notifier::stale::lease_key(&shared::EnvScope::Only(vec![env.clone()]));
+    let holder = stores
+        .state
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("a lease holder");
+    first.stop().await;
+    set_latest(&stores, &env, Source::Nyt, "fffffff666", 20).await;
+    let next: StaleAlert = serde_json::from_value(notify.next().await).unwrap();
+    assert_eq!(next.upstream.commit_sha, "fffffff666");
+    assert_eq!(notify.next().await["about"], next.id().as_str());
+    let now_held = stores
+        .state
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("a lease holder");
+    assert_ne!(holder, now_held, "the other notifier holds the lease");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        notify_count(&stores, &env).await,
+        4,
+        "two alerts, two reports"
+    );
+    assert_eq!(
+        wait_for_mails(&sink.maildir, &env, 2).await.len(),
+        2,
+        "one email per episode"
+    );
+
+    second.stop().await;
+    clean_up(&env).await;
+}

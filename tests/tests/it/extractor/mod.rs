@@ -3,5 +3,6 @@
 
 mod faults;
 mod polling;
+mod replicas;
 mod support;
 mod triggers;

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use etl_tests::fake_github::{Endpoint, NewCommit};
-use shared::Source;
-use shared::events::TriggerKind;
+use futures::StreamExt;
+use shared::events::{DownloadProgress, TriggerKind};
+use shared::{Source, subjects};
 
 use super::support::*;
 
@@ -120,6 +121,42 @@ async fn a_new_commit_is_extracted_within_a_second_of_the_poll_that_sees_it() {
         h.latest(Source::Nyt).await.unwrap(),
         event,
         "KV holds the latest payload"
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_tells_its_progress_until_the_whole_file_has_arrived() {
+    let mut h = Harness::new(&[]).await;
+    h.initial_load().await;
+    let mut reports = h
+        .stores
+        .js
+        .client()
+        .subscribe(subjects::progress(&h.env, Source::Nyt))
+        .await
+        .unwrap();
+    let content = nyt_csv(400, 0);
+    let commit = h.github.add_commit(NYT_REPO, NYT_PATH, content.clone());
+    h.extracted().await;
+
+    let total = content.len() as u64;
+    let mut received = Vec::new();
+    while received.last() != Some(&total) {
+        let message = tokio::time::timeout(WAIT, reports.next())
+            .await
+            .expect("progress reports until the whole file has arrived")
+            .unwrap();
+        let report: DownloadProgress = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(
+            (report.source, report.commit.as_str(), report.total_bytes),
+            (Source::Nyt, commit.sha.as_str(), total)
+        );
+        received.push(report.received_bytes);
+    }
+    assert!(
+        received.is_sorted(),
+        "bytes received only grow: {received:?}"
     );
     h.finish().await;
 }

@@ -7,9 +7,9 @@ pub mod processes;
 
 use std::time::Duration;
 
-use etl_tests::fake_github::FakeGithub;
-use shared::Env;
+use etl_tests::fake_github::{FakeGithub, NewCommit};
 use shared::config::Vars;
+use shared::{Env, Source};
 use test_support::mail::{Mail, wait_for_mails};
 use test_support::stack;
 
@@ -21,6 +21,18 @@ pub fn pipeline_vars(env: &Env, github: &FakeGithub) -> Vars {
     }
     vars.set("POLL_INTERVAL", "300ms");
     vars
+}
+
+/// One commit of each upstream file, at its default location: `nyt` as NYT's `us.csv`, `jhu` as
+/// the JHU file.
+pub fn upstream_commits(nyt: &str, jhu: &str) -> Vec<NewCommit> {
+    [(Source::Nyt, nyt), (Source::Jhu, jhu)]
+        .into_iter()
+        .map(|(source, content)| {
+            let at = source.default_location();
+            NewCommit::new(&at.repo, &at.path, content.to_owned())
+        })
+        .collect()
 }
 
 /// `(date, cases, deaths, recovered)` of an env's `us_daily`, by date.

@@ -111,6 +111,11 @@ impl Process {
         }
     }
 
+    /// Kills the process at once (SIGKILL): no clean-up, as when its machine dies.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

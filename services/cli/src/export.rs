@@ -1,0 +1,200 @@
+//! `etl export`: the curated dataset of an env, as the transformer wrote it to `etl-curated`, as
+//! CSV or Parquet. Which run's: `--run`, or the env's latest loaded run (the last
+//! `etl.<env>.loaded` event in stream `ETL`): the dataset the stored table was made from.
+//!
+//! The object is read as the loader reads it (`shared::store::get_object`: within a deadline,
+//! checked against the size and digest the store recorded); Parquet is written out byte for byte,
+//! CSV is decoded from it (`dataset::from_parquet`). The operator's NATS identity may read every
+//! bucket (scripts/nats-auth.sh).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+use shared::daily::DailyRow;
+use shared::ids::RunId;
+use shared::message::{self, Event};
+use shared::nats::{CURATED_BUCKET, ETL_STREAM};
+use shared::{Env, store, subjects};
+
+use crate::Connections;
+
+/// The largest curated object read (a real one is tens of kB).
+pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dataset {
+    /// The US national daily series (`us_daily`).
+    Us,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub dataset: Dataset,
+    pub format: Format,
+    /// A file, or stdout when `None` or `-`.
+    pub output: Option<PathBuf>,
+    /// A run's dataset instead of the latest loaded one.
+    pub run: Option<String>,
+}
+
+/// What `--json` prints when the data went to a file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exported {
+    pub env: String,
+    pub run_id: String,
+    pub object: String,
+    pub format: &'static str,
+    pub rows: usize,
+    pub bytes: usize,
+    pub output: String,
+}
+
+pub async fn run(
+    connections: &Connections,
+    env: &Env,
+    request: &Request,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let to_stdout = request
+        .output
+        .as_ref()
+        .is_none_or(|path| path.as_os_str() == "-");
+    if json && to_stdout {
+        return Err(crate::exit::usage(anyhow::anyhow!(
+            "--json describes the export on stdout, so the data needs --output FILE"
+        )));
+    }
+    let run_id = match &request.run {
+        Some(run) => Some(
+            RunId::new(run.as_str())
+                .map_err(|err| crate::exit::usage(anyhow::anyhow!("--run: {err}")))?,
+        ),
+        None => None,
+    };
+    let js = async_nats::jetstream::new(connections.connect_nats("etl-export").await?);
+    let curated = js
+        .get_object_store(CURATED_BUCKET)
+        .await
+        .with_context(|| format!("opening the object store {CURATED_BUCKET}"))?;
+    let run_id = match run_id {
+        Some(run_id) => run_id,
+        None => latest_loaded(&js, env).await?,
+    };
+    let name = store::curated_object_name(env, &run_id);
+    let object = store::object_info(&curated, CURATED_BUCKET, &name, store::OBJECT_DEADLINE)
+        .await?
+        .with_context(|| {
+            format!("run {run_id} has no curated dataset in {CURATED_BUCKET} (no object {name})")
+        })?;
+    let parquet = store::get_object(&curated, &object, MAX_BYTES, store::OBJECT_DEADLINE).await?;
+    // Decoding checks the object whatever the format asked; polars' reader blocks.
+    let decoded = parquet.clone();
+    let rows = tokio::task::spawn_blocking(move || dataset::from_parquet(&decoded))
+        .await
+        .context("decoding the curated dataset")?
+        .with_context(|| format!("the curated dataset {name}"))?;
+    let data = match request.format {
+        Format::Parquet => parquet,
+        Format::Csv => to_csv(&rows).into_bytes(),
+    };
+    let output = match &request.output {
+        Some(path) if !to_stdout => {
+            std::fs::write(path, &data).with_context(|| format!("writing {}", path.display()))?;
+            path.display().to_string()
+        }
+        _ => {
+            crate::output::bytes(&data);
+            "-".to_owned()
+        }
+    };
+    tracing::info!(%run_id, object = %name, rows = rows.len(), "exported");
+    if json {
+        crate::output::json(&Exported {
+            env: env.to_string(),
+            run_id: run_id.to_string(),
+            object: name,
+            format: match request.format {
+                Format::Csv => "csv",
+                Format::Parquet => "parquet",
+            },
+            rows: rows.len(),
+            bytes: data.len(),
+            output,
+        });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The run of the env's last `loaded` event.
+pub async fn latest_loaded(
+    js: &async_nats::jetstream::Context,
+    env: &Env,
+) -> anyhow::Result<RunId> {
+    let subject = subjects::loaded(env);
+    let stream = js.get_stream(ETL_STREAM).await?;
+    let message = stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .with_context(|| {
+            format!("env {env} has no loaded run in stream {ETL_STREAM} (nothing on {subject}); name one with --run")
+        })?;
+    match message::decode(&subject, &message.payload)? {
+        Event::Loaded(loaded) => Ok(loaded.run_id),
+        _ => anyhow::bail!("the last message on {subject} is not a loaded event"),
+    }
+}
+
+/// The CSV columns: those of `us_daily`.
+pub const CSV_HEADER: &str = "date,cases,deaths,recovered,new_cases,new_deaths,new_recovered";
+
+/// The rows as CSV with [`CSV_HEADER`]; a value not reported is an empty field.
+pub fn to_csv(rows: &[DailyRow]) -> String {
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut csv = String::with_capacity(64 * (rows.len() + 1));
+    csv.push_str(CSV_HEADER);
+    csv.push('\n');
+    for row in rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            row.date,
+            row.cases,
+            row.deaths,
+            opt(row.recovered),
+            opt(row.new_cases),
+            opt(row.new_deaths),
+            opt(row.new_recovered)
+        ));
+    }
+    csv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn a_value_not_reported_is_an_empty_field() {
+        let rows = [DailyRow {
+            date: NaiveDate::from_ymd_opt(2020, 1, 22).unwrap(),
+            cases: 1,
+            deaths: 0,
+            recovered: None,
+            new_cases: Some(1),
+            new_deaths: None,
+            new_recovered: None,
+        }];
+        assert_eq!(
+            to_csv(&rows),
+            format!("{CSV_HEADER}\n2020-01-22,1,0,,1,,\n")
+        );
+    }
+}
