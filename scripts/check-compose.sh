@@ -14,4 +14,10 @@ if [ ! -x "$VENV/bin/docker-compose" ]; then
 fi
 cd "$ROOT"
 "$VENV/bin/docker-compose" -f docker-compose.yml config -q
-echo "[compose] docker-compose.yml is valid"
+# The profiles, each with the variables file it is started with.
+for profile in demo cluster; do
+  "$VENV/bin/docker-compose" -f docker-compose.yml --env-file "scripts/compose/$profile.env" \
+    --profile "$profile" config -q
+done
+"$VENV/bin/docker-compose" -f docker-compose.yml --profile observability --profile tools config -q
+echo "[compose] docker-compose.yml is valid, with profiles demo, cluster, observability and tools"

@@ -172,31 +172,38 @@ nats_write_config() {
    mv "$NATS_CONF.new" "$NATS_CONF")
 }
 
+# The password the nodes of a cluster present to each other, kept in file $1 (made once).
+nats_route_password() {
+  [ -f "$1" ] || (umask 077; openssl rand -hex 24 >"$1")
+  cat "$1"
+}
+
+# A config's `cluster` block: routes listen on $1 with password $2, towards the routes
+# host:port given after them (a node may name itself: the server skips it).
+nats_cluster_block() {
+  local listen=$1 password=$2 routes="" peer; shift 2
+  for peer in "$@"; do routes="$routes${routes:+, }\"nats-route://route:$password@$peer\""; done
+  printf 'cluster {\n  name: "covid-etl"\n  listen: "%s"\n  authorization { user: "route", password: "%s" }\n  routes: [%s]\n}\n' \
+    "$listen" "$password" "$routes"
+}
+
 # The three configs of `stack.sh up --cluster`: node i listens for clients on NATS_PORT+i-1 and
 # for the other nodes on NATS_ROUTE_PORT+i-1, keeps JetStream data in nats/n<i>, and routes to
-# the other two. Routes stay on the loopback and authenticate with a password of the stack's own.
+# the others. Routes stay on the loopback and authenticate with a password of the stack's own.
 nats_write_cluster_configs() {
   pki_ca "$PKI_DIR"
   pki_server_cert "$PKI_DIR" nats "DNS:nats"
   nats_keys
-  local secret="$NATS_DIR/route.password" password i j routes
-  [ -f "$secret" ] || (umask 077; openssl rand -hex 24 >"$secret")
-  password="$(cat "$secret")"
+  local password i
+  password="$(nats_route_password "$NATS_DIR/route.password")"
   for i in 1 2 3; do
-    routes=""
-    for j in 1 2 3; do
-      [ "$i" = "$j" ] && continue
-      routes="$routes${routes:+, }\"nats-route://route:$password@127.0.0.1:$((NATS_ROUTE_PORT + j - 1))\""
-    done
     mkdir -p "$NATS_DIR/n$i"
     (umask 077
      NATS_SERVER_NAME="covid-etl-n$i" nats_config "127.0.0.1:$((NATS_PORT + i - 1))" "$NATS_DIR/n$i" \
-       "$PKI_DIR/nats.pem" "$PKI_DIR/nats.key" "cluster {
-  name: \"covid-etl\"
-  listen: \"127.0.0.1:$((NATS_ROUTE_PORT + i - 1))\"
-  authorization { user: \"route\", password: \"$password\" }
-  routes: [$routes]
-}" >"$NATS_DIR/nats-n$i.conf.new"
+       "$PKI_DIR/nats.pem" "$PKI_DIR/nats.key" \
+       "$(nats_cluster_block "127.0.0.1:$((NATS_ROUTE_PORT + i - 1))" "$password" \
+          "127.0.0.1:$NATS_ROUTE_PORT" "127.0.0.1:$((NATS_ROUTE_PORT + 1))" "127.0.0.1:$((NATS_ROUTE_PORT + 2))")" \
+       >"$NATS_DIR/nats-n$i.conf.new"
      mv "$NATS_DIR/nats-n$i.conf.new" "$NATS_DIR/nats-n$i.conf")
   done
 }

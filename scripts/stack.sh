@@ -502,6 +502,17 @@ cmd_compose() {
   # Monitoring (the healthcheck's) on the container's loopback only: it has no authentication.
   nats_config "0.0.0.0:4222" /data /run/secrets/nats_cert /run/secrets/nats_key \
     'http: "127.0.0.1:8222"' >"$dir/nats/nats.conf"
+  # Profile "cluster": three nodes (nats, nats-2, nats-3) with a certificate for all three names.
+  pki_server_cert "$PKI_DIR" nats-cluster "DNS:nats,DNS:nats-2,DNS:nats-3"
+  local password i
+  password="$(nats_route_password "$dir/nats/route.password")"
+  for i in 1 2 3; do
+    NATS_SERVER_NAME="covid-etl-n$i" nats_config "0.0.0.0:4222" /data \
+      /run/secrets/nats_cluster_cert /run/secrets/nats_cluster_key \
+      "http: \"127.0.0.1:8222\"
+$(nats_cluster_block "0.0.0.0:6222" "$password" nats:6222 nats-2:6222 nats-3:6222)" \
+      >"$dir/nats/nats-n$i.conf"
+  done
   local role
   for role in postgres covid_loader covid_reader; do
     [ -f "$dir/postgres/$role.password" ] || (umask 077; openssl rand -hex 24 >"$dir/postgres/$role.password")

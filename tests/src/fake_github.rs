@@ -86,6 +86,8 @@ pub enum Fault {
     HtmlAsText,
     /// Raw: a body that never ends, no `Content-Length`.
     Endless,
+    /// Raw: the whole file, but only once `delay` has passed (a slow download).
+    Slow { delay: Duration },
 }
 
 /// One request the fake answered.

@@ -16,7 +16,7 @@ use shared::store::TROUBLE_KEY_SUFFIX;
 use crate::exit::{self, Unreachable};
 use crate::{Connections, say};
 
-/// Everything `etl status` found; `--json` prints it as is (`services/cli/status.schema.json`).
+/// Everything `etl status` found; `--json` prints it as is (`services/cli/schema/status.schema.json`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StatusReport {
     /// No problem: NATS and PostgreSQL answer, every expected service answers, every stream is
@@ -158,9 +158,9 @@ pub async fn collect(connections: &Connections, expect: &[String]) -> StatusRepo
             }
         }
         Err(err) => {
-            report
-                .problems
-                .push(format!("NATS is down: {}", unreachable_reason(&err)));
+            // A server that answers and refuses (an unknown key, say) is up: unhealthy, not 3.
+            report.nats.reachable = err.downcast_ref::<Unreachable>().is_none();
+            report.problems.push(problem("NATS", &err));
             report.nats.error = Some(format!("{err:#}"));
         }
     }
@@ -174,9 +174,8 @@ pub async fn collect(connections: &Connections, expect: &[String]) -> StatusRepo
             }
         }
         Err(err) => {
-            report
-                .problems
-                .push(format!("PostgreSQL is down: {}", unreachable_reason(&err)));
+            report.postgres.reachable = err.downcast_ref::<Unreachable>().is_none();
+            report.problems.push(problem("PostgreSQL", &err));
             report.postgres.error = Some(format!("{err:#}"));
         }
     }
@@ -184,12 +183,13 @@ pub async fn collect(connections: &Connections, expect: &[String]) -> StatusRepo
     report
 }
 
-fn unreachable_reason(err: &anyhow::Error) -> String {
+/// One line about a connection to `what` that failed: down, or up and refusing.
+fn problem(what: &str, err: &anyhow::Error) -> String {
     match err.downcast_ref::<Unreachable>() {
         Some(Unreachable::Nats { reason, .. } | Unreachable::Postgres { reason, .. }) => {
-            reason.clone()
+            format!("{what} is down: {reason}")
         }
-        None => format!("{err:#}"),
+        None => format!("{what} refused the connection: {err:#}"),
     }
 }
 

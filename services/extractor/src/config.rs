@@ -81,6 +81,10 @@ impl Config {
         let token = p.secret("GITHUB_TOKEN");
         let poll_interval = p.duration("POLL_INTERVAL", "60s");
         let lease_period = p.duration("LEASE_PERIOD", "20s");
+        // Checked every eighth of it: shorter would keep the bucket busy for nothing.
+        if lease_period < std::time::Duration::from_secs(1) {
+            p.error("LEASE_PERIOD", "must be at least 1s");
+        }
         let daily_run_at = parse_daily(&mut p);
         let max_payload_bytes = parse_size(&mut p, "MAX_PAYLOAD_BYTES", 64 * 1024 * 1024);
         let request_timeout = p.duration("REQUEST_TIMEOUT", "30s");

@@ -7,7 +7,7 @@ use chrono::{NaiveDate, Utc};
 use shared::events::{Extracted, Failed, SCHEMA_VERSION, Stage, Trigger, TriggerKind};
 use shared::ids::{RunId, TriggerId};
 use shared::nats::publish;
-use shared::store::{kv_put, latest_key, record_extracted};
+use shared::store::{LatestWrite, put_latest};
 use shared::{Source, run_id};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -160,11 +160,13 @@ impl Poller {
         }
 
         match self.announce(&events).await {
-            Ok(()) => {
+            Ok(announced) => {
                 for (event, _) in events {
                     let source = event.source;
-                    report.published.push(source);
-                    self.state_mut(source).latest = Some(event);
+                    if announced.contains(&source) {
+                        report.published.push(source);
+                        self.state_mut(source).latest = Some(event);
+                    }
                 }
                 for (source, payload) in fresh {
                     report.extracted.push(source);
@@ -204,19 +206,28 @@ impl Poller {
     }
 
     /// Every latest first, then the events, so a transformer woken by the first event already
-    /// sees the other source's new payload.
-    async fn announce(&self, events: &[(Extracted, tracing::Span)]) -> Result<(), RecordError> {
+    /// sees the other source's new payload. A source whose latest in KV is already of a newer
+    /// commit (another extractor replica stored it) is left alone and not announced. Returns the
+    /// sources announced.
+    async fn announce(
+        &self,
+        events: &[(Extracted, tracing::Span)],
+    ) -> Result<Vec<Source>, RecordError> {
+        let mut announced = Vec::new();
         for (event, _) in events {
-            kv_put(
-                &self.stores.state,
-                &latest_key(&event.env, event.source),
-                event,
-            )
-            .await?;
+            match put_latest(&self.stores.state, event).await? {
+                LatestWrite::Written => announced.push(event.source),
+                LatestWrite::Newer { commit_sha } => tracing::warn!(
+                    source = %event.source,
+                    commit = %event.upstream.commit_sha,
+                    newer = %commit_sha,
+                    "a newer payload of this source is already stored; this one is not announced"
+                ),
+            }
         }
-        for (event, span) in events {
+        for (event, span) in events.iter().filter(|(e, _)| announced.contains(&e.source)) {
             async {
-                record_extracted(&self.stores, event).await?;
+                publish(&self.stores.js, event).await?;
                 tracing::info!(
                     source = %event.source,
                     commit = %event.upstream.commit_sha,
@@ -229,7 +240,7 @@ impl Poller {
             .instrument(span.clone())
             .await?;
         }
-        Ok(())
+        Ok(announced)
     }
 
     /// Trouble that may pass by itself (server errors, timeouts, NATS): the next poll backs off.

@@ -89,17 +89,21 @@ async fn extract(config: Config, metrics: &Metrics, shutdown: Shutdown) -> anyho
         poll_interval_s = config.poll_interval.as_secs_f64(),
         daily_run_at = %config.daily_run_at,
         authenticated = config.token.is_some(),
+        replica = lease.name(),
         "extractor started"
     );
+    let (standing, keeper) = shared::lease::keep(lease, shutdown.clone()).await;
     worker::Worker::new(
         poller,
-        lease,
+        standing,
         config.env.clone(),
         config.poll_interval,
         config.daily_run_at,
     )
     .run(requests, shutdown)
     .await;
+    // The keeper gives the lease up, so another replica takes over at once.
+    let _ = keeper.await;
     let _ = service.await;
     // Let anything still buffered (trigger replies) reach the server.
     let _ = client.flush().await;

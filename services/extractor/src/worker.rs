@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::{NaiveDate, NaiveTime, Utc};
 use shared::events::{TriggerReply, TriggerRequest};
 use shared::ids::TriggerId;
-use shared::lease::{Lease, Standing};
+use shared::lease::Standing;
 use shared::{Env, Shutdown};
 use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::cycle::{CycleKind, CycleReport};
@@ -22,25 +23,24 @@ use crate::trigger::TriggerCommand;
 
 pub struct Worker {
     poller: Poller,
-    lease: Lease,
-    /// Whether this replica held the lease at the last check.
+    /// This replica's standing in the polling lease, kept by [`shared::lease::keep`].
+    lease: watch::Receiver<Standing>,
+    /// Whether this replica held the lease when last asked (and has reloaded the state since).
     holding: bool,
+    /// The standing last logged.
+    last_standing: Standing,
     env: Env,
     poll_interval: Duration,
     daily_run_at: NaiveTime,
     last_daily: Option<NaiveDate>,
     /// Why polls are slower than the interval, while they are.
     slowed: Option<String>,
-    /// When standing by was last logged (once every [`STANDBY_LOG_EVERY`]).
-    last_standby_log: Option<Instant>,
 }
-
-const STANDBY_LOG_EVERY: Duration = Duration::from_secs(600);
 
 impl Worker {
     pub fn new(
         poller: Poller,
-        lease: Lease,
+        lease: watch::Receiver<Standing>,
         env: Env,
         poll_interval: Duration,
         daily_run_at: NaiveTime,
@@ -49,12 +49,12 @@ impl Worker {
             poller,
             lease,
             holding: false,
+            last_standing: Standing::Standby { holder: None },
             env,
             poll_interval,
             daily_run_at,
             last_daily: None,
             slowed: None,
-            last_standby_log: None,
         }
     }
 
@@ -75,8 +75,8 @@ impl Worker {
                     };
                     let _ = command.reply.send(reply);
                 }
-                _ = sleep(self.lease.check_every()) => {
-                    // The holder renews; a replica that takes the lease over polls at once.
+                Ok(()) = self.lease.changed() => {
+                    // A replica that takes the lease over polls at once.
                     let was_holding = self.holding;
                     if self.holds_lease().await && !was_holding {
                         next_poll = Instant::now();
@@ -102,49 +102,33 @@ impl Worker {
                 }
             }
         }
-        self.lease.release().await;
         tracing::info!("extractor stopped");
     }
 
-    /// Checks the polling lease: whether this replica may poll now. Taking it over from another
-    /// replica first reloads what that one stored; a replica that cannot reload does not poll.
+    /// Whether this replica holds the polling lease, and so may poll now. Taking it over from
+    /// another replica first reloads what that one stored; a replica that cannot reload does not
+    /// poll until it can.
     async fn holds_lease(&mut self) -> bool {
-        let standing = match self.lease.check().await {
-            Ok(standing) => standing,
-            Err(err) => {
-                tracing::warn!(error = %err, "the polling lease cannot be checked; not polling");
-                Standing::Standby { holder: None }
-            }
-        };
+        let standing = self.lease.borrow_and_update().clone();
         let holding = standing == Standing::Holder;
         if holding && !self.holding {
             if let Err(err) = self.poller.reload().await {
-                tracing::warn!(error = %err, "took the polling lease but cannot read the sources' state; not polling");
-                self.lease.release().await;
+                tracing::warn!(error = %err, "holds the polling lease but cannot read the sources' state yet; not polling");
                 return false;
             }
-            tracing::info!(
-                replica = self.lease.name(),
-                "this extractor now polls (it holds the lease)"
-            );
+            tracing::info!("this extractor now polls (it holds the lease)");
         } else if !holding && self.holding {
             tracing::warn!(
-                replica = self.lease.name(),
                 ?standing,
                 "this extractor stopped polling: another holds the lease"
             );
-        } else if !holding
-            && self
-                .last_standby_log
-                .is_none_or(|at| at.elapsed() > STANDBY_LOG_EVERY)
-        {
+        } else if !holding && standing != self.last_standing {
             tracing::info!(
-                replica = self.lease.name(),
                 ?standing,
                 "standing by: another extractor of this env polls"
             );
-            self.last_standby_log = Some(Instant::now());
         }
+        self.last_standing = standing;
         self.holding = holding;
         holding
     }

@@ -52,8 +52,8 @@ pub enum Applied {
     AlreadyLoaded(Box<Loaded>),
     /// DESIGN rule 7: the run would remove too many stored dates. It is recorded as failed and
     /// `us_daily` is untouched; publish this event. It is the run's answer, not a failure to
-    /// handle the message.
-    Suspicious(Box<Failed>),
+    /// handle the message. `first`: recorded now, not by an earlier delivery.
+    Suspicious { failed: Box<Failed>, first: bool },
     /// A run that comes after this one already succeeded (this one was overtaken while being
     /// retried): `us_daily` is untouched, so older data never overwrites newer, and the run is
     /// recorded as `superseded` by `by`. Nothing is announced.
@@ -124,11 +124,14 @@ pub async fn apply_run(
             cause: None,
             failed_at: Utc::now(),
         };
-        runs::record_failed(&tx, &failed, run.started_at)
+        let first = runs::record_failed(&tx, &failed, run.started_at)
             .await
             .map_err(LoadError::db("record the failed run"))?;
         tx.commit().await.map_err(LoadError::db("commit"))?;
-        return Ok(Applied::Suspicious(Box::new(failed)));
+        return Ok(Applied::Suspicious {
+            failed: Box::new(failed),
+            first,
+        });
     }
 
     let staged = stage(&tx, &run.rows).await?;

@@ -157,8 +157,14 @@ impl Handler {
             }
             // DESIGN rule 7 is the run's answer, recorded as failed with it: announced here like
             // a loaded run, while the message itself was handled.
-            Applied::Suspicious(failed) => {
-                // Counted as failed when its failed event comes back to `on_failed`.
+            Applied::Suspicious { failed, first } => {
+                // Counted once, at the commit that recorded it (its failed event, back in
+                // `on_failed`, finds it recorded).
+                if first {
+                    self.metrics
+                        .record()
+                        .run_finished(failed.env.as_str(), "failed");
+                }
                 tracing::warn!(env = %failed.env, run_id = ?failed.run_id, reason = %failed.reason, "run refused as suspicious");
                 self.announce(&*failed, "the failed event").await
             }
@@ -217,13 +223,16 @@ impl Handler {
     async fn on_failed(&self, event: Failed) -> Result<(), LoadError> {
         self.ensure_migrated(&event.env).await?;
         let client = self.pool.get().await?;
-        runs::record_failed(&**client, &event, event.failed_at)
+        let new = runs::record_failed(&**client, &event, event.failed_at)
             .await
             .map_err(LoadError::db("record a failed run"))?;
-        tracing::info!(env = %event.env, id = %event.id(), stage = event.stage.as_str(), kind = %event.kind, "recorded a failed run");
-        self.metrics
-            .record()
-            .run_finished(event.env.as_str(), "failed");
+        tracing::info!(env = %event.env, id = %event.id(), stage = event.stage.as_str(), kind = %event.kind, new, "recorded a failed run");
+        // Counted once: a redelivered report, or one about a run that had succeeded, is not.
+        if new {
+            self.metrics
+                .record()
+                .run_finished(event.env.as_str(), "failed");
+        }
         Ok(())
     }
 

@@ -156,11 +156,12 @@ pub async fn last_succeeded(
 
 /// Records a failed run, keyed by [`Failed::id`]: recording the same failure twice changes
 /// nothing, and a run that already succeeded (or was superseded) is never marked failed.
+/// Returns whether the failure is new (a first record, not a repeat or an ignored one).
 pub async fn record_failed(
     client: &impl GenericClient,
     failed: &Failed,
     started_at: DateTime<Utc>,
-) -> Result<u64, Error> {
+) -> Result<bool, Error> {
     let sql = format!(
         "INSERT INTO {s}.etl_runs AS r (run_id, status, stage, kind, error, trigger, inputs,
              started_at, finished_at)
@@ -168,11 +169,12 @@ pub async fn record_failed(
          ON CONFLICT (run_id) DO UPDATE SET stage = EXCLUDED.stage, kind = EXCLUDED.kind,
              error = EXCLUDED.error, trigger = EXCLUDED.trigger, inputs = EXCLUDED.inputs,
              finished_at = EXCLUDED.finished_at
-         WHERE r.status = 'failed'",
+         WHERE r.status = 'failed'
+         RETURNING (xmax = 0) AS inserted",
         s = schema(&failed.env)
     );
-    client
-        .execute(
+    let row = client
+        .query_opt(
             &sql,
             &[
                 &failed.id().as_str(),
@@ -185,7 +187,9 @@ pub async fn record_failed(
                 &failed.failed_at,
             ],
         )
-        .await
+        .await?;
+    // No row: the run had succeeded (or was superseded), and stays so.
+    row.map_or(Ok(false), |row| row.try_get(0))
 }
 
 /// The `Loaded` event of `run_id` if it already succeeded in `env`.

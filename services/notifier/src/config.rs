@@ -318,6 +318,10 @@ impl Config {
         };
         let stale_check_interval = p.duration("STALE_CHECK_INTERVAL", "1h");
         let lease_period = p.duration("LEASE_PERIOD", "5m");
+        // Checked every eighth of it: shorter would keep the bucket busy for nothing.
+        if lease_period < std::time::Duration::from_secs(1) {
+            p.error("LEASE_PERIOD", "must be at least 1s");
+        }
         p.finish()?;
         Ok(Config {
             metrics_addr,
@@ -515,7 +519,10 @@ mod tests {
     #[test]
     fn smtp_credentials_never_reach_the_summary() {
         let config = parse(&[("SMTP_URL", "smtps://mailer:hunter2@mail.example.com:465")]).unwrap();
-        assert_eq!(config.smtp.redacted_url, "smtps://mail.example.com:465");
+        assert_eq!(
+            config.smtp.redacted_url,
+            "smtps://[redacted]@mail.example.com:465"
+        );
         assert!(!config.summary().contains("hunter2"));
         assert!(!format!("{config:?}").contains("hunter2"));
     }

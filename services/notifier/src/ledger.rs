@@ -64,6 +64,10 @@ fn already_reported() -> bool {
     true
 }
 
+/// How long [`Ledger::put`] keeps trying: longer than a JetStream cluster takes to elect a new
+/// leader when a node dies (a few seconds).
+pub const PUT_PATIENCE: Duration = Duration::from_secs(15);
+
 pub struct Ledger {
     state: kv::Store,
     unsaved: Mutex<HashMap<String, Record>>,
@@ -85,9 +89,12 @@ impl Ledger {
         store::kv_get(&self.state, key).await
     }
 
-    /// Stores `record`, retrying briefly; on failure it is kept in memory so that this process
-    /// goes on from it, and the caller retries later.
+    /// Stores `record`, retrying for up to [`PUT_PATIENCE`]; on failure it is kept in memory so
+    /// that this process goes on from it, and the caller retries later. The patience outlasts a
+    /// JetStream leader election: a record not saved could send its email twice, should the
+    /// retry land on another notifier.
     pub async fn put(&self, key: &str, record: &Record) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -96,12 +103,12 @@ impl Ledger {
                     self.unsaved.lock().expect("ledger lock").remove(key);
                     return Ok(());
                 }
-                Err(err) if attempt < 3 => {
+                Err(err) if started.elapsed() < PUT_PATIENCE => {
                     tracing::warn!(key, error = %err, attempt, "could not record the notice, retrying");
                     tokio::time::sleep(shared::nats::backoff(
                         attempt,
                         Duration::from_millis(200),
-                        Duration::from_secs(1),
+                        Duration::from_secs(2),
                     ))
                     .await;
                 }

@@ -93,35 +93,45 @@ async fn notify(config: Config, metrics: &Metrics, shutdown: Shutdown) -> anyhow
     let ledger = ledger::Ledger::new(stores.state.clone());
     let notices = Arc::new(notice::Notices::new(stores.js.clone(), ledger, mailer));
 
-    let stale = config.stale_after.map(|stale_after| {
-        Arc::new(stale::StaleWatch {
-            stores: stores.clone(),
-            notices: notices.clone(),
-            routes: config.routes.clone(),
-            dashboard_url: config.dashboard_url.clone(),
-            stale_after,
-            lease: tokio::sync::Mutex::new(Lease::new(
-                stores.state.clone(),
-                stale::lease_key(&config.scope),
-                replica_name("notifier"),
-                config.lease_period,
-            )),
-        })
-    });
-    // The periodic check stops with the service, or when the consumer gives up; the caller's
+    // The staleness check stops with the service, or when the consumer gives up; the caller's
     // shutdown token is not ours to trigger.
-    let stop_periodic = Shutdown::new();
-    let periodic = stale.clone().map(|watch| {
-        let (outer, stop) = (shutdown.clone(), stop_periodic.clone());
+    let stop_stale = Shutdown::new();
+    {
+        let (outer, stop) = (shutdown.clone(), stop_stale.clone());
         tokio::spawn(async move {
             outer.wait().await;
             stop.trigger();
         });
+    }
+    // Of several notifiers serving the same envs, the holder of this lease checks staleness.
+    let (stale, keeper) = match config.stale_after {
+        None => (None, None),
+        Some(stale_after) => {
+            let lease = Lease::new(
+                stores.state.clone(),
+                stale::lease_key(&config.scope),
+                replica_name("notifier"),
+                config.lease_period,
+            );
+            let (standing, keeper) = shared::lease::keep(lease, stop_stale.clone()).await;
+            let watch = Arc::new(stale::StaleWatch {
+                stores: stores.clone(),
+                notices: notices.clone(),
+                routes: config.routes.clone(),
+                dashboard_url: config.dashboard_url.clone(),
+                stale_after,
+                standing,
+                lock: tokio::sync::Mutex::new(()),
+            });
+            (Some(watch), Some(keeper))
+        }
+    };
+    let periodic = stale.clone().map(|watch| {
         let scope = config.scope.clone();
         let (interval, retry_max, stop) = (
             config.stale_check_interval,
             config.smtp.retry_max,
-            stop_periodic.clone(),
+            stop_stale.clone(),
         );
         tokio::spawn(async move { watch.run_periodic(&scope, interval, retry_max, &stop).await })
     });
@@ -157,12 +167,13 @@ async fn notify(config: Config, metrics: &Metrics, shutdown: Shutdown) -> anyhow
     )
     .await
     .context("the notifier's consumer stopped");
+    stop_stale.trigger();
     if let Some(periodic) = periodic {
-        stop_periodic.trigger();
         let _ = periodic.await;
     }
-    if let Some(stale) = &handler.stale {
-        stale.lease.lock().await.release().await;
+    // The keeper gives the lease up, so another notifier takes over at once.
+    if let Some(keeper) = keeper {
+        let _ = keeper.await;
     }
     tracing::info!("notifier stopped");
     result

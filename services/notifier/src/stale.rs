@@ -11,7 +11,9 @@
 //! Of several notifiers serving the same envs, one at a time checks (both on loaded runs and
 //! periodically): the holder of a lease in KV ([`shared::lease`], key
 //! `stale-check.<scope>.lease`), since two checking at once could both alert. Another takes the
-//! lease over within `LEASE_PERIOD` once its holder is gone.
+//! lease over within `LEASE_PERIOD` once its holder is gone. Replicas share a lease when they
+//! serve the same `ETL_ENVS`; notifiers whose scopes only overlap (`prod` and `*`) do not, and
+//! would both check the envs they share.
 //!
 //! The alert is its own event type rather than a [`shared::events::Notification`], whose
 //! `status` is a run's outcome: readers of `notify.<env>` tell the two apart by `alert`
@@ -22,11 +24,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::events::{EmailFate, SCHEMA_VERSION, StaleAlert, UpstreamRef};
-use shared::lease::{Lease, LeaseError, Standing};
+use shared::lease::Standing;
 use shared::nats::{self, Stores};
 use shared::store::{self, StoreError};
 use shared::{Env, EnvScope, Shutdown, Source};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 use crate::compose::Composed;
 use crate::config::Routes;
@@ -40,8 +42,6 @@ pub enum StaleError {
     Latest(#[from] StoreError),
     #[error("staleness alert: {0}")]
     Notice(#[from] NoticeError),
-    #[error("staleness check: {0}")]
-    Lease(LeaseError),
 }
 
 pub struct StaleWatch {
@@ -50,9 +50,10 @@ pub struct StaleWatch {
     pub routes: Routes,
     pub dashboard_url: String,
     pub stale_after: Duration,
-    /// The staleness lease; held across a check, so that the periodic check and the per-run
-    /// check of this process do not both work on the same episode either.
-    pub lease: Mutex<Lease>,
+    /// This notifier's standing in the staleness lease, kept by [`shared::lease::keep`].
+    pub standing: watch::Receiver<Standing>,
+    /// The periodic check and the per-run check must not both work on the same episode.
+    pub lock: Mutex<()>,
 }
 
 /// The KV key of the staleness check's lease of the notifiers serving `scope`.
@@ -64,14 +65,10 @@ impl StaleWatch {
     /// Checks both sources of `env`, when this notifier holds the staleness lease; returns how
     /// many alerts were published now.
     pub async fn check_env(&self, env: &Env) -> Result<usize, StaleError> {
-        let mut lease = self.lease.lock().await;
-        match lease.check().await {
-            Ok(Standing::Holder) => {}
-            Ok(Standing::Standby { holder }) => {
-                tracing::debug!(%env, ?holder, "another notifier checks staleness");
-                return Ok(0);
-            }
-            Err(err) => return Err(StaleError::Lease(err)),
+        let _guard = self.lock.lock().await;
+        if let Standing::Standby { holder } = &*self.standing.borrow() {
+            tracing::debug!(%env, ?holder, "another notifier checks staleness");
+            return Ok(0);
         }
         let mut raised = 0;
         let mut first_error = None;
@@ -156,6 +153,7 @@ impl StaleWatch {
         shutdown: &Shutdown,
     ) {
         let mut failures: u32 = 0;
+        let mut standing = self.standing.clone();
         while !shutdown.is_triggered() {
             let failed = match self.envs(scope).await {
                 Ok(envs) => {
@@ -179,6 +177,8 @@ impl StaleWatch {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait() => {}
+                // A notifier that takes the lease over checks at once.
+                Ok(()) = standing.changed() => {}
             }
         }
     }

@@ -444,7 +444,7 @@ pub fn nats_vars() -> Vec<Var> {
         Var::new(
             "NATS_REPLICAS",
             "Copies JetStream keeps of each stream, object store and bucket: 1, or 3 on a \
-             three-node cluster (at most 5); raising it scales existing ones up",
+             three-node cluster (at most 5); `etl setup` scales up those made with fewer",
         )
         .default_value(1),
         Var::new(

@@ -13,14 +13,19 @@
 //! - a replica that stops cleanly deletes the key ([`Lease::release`]), and another takes over at
 //!   its next check.
 //!
-//! Checked every eighth of a period, a dead holder's lease passes to another replica within one
-//! period of its last renewal.
+//! Checked every eighth of a period ([`keep`] does it in a task of its own, so a long job never
+//! delays a renewal), a dead holder's lease passes to another replica within one period of its
+//! last renewal.
 
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::shutdown::Shutdown;
 
 /// Where this replica stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,8 +111,20 @@ impl Lease {
                     return Ok(Standing::Holder);
                 }
                 Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    tracing::warn!(key = %self.key, "the lease was taken over by another replica");
                     self.held = None;
+                    // A renewal whose answer was lost (a broker leader change) leaves our own
+                    // write in place under a revision we did not hear of.
+                    if let Ok(Some(entry)) = self.kv.entry(&self.key).await
+                        && entry.operation == Operation::Put
+                        && holder_of(&entry).as_deref() == Some(self.name.as_str())
+                    {
+                        self.held = Some(Held {
+                            revision: entry.revision,
+                            sent_at,
+                        });
+                        return Ok(Standing::Holder);
+                    }
+                    tracing::warn!(key = %self.key, "the lease was taken over by another replica");
                 }
                 // A bucket that does not answer for a moment does not end the hold, but a
                 // holder that has not renewed for half a period must stop: others may take over
@@ -138,9 +155,7 @@ impl Lease {
             // Free: whoever creates the key first holds it.
             None => self.kv.create(&self.key, self.value()).await.ok(),
             Some(entry) => {
-                let holder = serde_json::from_slice::<Value>(&entry.value)
-                    .ok()
-                    .map(|v| v.holder);
+                let holder = holder_of(entry);
                 let unchanged_for = match &self.watched {
                     Some(w) if w.revision == entry.revision => w.since.elapsed(),
                     _ => {
@@ -201,6 +216,47 @@ impl Lease {
             reason,
         }
     }
+}
+
+/// The holder named in a lease entry.
+fn holder_of(entry: &kv::Entry) -> Option<String> {
+    serde_json::from_slice::<Value>(&entry.value)
+        .ok()
+        .map(|v| v.holder)
+}
+
+/// Keeps `lease` until `shutdown`: checks it once now, then every [`Lease::check_every`] in a
+/// task of its own, so the holder renews whatever else the replica is busy with; the returned
+/// receiver tells the replica's standing. On shutdown the lease is released.
+pub async fn keep(
+    mut lease: Lease,
+    shutdown: Shutdown,
+) -> (watch::Receiver<Standing>, JoinHandle<()>) {
+    let (standing, receiver) = watch::channel(checked(&mut lease).await);
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(lease.check_every()) => {}
+                _ = shutdown.wait() => break,
+            }
+            let now = checked(&mut lease).await;
+            standing.send_if_modified(|was| {
+                let changed = *was != now;
+                *was = now;
+                changed
+            });
+        }
+        lease.release().await;
+    });
+    (receiver, task)
+}
+
+/// The lease's standing now; a lease that cannot be checked is not held.
+async fn checked(lease: &mut Lease) -> Standing {
+    lease.check().await.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "the lease cannot be checked");
+        Standing::Standby { holder: None }
+    })
 }
 
 /// A name for this replica of `service` that no other replica has: the host, the process id and

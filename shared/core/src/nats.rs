@@ -196,25 +196,10 @@ pub fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error>
     url.split(',').map(|server| server.trim().parse()).collect()
 }
 
-/// The URL (or comma-separated URLs) without any user or password in it, for logs.
+/// The URL (or comma-separated URLs) without any user or password in it, for logs: the one
+/// redaction `--check-config` uses too.
 pub fn redact_url(url: &str) -> String {
-    if url.contains(',') {
-        return url
-            .split(',')
-            .map(|server| redact_url(server.trim()))
-            .collect::<Vec<_>>()
-            .join(",");
-    }
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if !parsed.username().is_empty() || parsed.password().is_some() {
-                let _ = parsed.set_username("");
-                let _ = parsed.set_password(None);
-            }
-            parsed.to_string()
-        }
-        Err(_) => "[unparseable url]".to_owned(),
-    }
+    crate::config::cli::redact_url(url)
 }
 
 /// The JetStream handles every service works with.
@@ -600,7 +585,11 @@ mod tests {
     fn urls_lose_their_credentials_in_logs() {
         assert_eq!(
             redact_url("nats://user:secret@host:4222"),
-            "nats://host:4222"
+            "nats://[redacted]@host:4222"
+        );
+        assert_eq!(
+            redact_url("tls://a:1,tls://token@b:2"),
+            "tls://a:1,tls://[redacted]@b:2"
         );
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }

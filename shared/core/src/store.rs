@@ -269,6 +269,11 @@ pub async fn put_object_once(
             let mut reader = bytes;
             match store.put(meta, &mut reader).await {
                 Ok(_) => break,
+                // The object is whole; only an earlier object's chunks of this name are left.
+                Err(err) if err.kind() == object_store::PutErrorKind::PurgeOldChunks => {
+                    tracing::warn!(object = name, error = %err, "object written; an older version's chunks were not purged");
+                    break;
+                }
                 Err(err) if is_transient(err.kind()) => {
                     tracing::warn!(object = name, attempt, error = %err, "object write not taken yet, trying again");
                     tokio::time::sleep(nats::backoff(
@@ -302,7 +307,7 @@ fn is_transient(kind: object_store::PutErrorKind) -> bool {
     use object_store::PutErrorKind as Kind;
     matches!(
         kind,
-        Kind::PublishChunks | Kind::PublishMetadata | Kind::PurgeOldChunks | Kind::TimedOut
+        Kind::PublishChunks | Kind::PublishMetadata | Kind::TimedOut
     )
 }
 
@@ -561,12 +566,72 @@ pub async fn latest_extracted(
     kv_get(state, &latest_key(env, source)).await
 }
 
-/// Makes `event` the latest payload of its source, then publishes it. The KV write comes first so
-/// that a transformer woken by the event always finds it.
-pub async fn record_extracted(stores: &Stores, event: &Extracted) -> Result<(), StoreError> {
-    kv_put(&stores.state, &latest_key(&event.env, event.source), event).await?;
-    nats::publish(&stores.js, event).await?;
-    Ok(())
+/// What [`put_latest`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatestWrite {
+    /// The event is its source's latest payload now.
+    Written,
+    /// The bucket already holds a payload of a newer upstream commit (written by another
+    /// extractor replica, say): nothing was written.
+    Newer { commit_sha: String },
+}
+
+/// Makes `event` the latest payload of its source, unless the bucket holds one of a newer
+/// upstream commit: the latest never goes backwards. The write is revision-checked, so a
+/// concurrent writer makes it read again and decide anew rather than overwrite blindly.
+pub async fn put_latest(state: &kv::Store, event: &Extracted) -> Result<LatestWrite, StoreError> {
+    let key = latest_key(&event.env, event.source);
+    let kv_error = |source: async_nats::Error| StoreError::KvPut {
+        key: key.clone(),
+        source,
+    };
+    let value: bytes::Bytes = serde_json::to_vec(event).expect("events serialize").into();
+    loop {
+        let entry = state.entry(&key).await.map_err(|e| kv_error(e.into()))?;
+        let current = entry
+            .as_ref()
+            .filter(|e| !matches!(e.operation, kv::Operation::Delete | kv::Operation::Purge));
+        if let Some(stored) =
+            current.and_then(|e| serde_json::from_slice::<Extracted>(&e.value).ok())
+            && stored.upstream.commit_time > event.upstream.commit_time
+        {
+            return Ok(LatestWrite::Newer {
+                commit_sha: stored.upstream.commit_sha.to_string(),
+            });
+        }
+        let written = match &entry {
+            Some(e) => state.update(&key, value.clone(), e.revision).await,
+            None => state
+                .create(&key, value.clone())
+                .await
+                .map_err(|err| match err.kind() {
+                    kv::CreateErrorKind::AlreadyExists => {
+                        kv::UpdateError::new(kv::UpdateErrorKind::WrongLastRevision)
+                    }
+                    _ => kv::UpdateError::with_source(kv::UpdateErrorKind::Other, err),
+                }),
+        };
+        match written {
+            Ok(_) => return Ok(LatestWrite::Written),
+            // Another writer came first: read what it wrote and decide again.
+            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+            Err(err) => return Err(kv_error(err.into())),
+        }
+    }
+}
+
+/// Makes `event` the latest payload of its source ([`put_latest`]), then publishes it; a newer
+/// latest in the bucket means neither happens. The KV write comes first so that a transformer
+/// woken by the event always finds it.
+pub async fn record_extracted(
+    stores: &Stores,
+    event: &Extracted,
+) -> Result<LatestWrite, StoreError> {
+    let written = put_latest(&stores.state, event).await?;
+    if written == LatestWrite::Written {
+        nats::publish(&stores.js, event).await?;
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

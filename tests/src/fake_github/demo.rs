@@ -27,8 +27,8 @@ pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(2020, 3, 1) {
     None => panic!("a valid date"),
 };
 
-/// A step whose number is a multiple of this (from 2 on: `step % REVISION_EVERY == 2`) also
-/// revises an earlier day.
+/// Every this many steps one also revises an earlier day: steps 2, 5, 8… (`step %
+/// REVISION_EVERY == 2`).
 pub const REVISION_EVERY: usize = 3;
 
 /// How far back from the newest day of its version a revision reaches.

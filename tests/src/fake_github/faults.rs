@@ -19,6 +19,7 @@ pub(super) fn fault_response(
     file: Option<&FakeCommit>,
 ) -> Response {
     let content = file.map(|f| f.content.clone()).unwrap_or_default();
+    let content_length = content.len();
     let mut response = match fault {
         Fault::ServerError => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,10 +125,26 @@ pub(super) fn fault_response(
             let stream = futures::stream::repeat_with(move || Ok::<_, Infallible>(line.clone()));
             Response::new(Body::from_stream(stream))
         }
+        Fault::Slow { delay } => {
+            let delay = *delay;
+            let body = futures::stream::once(async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, Infallible>(content)
+            });
+            let mut response = Response::new(Body::from_stream(body));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(content_length));
+            response
+        }
     };
     if matches!(
         fault,
-        Fault::TruncatedBody | Fault::CutAtLineEnd | Fault::Endless | Fault::Altered
+        Fault::TruncatedBody
+            | Fault::CutAtLineEnd
+            | Fault::Endless
+            | Fault::Altered
+            | Fault::Slow { .. }
     ) {
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -360,7 +360,7 @@ fn check_config_redacts_every_secret() {
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{service}: {stderr}");
         assert!(
-            stderr.contains("NATS_PASSWORD: is a secret and must come from the environment"),
+            stderr.contains("NATS_PASSWORD: holds a secret, which must come from the environment"),
             "{stderr}"
         );
         assert!(

@@ -303,7 +303,10 @@ async fn a_run_removing_too_many_dates_is_refused_and_changes_nothing() {
 
     let short = run(&env, "b", &rows(1, &growing(10)));
     let failed = match apply_run(&mut client, &short, SHARE).await.unwrap() {
-        Applied::Suspicious(failed) => failed,
+        Applied::Suspicious { failed, first } => {
+            assert!(first, "recorded for the first time");
+            failed
+        }
         other => panic!("expected a suspicious run, got {other:?}"),
     };
     assert_eq!(failed.kind, FailureKind::SuspiciousRemoval);

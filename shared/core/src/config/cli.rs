@@ -139,6 +139,18 @@ pub fn redact_url(raw: &str) -> String {
     shown
 }
 
+/// Whether `raw` (a URL, or a comma-separated list of them) carries credentials: a user or
+/// password, or a query parameter whose name looks secret.
+fn url_holds_secret(raw: &str) -> bool {
+    raw.split(',').any(|item| {
+        url::Url::parse(item.trim()).is_ok_and(|url| {
+            !url.username().is_empty()
+                || url.password().is_some()
+                || url.query_pairs().any(|(key, _)| looks_secret(&key))
+        })
+    })
+}
+
 fn looks_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     ["pass", "token", "secret", "key", "auth", "credential"]
@@ -256,10 +268,15 @@ impl Spec {
             let Some(value) = matches.get_one::<String>(&var.name) else {
                 continue;
             };
-            if var.kind == Kind::Secret {
+            let holds_secret = match var.kind {
+                Kind::Secret => true,
+                Kind::Url => url_holds_secret(value),
+                Kind::Plain => false,
+            };
+            if holds_secret {
                 problems.push(format!(
-                    "{}: is a secret and must come from the environment, not --{} (every user of \
-                     the machine can read a command line)",
+                    "{}: holds a secret, which must come from the environment, not --{} (every \
+                     user of the machine can read a command line)",
                     var.name,
                     flag_name(&var.name)
                 ));
@@ -532,16 +549,46 @@ mod tests {
         let spec = spec();
         let matches = spec
             .command()
-            .try_get_matches_from(["demo", "--poll-interval", "5s", "--demo-token", "hunter2"])
+            .try_get_matches_from([
+                "demo",
+                "--poll-interval",
+                "5s",
+                "--demo-token",
+                "hunter2",
+                "--demo-url",
+                "https://ops:hunter3@x.example/",
+            ])
             .unwrap();
         let env = Vars::from_pairs([("POLL_INTERVAL", "60s")]);
         let (vars, flags, problems) = spec.vars_from(&matches, env);
         assert_eq!(vars.get("POLL_INTERVAL"), Some("5s"));
         assert!(flags.contains("POLL_INTERVAL"));
         assert_eq!(vars.get("DEMO_TOKEN"), None);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].starts_with("DEMO_TOKEN: is a secret"));
-        assert!(!problems[0].contains("hunter2"));
+        assert_eq!(
+            vars.get("DEMO_URL"),
+            None,
+            "a URL with credentials is a secret too"
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        for name in ["DEMO_TOKEN", "DEMO_URL"] {
+            let expected = format!("{name}: holds a secret");
+            assert!(
+                problems.iter().any(|p| p.starts_with(&expected)),
+                "{problems:?}"
+            );
+        }
+        assert!(!problems.concat().contains("hunter"));
+
+        // Without credentials, a URL is an ordinary flag.
+        let matches = spec
+            .command()
+            .try_get_matches_from(["demo", "--demo-url", "https://x.example"])
+            .unwrap();
+        let (vars, _, problems) = spec.vars_from(&matches, Vars::default());
+        assert_eq!(
+            (vars.get("DEMO_URL"), problems.len()),
+            (Some("https://x.example"), 0)
+        );
     }
 
     #[test]

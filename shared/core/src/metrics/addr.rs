@@ -29,14 +29,6 @@ pub fn metrics_addr(p: &mut Parser<'_>, service: &str) -> SocketAddr {
     p.parse(METRICS_ADDR, default_for(service))
 }
 
-/// One value of `METRICS_ADDR` (for a clap `value_parser`).
-pub fn parse_addr(value: &str) -> Result<SocketAddr, String> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{value}` is not an address with a port, such as 127.0.0.1:9103"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,11 +51,5 @@ mod tests {
         let _ = metrics_addr(&mut p, "loader");
         let err = p.finish().unwrap_err();
         assert!(err.to_string().contains("METRICS_ADDR"), "{err}");
-    }
-
-    #[test]
-    fn an_address_with_a_port_parses() {
-        assert_eq!(parse_addr("0.0.0.0:9103").unwrap().port(), 9103);
-        assert!(parse_addr("9103").is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use etl_tests::fake_github::{Endpoint, FakeGithub, RequestRecord};
+use etl_tests::fake_github::{Endpoint, FakeGithub, Fault, RequestRecord};
 use shared::Source;
 use shared::events::Extracted;
 use test_support::{EventLog, TestEnv, eventually};
@@ -74,10 +74,25 @@ async fn one_extractor_polls_at_a_time_and_another_takes_over_when_it_dies() {
         "only the holder polls: {polled:?}"
     );
 
-    // A commit is extracted once.
+    // A commit is extracted once, by the holder, even when its download outlasts the lease
+    // period: the lease is renewed beside the work, so the standby does not take over.
+    let mark = github.requests().len();
+    github.inject_for(
+        Endpoint::Raw,
+        NYT_REPO,
+        Fault::Slow {
+            delay: LEASE_PERIOD * 2,
+        },
+        1,
+    );
     let one = github.add_commit(NYT_REPO, NYT_PATH, nyt_csv(6, 0));
     let event = next_extracted(&mut events, WAIT).await.expect("commit 1");
     assert_eq!(event.upstream.commit_sha, one.sha.as_str());
+    let during: Vec<String> = pollers(&github, mark).into_iter().map(|(_, t)| t).collect();
+    assert!(
+        during.iter().all(|t| t == "replica-a"),
+        "the standby never polled during the slow download: {during:?}"
+    );
 
     // The holder dies without a word; the other polls within one lease period.
     let mark = github.requests().len();
