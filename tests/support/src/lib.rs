@@ -34,3 +34,11 @@ pub use pipeline::{Pipeline, Stages};
 pub use postgres::{connect, connect_to, drop_schema, migrate};
 pub use running::Running;
 pub use wait::eventually;
+
+/// A port on 127.0.0.1 free right now, for a process of the test's own to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port on 127.0.0.1")
+}

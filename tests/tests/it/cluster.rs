@@ -15,7 +15,7 @@ use shared::events::{EmailFate, Notification, RunStatus};
 use shared::nats::{ETL_STREAM, NOTIFY_STREAM, Stores};
 use shared::{Env, Shutdown};
 use test_support::stack::{self, Identity};
-use test_support::{EventLog, eventually, unique_env, wait_consumed};
+use test_support::{EventLog, eventually, free_port, unique_env, wait_consumed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::processes::Process;
@@ -145,14 +145,6 @@ impl Cluster {
         }
         panic!("no node knows the meta leader")
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The meta leader as the node with monitoring port `monitor` sees it (`GET /jsz`).

@@ -21,7 +21,7 @@ use shared::events::RunStatus;
 use shared::nats::NOTIFY_STREAM;
 use test_support::smtp::{Mode, TlsSink, USER};
 use test_support::stack::{self, Identity};
-use test_support::{EventLog, TestEnv, eventually};
+use test_support::{EventLog, TestEnv, eventually, free_port};
 
 const NYT: &str = "date,cases,deaths\n2020-03-01,100,2\n2020-03-02,150,3\n2020-03-03,210,5\n";
 const JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths\n\
@@ -213,15 +213,6 @@ fn stack_canaries(canaries: &mut Canaries) {
             decoded,
         );
     }
-}
-
-/// A free port on 127.0.0.1, for a process to bind.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path` on the dashboard over HTTP/1.1: (status, body).
