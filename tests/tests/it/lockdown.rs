@@ -21,7 +21,10 @@ use test_support::unique_env;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-const WAIT: Duration = Duration::from_secs(5);
+/// How long an expected answer may take: generous, since the whole suite runs beside these tests
+/// (the cluster test alone starts eleven processes) on as few as two cores. Only a failing check
+/// waits this long.
+const WAIT: Duration = Duration::from_secs(20);
 
 /// A connection as one identity, with the errors the server sends it.
 struct Probe {
