@@ -51,15 +51,20 @@ started=$SECONDS
 marker="$(mktemp)"   # emails newer than this file came after the services started
 mkdir -p "$STACK_DIR/mail/new"
 
+# Successful runs that finished since the services started (`etl runs --json`, whose times are
+# RFC 3339 in UTC, so they compare as text).
 count_runs() {
-  (set -a; . "$STACK_DIR/env"; set +a; "$BIN/etl" runs --env "$DEMO_ENV" 2>/dev/null) |
-    awk -v since="$start_utc" '$2 == "succeeded" && ($(NF-2) " " $(NF-1)) >= since' | wc -l
+  (set -a; . "$STACK_DIR/env"; set +a; "$BIN/etl" runs --env "$DEMO_ENV" --json 2>/dev/null) |
+    python3 -c 'import json, sys
+runs = json.load(sys.stdin)["runs"]
+print(sum(1 for r in runs if r["status"] == "succeeded" and (r["finished_at"] or "") >= sys.argv[1]))' \
+      "$start_utc" 2>/dev/null || echo 0
 }
 count_mails() {
   find "$STACK_DIR/mail/new" -type f -newer "$marker" -print0 |
     xargs -0 -r grep -l "^Subject: \[$DEMO_ENV\]" | wc -l
 }
-start_utc="$(date -u '+%Y-%m-%d %H:%M:%S')"
+start_utc="$(date -u '+%Y-%m-%dT%H:%M:%S')"
 
 runs=0 mails=0
 while [ $((SECONDS - started)) -le "$WITHIN" ]; do

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::jetstream::{self, consumer::pull};
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{self, ErrorCode, consumer::pull};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::Serialize;
@@ -316,8 +317,16 @@ pub async fn read_stream(
     stream: &'static str,
     filter: String,
 ) -> anyhow::Result<Vec<Stored>> {
-    let Ok(handle) = js.get_stream(stream).await else {
-        return Ok(Vec::new());
+    let handle = match js.get_stream(stream).await {
+        Ok(handle) => handle,
+        // Declared by every service at start: none has run yet, so there are no events.
+        Err(err)
+            if matches!(err.kind(), GetStreamErrorKind::JetStream(e)
+                if e.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(err) => return Err(err).with_context(|| format!("reading stream {stream}")),
     };
     let consumer = handle
         .create_consumer(pull::OrderedConfig {
