@@ -69,6 +69,21 @@ pub struct SourceStatus {
     pub reported: bool,
 }
 
+impl SourceStatus {
+    /// What the extractor keeps in KV about a failing `source`, as `etl status` shows it.
+    fn of(source: &str, t: SourceTrouble) -> SourceStatus {
+        SourceStatus {
+            source: source.to_owned(),
+            kind: t.kind,
+            reason: t.reason,
+            since: t.since,
+            failures: t.failures,
+            until: t.until,
+            reported: t.reported.is_some(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamStatus {
     pub name: String,
@@ -460,15 +475,7 @@ async fn source_trouble(js: &async_nats::jetstream::Context) -> anyhow::Result<V
             continue;
         };
         let status = match serde_json::from_slice::<SourceTrouble>(&bytes) {
-            Ok(t) => SourceStatus {
-                source: source.to_owned(),
-                kind: t.kind,
-                reason: t.reason,
-                since: t.since,
-                failures: t.failures,
-                until: t.until,
-                reported: t.reported.is_some(),
-            },
+            Ok(t) => SourceStatus::of(source, t),
             Err(err) => SourceStatus {
                 source: source.to_owned(),
                 kind: "unreadable".to_owned(),
@@ -520,18 +527,6 @@ fn describe_trouble(t: &SourceStatus, now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
 
-    fn status_of(source: &str, t: SourceTrouble) -> SourceStatus {
-        SourceStatus {
-            source: source.to_owned(),
-            kind: t.kind,
-            reason: t.reason,
-            since: t.since,
-            failures: t.failures,
-            until: t.until,
-            reported: t.reported.is_some(),
-        }
-    }
-
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(secs, 0).unwrap()
     }
@@ -544,7 +539,7 @@ mod tests {
         .unwrap();
         let now = "2026-03-01T10:03:30Z".parse().unwrap();
         assert_eq!(
-            describe_trouble(&status_of("prod.nyt", trouble), now),
+            describe_trouble(&SourceStatus::of("prod.nyt", trouble), now),
             "source prod.nyt: forbidden since 2026-03-01 10:00:00 UTC, 2 failed checks in a row, \
              backing off until 2026-03-01 10:30:00 UTC (in 27 min), reported\n    \
              GitHub refused access to nytimes/covid-19-data"
@@ -561,7 +556,7 @@ mod tests {
             until: Some(at(60)),
             reported: None,
         };
-        let trouble = status_of("test.jhu", trouble);
+        let trouble = SourceStatus::of("test.jhu", trouble);
         let soon = describe_trouble(&trouble, at(15));
         assert!(soon.contains("(in 45 s)"), "{soon}");
         let line = describe_trouble(&trouble, at(120));
