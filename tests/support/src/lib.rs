@@ -35,6 +35,23 @@ pub use postgres::{connect, connect_to, drop_schema, migrate};
 pub use running::Running;
 pub use wait::eventually;
 
+/// Returns once the server has read everything `client` sent before, its subscriptions included.
+/// `Client::flush` only writes to the socket: a message published on another connection right
+/// after it can still reach the server first and miss the subscription. A request nobody answers
+/// is the round trip: the server says "no responders" only after reading what came before it.
+/// (The operator's identity may publish anywhere; a restricted one has its own barriers.)
+pub async fn round_trip(client: &async_nats::Client) {
+    let answer = client
+        .request("covid-etl.test.round-trip", "".into())
+        .await
+        .expect_err("nothing answers the round-trip subject");
+    assert_eq!(
+        answer.kind(),
+        async_nats::RequestErrorKind::NoResponders,
+        "{answer}"
+    );
+}
+
 /// A port on 127.0.0.1 free right now, for a process of the test's own to bind.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

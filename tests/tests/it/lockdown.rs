@@ -456,7 +456,9 @@ async fn the_dashboard_only_listens_to_runs() {
         .subscribe(format!("etl.{env}.loaded"))
         .await
         .unwrap();
-    probe.client.flush().await.unwrap();
+    // The refusal is also the round trip that puts the subscription in place before the
+    // operator publishes (the server answers after reading the subscription).
+    probe.publish_is_refused(&format!("etl.{env}.loaded")).await;
     operator
         .publish_is_allowed(&format!("etl.{env}.loaded"))
         .await;
@@ -466,7 +468,6 @@ async fn the_dashboard_only_listens_to_runs() {
         .expect("subscribed");
     assert_eq!(message.subject.as_str(), format!("etl.{env}.loaded"));
 
-    probe.publish_is_refused(&format!("etl.{env}.loaded")).await;
     probe.publish_is_refused(&format!("notify.{env}")).await;
     probe.subscribe_is_refused(&format!("notify.{env}")).await;
     probe

@@ -46,7 +46,7 @@ async fn both_sources_at_the_same_instant_make_one_write_one_load_one_notificati
         .subscribe(format!("$O.{CURATED_BUCKET}.M.>"))
         .await
         .expect("a subscription to the curated bucket's writes");
-    client.flush().await.expect("the subscription is in place");
+    test_support::round_trip(&client).await;
     let pipeline = Pipeline::start(&vars, Stages::AfterExtract).expect("the services start");
 
     let mut written = Vec::new();

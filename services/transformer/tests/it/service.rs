@@ -432,7 +432,7 @@ async fn the_first_events_delivered_twice_at_once_make_one_curated_object_and_on
         .subscribe(format!("$O.{}.M.>", nats::CURATED_BUCKET))
         .await
         .unwrap();
-    client.flush().await.unwrap();
+    test_support::round_trip(&client).await;
 
     // Both sources' first events, each delivered twice (distinct message ids, so the stream keeps
     // all four), back to back.

@@ -266,7 +266,7 @@ impl Harness {
             .subscribe(format!("etl.{}.failed.>", self.env))
             .await
             .expect("subscribed");
-        client.flush().await.expect("the subscription is in place");
+        test_support::round_trip(&client).await;
         Publishes {
             _client: client,
             subscriber,
