@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::NaiveTime;
 use shared::config::{ConfigError, NatsConfig, Parser, Secret, Spec, Var, Vars};
 use shared::source::UpstreamLocation;
-use shared::{Env, Source};
+use shared::{Env, Source, store};
 use url::Url;
 
 use crate::download::{CUT_OFF_RETRY, Retry};
@@ -86,7 +86,7 @@ impl Config {
             p.error("LEASE_PERIOD", "must be at least 1s");
         }
         let daily_run_at = parse_daily(&mut p);
-        let max_payload_bytes = parse_size(&mut p, "MAX_PAYLOAD_BYTES", 64 * 1024 * 1024);
+        let max_payload_bytes = parse_size(&mut p, "MAX_PAYLOAD_BYTES", store::DEFAULT_MAX_PAYLOAD_BYTES);
         let request_timeout = p.duration("REQUEST_TIMEOUT", "30s");
         let per_page: u32 = p.parse("GITHUB_PER_PAGE", 30);
         if !(1..=100).contains(&per_page) {
@@ -166,7 +166,7 @@ pub fn spec() -> Spec {
             "MAX_PAYLOAD_BYTES",
             "The largest upstream file downloaded (such as 67108864, 64MiB or 500KB)",
         )
-        .default_value("64MiB"),
+        .default_value("256MiB"),
         Var::new(
             "REQUEST_TIMEOUT",
             "Bound on every HTTP request, body included",
@@ -319,7 +319,7 @@ mod tests {
             config.daily_run_at,
             NaiveTime::from_hms_opt(6, 0, 0).unwrap()
         );
-        assert_eq!(config.max_payload_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.max_payload_bytes, store::DEFAULT_MAX_PAYLOAD_BYTES);
         assert_eq!(config.env, Env::prod());
         assert!(config.token.is_none());
         assert_eq!(

@@ -10,9 +10,7 @@ use shared::EnvScope;
 use shared::config::{ConfigError, NatsConfig, Parser, Spec, Var, Vars};
 use shared::store;
 
-/// The default limit on one raw payload: the real upstream files are a few MB, so 64 MiB leaves
-/// room for growth while refusing a runaway download before it is parsed.
-pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
+pub use shared::store::DEFAULT_MAX_PAYLOAD_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Config {
