@@ -20,6 +20,29 @@ pub enum DataError {
         at: At,
         problem: Problem,
     },
+    /// One file of a keyed dataset (`states`, `counties`) breaks a rule; named by its file name.
+    #[error("{file}{at}: {problem}")]
+    File {
+        file: String,
+        at: At,
+        problem: Problem,
+    },
+    /// Two files of a keyed dataset hold the same (date, key) with different values (boxed:
+    /// it is the largest variant, and every `Result<_, DataError>` pays for the largest).
+    #[error("{0}")]
+    Overlap(Box<Overlap>),
+    /// Rule 7 for a keyed dataset: applying the run would remove too many stored rows.
+    #[error(
+        "the {dataset} run would remove {removed} of {stored} stored rows ({}), more than the {} allowed",
+        Percent::of(.removed, .stored),
+        Percent(.max_share.0)
+    )]
+    SuspiciousRowRemoval {
+        dataset: &'static str,
+        stored: usize,
+        removed: usize,
+        max_share: Share,
+    },
     /// Both payloads are valid but the inner join keeps no day.
     #[error(
         "nyt and jhu have no date in common (nyt has {nyt_first} to {nyt_last}, jhu has {jhu_first} to {jhu_last})"
@@ -53,13 +76,17 @@ impl DataError {
     /// The contract's word for this failure (`kind` in `failed` events and `etl_runs`).
     pub fn kind(&self) -> FailureKind {
         match self {
-            DataError::Payload { problem, .. } => match problem {
+            DataError::Payload { problem, .. } | DataError::File { problem, .. } => match problem {
                 Problem::Html { .. } | Problem::Json { .. } | Problem::Gzip => FailureKind::NotCsv,
                 Problem::CutLastRow { .. } => FailureKind::Truncated,
                 _ => FailureKind::InvalidData,
             },
-            DataError::Invalid(_) | DataError::NoCommonDate { .. } => FailureKind::InvalidData,
-            DataError::SuspiciousRemoval { .. } => FailureKind::SuspiciousRemoval,
+            DataError::Invalid(_) | DataError::NoCommonDate { .. } | DataError::Overlap(_) => {
+                FailureKind::InvalidData
+            }
+            DataError::SuspiciousRemoval { .. } | DataError::SuspiciousRowRemoval { .. } => {
+                FailureKind::SuspiciousRemoval
+            }
             // Bytes that are not the curated dataset.
             DataError::Parquet(_) => FailureKind::CorruptObject,
             DataError::Internal(_) => FailureKind::Internal,
@@ -69,6 +96,37 @@ impl DataError {
     pub(crate) fn payload(input: Source, at: At, problem: Problem) -> Self {
         DataError::Payload { input, at, problem }
     }
+
+    /// The same problem, named by a keyed dataset's file name instead of a [`Source`]: the
+    /// shared readers (`payload`, `csv`, `header`) name a source, a keyed file is named by
+    /// its file name.
+    pub(crate) fn in_file(self, file: &str) -> Self {
+        match self {
+            DataError::Payload { at, problem, .. } => DataError::File {
+                file: file.to_owned(),
+                at,
+                problem,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Two files of a keyed dataset disagree on a (date, key): named by both files and lines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{second} line {second_line}: the row for {key} on {date} disagrees with {first} line {first_line} ({what})"
+)]
+pub struct Overlap {
+    pub first: String,
+    pub first_line: usize,
+    pub second: String,
+    pub second_line: usize,
+    pub date: NaiveDate,
+    /// The key as `state "…", county "…"`.
+    pub key: String,
+    /// What differs, e.g. `cases is 12 here but 10 there`.
+    pub what: String,
 }
 
 /// A share of stored dates (0.05 = 5 %). Compared bit for bit, so `DataError` stays `Eq`.
@@ -195,6 +253,12 @@ pub enum Problem {
         first_line: usize,
     },
     NoUsRows,
+    /// A keyed file holds the same (date, key) twice; `key` is shown as `state "…", county "…"`.
+    DuplicateKey {
+        key: String,
+        date: NaiveDate,
+        first_line: usize,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -294,6 +358,16 @@ impl fmt::Display for Problem {
                     "{column} {date} appears again (first on line {first_line})"
                 )
             }
+            Problem::DuplicateKey {
+                key,
+                date,
+                first_line,
+            } => {
+                write!(
+                    f,
+                    "the row for {key} on {date} appears again (first on line {first_line})"
+                )
+            }
             Problem::NoUsRows => {
                 f.write_str("no row has Country/Region \"US\" with an empty Province/State")
             }
@@ -335,6 +409,12 @@ pub(crate) fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_error_stays_small_enough_to_return_by_value() {
+        // clippy's `result_large_err` fails CI past 128 bytes, in every crate that returns it.
+        assert!(std::mem::size_of::<DataError>() <= 128);
+    }
 
     #[test]
     fn a_payload_error_names_source_line_and_problem_in_one_sentence() {

@@ -16,6 +16,8 @@
 //!   (rules 3–5); `warnings`: the negative deltas as sentences;
 //! - `parquet`: the `etl-curated` object; [`diff`]: what a run changes, and rule 7;
 //! - `error`: [`DataError`], one sentence each, with a machine word ([`DataError::kind`]).
+//! - [`keyed`]: the `states` and `counties` datasets (keyed-contract.md): many files per
+//!   version, per-key deltas, and the delta between two versions as COPY-ready CSV.
 //!
 //! Choices the rules leave open, made here:
 //! - The `recovered` rule (4) looks at JHU's own US rows before the join: a positive count on a
@@ -37,6 +39,7 @@ pub mod diff;
 mod error;
 mod header;
 mod jhu;
+pub mod keyed;
 mod merge;
 mod nyt;
 mod parquet;
@@ -44,7 +47,7 @@ mod payload;
 mod values;
 mod warnings;
 
-pub use error::{At, DataError, Problem, Share};
+pub use error::{At, DataError, Overlap, Problem, Share};
 pub use parquet::{from_parquet, to_parquet};
 pub use warnings::MAX_LISTED as MAX_LISTED_WARNINGS;
 

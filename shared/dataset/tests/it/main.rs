@@ -1,9 +1,12 @@
 //! The transform through its public API: the rules (DESIGN.md 1–5), every bad-input class
 //! (rule 6 and what a broken upstream could send), what is tolerated, properties, and a golden
-//! file. One test binary, so polars is linked once.
+//! file; and the keyed datasets (`keyed`, `keyed_delta`). One test binary, so polars is linked
+//! once.
 
 mod bad_input;
 mod golden;
+mod keyed;
+mod keyed_delta;
 mod properties;
 mod rules;
 mod tolerated;
