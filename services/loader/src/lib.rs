@@ -18,6 +18,8 @@
 //! - [`runs`]: the `etl_runs` rows, run order, and a succeeded run's event rebuilt from its row;
 //! - [`db`]: the pool, schema names, lock keys, transient errors, reading stored rows;
 //! - `handler`: one delivered event in, `Ok` or a classified failure out;
+//! - [`keyed`]: the keyed datasets (`states`, `counties`): a run's delta or a full reconcile from
+//!   COPY-ready CSV, inside the caller's transaction;
 //! - [`error`]: why a load failed, its failure kind, and whether that is worth retrying.
 
 pub mod apply;
@@ -27,6 +29,7 @@ pub mod curated;
 pub mod db;
 pub mod error;
 mod handler;
+pub mod keyed;
 pub mod migrate;
 pub mod runs;
 mod write;

@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "run_order",
         sql: include_str!("../migrations/0003_run_order.sql"),
     },
+    Migration {
+        version: 4,
+        name: "keyed_datasets",
+        sql: include_str!("../migrations/0004_keyed_datasets.sql"),
+    },
 ];
 
 /// The table recording an env's applied migrations. Named for us because `schema_migrations` is

@@ -2,5 +2,6 @@
 //! real service driven through NATS.
 
 mod apply;
+mod keyed;
 mod service;
 mod support;

@@ -1,0 +1,158 @@
+//! The staging tables (temporary, dropped at commit) and the COPY of each CSV buffer into them.
+//!
+//! The CSV columns are the contract's, in its order; `HEADER MATCH` makes PostgreSQL check the
+//! header line against them, so a buffer with other columns fails instead of loading shifted
+//! values. Each staging table gets its primary key after the COPY (one bulk index build): a
+//! (date, key) given twice fails the call.
+
+use std::io::Cursor;
+
+use futures::{SinkExt, pin_mut};
+use tokio_postgres::Transaction;
+use tokio_postgres::error::SqlState;
+
+use super::error::KeyedError;
+use super::table::Table;
+
+/// The bytes handed to PostgreSQL per COPY message.
+const CHUNK: usize = 1 << 20;
+
+/// Which CSV buffer: its staging table's suffix, its columns besides date and key, the types of
+/// those, and whether `field` is part of the key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    /// `date,<key>,fips,cases,deaths,new_cases,new_deaths`
+    Rows,
+    /// `date,<key>`
+    Removed,
+    /// `date,<key>,field,old_value,new_value`
+    Changes,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Rows => "rows",
+            Kind::Removed => "removed",
+            Kind::Changes => "changes",
+        }
+    }
+
+    /// The columns after `date,<key>`, with their staging types.
+    fn columns(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Kind::Rows => &[
+                ("fips", "text"),
+                ("cases", "bigint"),
+                ("deaths", "bigint"),
+                ("new_cases", "bigint"),
+                ("new_deaths", "bigint"),
+            ],
+            Kind::Removed => &[],
+            Kind::Changes => &[
+                (
+                    "field",
+                    "text NOT NULL CHECK (field IN ('cases', 'deaths'))",
+                ),
+                ("old_value", "bigint"),
+                ("new_value", "bigint"),
+            ],
+        }
+    }
+
+    /// The staging table's primary key besides date and key.
+    fn extra_key(self) -> &'static str {
+        match self {
+            Kind::Changes => ", field",
+            Kind::Rows | Kind::Removed => "",
+        }
+    }
+}
+
+/// Stages `csv` as `kind` for `table`; returns the staging table's name and its row count.
+pub(crate) async fn stage(
+    tx: &Transaction<'_>,
+    table: &Table,
+    kind: Kind,
+    csv: &[u8],
+) -> Result<(String, u64), KeyedError> {
+    let staging = table.staging(kind.name());
+    let key_columns: Vec<String> = table
+        .key
+        .iter()
+        .map(|k| format!("{k} text NOT NULL"))
+        .collect();
+    let other_columns: Vec<String> = kind
+        .columns()
+        .iter()
+        .map(|(name, ty)| format!("{name} {ty}"))
+        .collect();
+    let definition = std::iter::once("date date NOT NULL".to_owned())
+        .chain(key_columns)
+        .chain(other_columns)
+        .collect::<Vec<_>>()
+        .join(", ");
+    // A second staging of the same kind in one transaction (a reconcile after a delta that did
+    // not fit) starts from an empty table.
+    tx.batch_execute(&format!(
+        "DROP TABLE IF EXISTS pg_temp.{staging};
+         CREATE TEMP TABLE {staging} ({definition}) ON COMMIT DROP"
+    ))
+    .await
+    .map_err(KeyedError::db(table.name, "create a staging table"))?;
+
+    let columns = std::iter::once("date")
+        .chain(table.key.iter().copied())
+        .chain(kind.columns().iter().map(|(name, _)| *name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let invalid = |source: tokio_postgres::Error| classify(table, kind, source);
+    let copied = copy(
+        tx,
+        &format!("COPY {staging} ({columns}) FROM STDIN (FORMAT csv, HEADER MATCH)"),
+        csv,
+    )
+    .await
+    .map_err(invalid)?;
+    tx.batch_execute(&format!(
+        "ALTER TABLE {staging} ADD PRIMARY KEY ({}, date{})",
+        table.key_list(),
+        kind.extra_key()
+    ))
+    .await
+    .map_err(invalid)?;
+    Ok((staging, copied))
+}
+
+/// Streams `csv` into a `COPY … FROM STDIN` statement; the rows PostgreSQL read.
+async fn copy(
+    tx: &Transaction<'_>,
+    statement: &str,
+    csv: &[u8],
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx.copy_in::<_, Cursor<Vec<u8>>>(statement).await?;
+    pin_mut!(sink);
+    for chunk in csv.chunks(CHUNK) {
+        sink.send(Cursor::new(chunk.to_vec())).await?;
+    }
+    sink.as_mut().finish().await
+}
+
+/// A COPY or key error caused by the buffer's content is the buffer's fault; anything else is
+/// PostgreSQL's.
+fn classify(table: &Table, kind: Kind, source: tokio_postgres::Error) -> KeyedError {
+    let bad_content = source.code().is_some_and(|code| {
+        let class = &code.code()[..2];
+        // 22: a bad value or file format; 23: a missing key, a repeated (date, key), a check.
+        matches!(class, "22" | "23") || *code == SqlState::UNDEFINED_COLUMN
+    });
+    if bad_content {
+        KeyedError::InvalidCsv {
+            table: table.name,
+            what: kind.name(),
+            source,
+        }
+    } else {
+        KeyedError::db(table.name, "COPY the CSV into staging")(source)
+    }
+}
