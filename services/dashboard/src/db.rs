@@ -312,7 +312,7 @@ impl Db {
     }
 
     /// Runs `sql`; a schema or table that does not exist yet gives no rows.
-    async fn query(
+    pub(crate) async fn query(
         &self,
         what: &'static str,
         sql: &str,
@@ -325,7 +325,7 @@ impl Db {
     }
 
     /// Runs `sql`; `None` when a schema or table it reads does not exist yet.
-    async fn query_or_missing(
+    pub(crate) async fn query_or_missing(
         &self,
         what: &'static str,
         sql: &str,

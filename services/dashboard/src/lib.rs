@@ -8,6 +8,8 @@
 //! - `/api/v1/us/daily`, `/api/v1/us/changes`, `/api/v1/runs`, `/api/v1/meta` — JSON (and CSV)
 //!   answered by [`api`], with the series logic in [`daily`], parameter checks in [`params`],
 //!   ETag / Last-Modified handling in [`cache`] and the SQL in [`db`];
+//! - `/api/v1/states/…`, `/api/v1/counties/…` — the keyed datasets (a state's or a county's
+//!   series, every key on a date), in [`keyed`], reusing [`daily`]'s parameters and shaping;
 //! - `/api/v1/events` — Server-Sent Events fed by NATS ([`live`]);
 //! - `/healthz`, `/readyz` ([`health`]).
 //!
@@ -24,6 +26,7 @@ pub mod daily;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod keyed;
 pub mod limits;
 pub mod live;
 pub mod params;

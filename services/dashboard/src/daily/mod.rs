@@ -2,7 +2,8 @@
 //! average of the daily values, as JSON or CSV.
 //!
 //! [`DailyQuery`] reads and checks the parameters, [`shape`] turns database rows into the series
-//! asked for, and [`render`] writes it out.
+//! asked for, and [`render`] writes it out. The keyed series (`/api/v1/{states,counties}/daily`,
+//! [`crate::keyed`]) go through the same three, with their own rows ([`DayValues`]) and fields.
 
 pub mod render;
 pub mod shape;
@@ -71,6 +72,23 @@ impl Field {
     }
 }
 
+/// A day of a series, as [`shape`] reads it: `us_daily`'s rows, and the keyed datasets'.
+pub trait DayValues {
+    fn date(&self) -> NaiveDate;
+    /// `None` is "not reported".
+    fn value(&self, field: Field) -> Option<i64>;
+}
+
+impl DayValues for DailyRow {
+    fn date(&self) -> NaiveDate {
+        self.date
+    }
+
+    fn value(&self, field: Field) -> Option<i64> {
+        field.value(self)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
     Day,
@@ -94,6 +112,17 @@ pub enum Format {
     Csv,
 }
 
+impl Format {
+    /// The `format` parameter: `json` (the default) or `csv`.
+    pub fn from_params(params: &Params) -> Result<Self, BadParameter> {
+        params.choice(
+            "format",
+            Format::Json,
+            &[("json", Format::Json), ("csv", Format::Csv)],
+        )
+    }
+}
+
 /// A checked request for the series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DailyQuery {
@@ -108,7 +137,12 @@ pub struct DailyQuery {
 
 impl DailyQuery {
     pub fn parse(raw: Option<&str>) -> Result<Self, BadParameter> {
-        let params = Params::parse(raw, &PARAMETERS)?;
+        Self::from_params(&Params::parse(raw, &PARAMETERS)?, &Field::ALL)
+    }
+
+    /// Reads [`PARAMETERS`] from `params` (which may know more, such as a series' key), for a
+    /// series that has `available` fields (the default selection).
+    pub fn from_params(params: &Params, available: &[Field]) -> Result<Self, BadParameter> {
         let from = params.date("from")?;
         let to = params.date("to")?;
         if let (Some(from), Some(to)) = (from, to)
@@ -119,7 +153,7 @@ impl DailyQuery {
                 format!("`from` ({from}) is after `to` ({to})"),
             ));
         }
-        let fields = parse_fields(params.get("fields"))?;
+        let fields = parse_fields(params.get("fields"), available)?;
         let per = params.choice(
             "per",
             Period::Day,
@@ -143,16 +177,20 @@ impl DailyQuery {
             ));
         }
         if avg.is_some() && !fields.iter().any(|f| f.is_daily()) {
+            let daily: Vec<&str> = available
+                .iter()
+                .filter(|f| f.is_daily())
+                .map(|f| f.name())
+                .collect();
             return Err(BadParameter::new(
                 "avg",
-                "`avg` averages daily values, but `fields` selects none of new_cases, new_deaths, new_recovered",
+                format!(
+                    "`avg` averages daily values, but `fields` selects none of {}",
+                    daily.join(", ")
+                ),
             ));
         }
-        let format = params.choice(
-            "format",
-            Format::Json,
-            &[("json", Format::Json), ("csv", Format::Csv)],
-        )?;
+        let format = Format::from_params(params)?;
         Ok(Self {
             from,
             to,
@@ -193,18 +231,18 @@ impl DailyQuery {
     }
 }
 
-fn parse_fields(raw: Option<&str>) -> Result<Vec<Field>, BadParameter> {
+fn parse_fields(raw: Option<&str>, available: &[Field]) -> Result<Vec<Field>, BadParameter> {
     let Some(raw) = raw else {
-        return Ok(Field::ALL.to_vec());
+        return Ok(available.to_vec());
     };
     let mut fields = Vec::new();
     for name in raw.split(',').map(str::trim) {
-        let field = Field::ALL
+        let field = available
             .iter()
             .copied()
             .find(|f| f.name() == name)
             .ok_or_else(|| {
-                let known: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+                let known: Vec<&str> = available.iter().map(|f| f.name()).collect();
                 BadParameter::new(
                     "fields",
                     format!(

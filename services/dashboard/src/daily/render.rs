@@ -23,8 +23,11 @@ pub fn columns(query: &DailyQuery) -> (Vec<&'static str>, Vec<String>) {
 }
 
 #[derive(Serialize)]
-struct Body<'a> {
+struct Body<'a, K: Serialize> {
     env: &'a str,
+    /// Which series, for a keyed dataset; nothing for `us`.
+    #[serde(flatten)]
+    key: K,
     from: Option<chrono::NaiveDate>,
     to: Option<chrono::NaiveDate>,
     per: &'static str,
@@ -76,9 +79,16 @@ impl Serialize for Row<'_> {
 }
 
 pub fn json(query: &DailyQuery, env: &str, series: &Series) -> Vec<u8> {
+    json_keyed(query, env, (), series)
+}
+
+/// [`json`] for one key's series of a keyed dataset: `key`'s fields (a struct or map) follow
+/// `env`.
+pub fn json_keyed<K: Serialize>(query: &DailyQuery, env: &str, key: K, series: &Series) -> Vec<u8> {
     let (fields, averages) = columns(query);
     let body = Body {
         env,
+        key,
         from: query.from,
         to: query.to,
         per: query.per.name(),
@@ -94,7 +104,8 @@ pub fn json(query: &DailyQuery, env: &str, series: &Series) -> Vec<u8> {
             averages: &averages,
         },
     };
-    serde_json::to_vec(&body).expect("the series serialises: it holds only dates and numbers")
+    serde_json::to_vec(&body)
+        .expect("the series serialises: it holds only dates, numbers and the key's strings")
 }
 
 pub fn csv(query: &DailyQuery, series: &Series) -> String {

@@ -3,8 +3,7 @@
 
 use chrono::{Datelike, Days, NaiveDate};
 
-use super::{DailyQuery, Field, Period};
-use crate::db::DailyRow;
+use super::{DailyQuery, DayValues, Field, Period};
 
 /// One point of the series: a day, or the period starting on `date`.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +39,7 @@ pub fn averaged_fields(query: &DailyQuery) -> Vec<Field> {
 
 /// `rows` must be the database's answer to `query` (sorted by date, from `query.read_from()`,
 /// at most `query.read_limit()` of them).
-pub fn shape(query: &DailyQuery, mut rows: Vec<DailyRow>) -> Series {
+pub fn shape<R: DayValues>(query: &DailyQuery, mut rows: Vec<R>) -> Series {
     let limit = usize::try_from(query.read_limit()).unwrap_or(usize::MAX);
     let truncated = rows.len() >= limit;
     rows.truncate(limit.saturating_sub(1));
@@ -57,11 +56,11 @@ pub fn shape(query: &DailyQuery, mut rows: Vec<DailyRow>) -> Series {
     // Days before `from` were read only to feed the averages.
     let start = query
         .from
-        .map_or(0, |from| rows.partition_point(|r| r.date < from));
+        .map_or(0, |from| rows.partition_point(|r| r.date() < from));
     let days = rows[start..].iter().enumerate().map(|(offset, row)| Point {
-        date: row.date,
+        date: row.date(),
         days: 1,
-        values: query.fields.iter().map(|f| f.value(row)).collect(),
+        values: query.fields.iter().map(|&f| row.value(f)).collect(),
         averages: averages.iter().map(|avg| avg[start + offset]).collect(),
     });
     let points = match query.per {
@@ -73,22 +72,22 @@ pub fn shape(query: &DailyQuery, mut rows: Vec<DailyRow>) -> Series {
 
 /// The mean of `field` over the `window` calendar days ending on each row's date; `None` when
 /// any of those days is missing or not reported, so a gap is never averaged as a zero.
-fn trailing_average(rows: &[DailyRow], field: Field, window: u32) -> Vec<Option<f64>> {
+fn trailing_average<R: DayValues>(rows: &[R], field: Field, window: u32) -> Vec<Option<f64>> {
     let mut first = 0;
     rows.iter()
         .enumerate()
         .map(|(i, row)| {
             let start = row
-                .date
+                .date()
                 .checked_sub_days(Days::new(u64::from(window) - 1))?;
-            while rows[first].date < start {
+            while rows[first].date() < start {
                 first += 1;
             }
             let span = &rows[first..=i];
             if span.len() != window as usize {
                 return None;
             }
-            let sum = span.iter().map(|r| field.value(r)).sum::<Option<i64>>()?;
+            let sum = span.iter().map(|r| r.value(field)).sum::<Option<i64>>()?;
             Some(round2(sum as f64 / f64::from(window)))
         })
         .collect()
@@ -137,6 +136,7 @@ fn group(days: impl Iterator<Item = Point>, per: Period, fields: &[Field]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::DailyRow;
 
     fn date(s: &str) -> NaiveDate {
         s.parse().unwrap()
