@@ -21,14 +21,17 @@ use tower_http::trace::TraceLayer;
 use crate::cache::BodyCache;
 use crate::config::{Config, Limits};
 use crate::db::Db;
+use crate::keyed::query::KeyedDb;
 use crate::limits::{self, RequestLimit};
 use crate::live::Live;
-use crate::{api, assets, health, live};
+use crate::{api, assets, health, keyed, live};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// The keyed datasets (`states`, `counties`), through the same pool.
+    pub keyed: KeyedDb,
     pub env: Env,
     pub live: Arc<Live>,
     pub bodies: Arc<BodyCache>,
@@ -104,8 +107,10 @@ impl Application {
         } = self;
         let limits = &config.limits;
         let live = Arc::new(Live::new(limits.max_streams, limits.max_streams_per_client));
+        let db = Db::new(config.database(), &config.env);
         let state = AppState {
-            db: Db::new(config.database(), &config.env),
+            keyed: KeyedDb::new(db.clone(), &config.env),
+            db,
             env: config.env.clone(),
             live: Arc::clone(&live),
             bodies: Arc::new(BodyCache::new()),
@@ -145,6 +150,13 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/us/changes", get(api::changes))
         .route("/api/v1/runs", get(api::runs))
         .route("/api/v1/meta", get(api::meta))
+        .route("/api/v1/states/daily", get(keyed::routes::states_daily))
+        .route("/api/v1/states/latest", get(keyed::routes::states_latest))
+        .route("/api/v1/counties/daily", get(keyed::routes::counties_daily))
+        .route(
+            "/api/v1/counties/latest",
+            get(keyed::routes::counties_latest),
+        )
         .fallback(api::not_found)
         .layer(from_fn_with_state(
             limits.request_timeout,

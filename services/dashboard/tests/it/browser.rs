@@ -15,9 +15,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn the_page_charts_the_database_its_toggles_work_and_a_new_run_appears_live() {
@@ -237,7 +237,7 @@ async fn exercise(client: &Client, app: &TestApp, db: &TestDb, rows: &[Day]) {
     assert_eq!(errors, serde_json::json!([]), "the page reported errors");
 }
 
-async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     match client
         .wait()
         .at_most(WAIT)
@@ -271,7 +271,7 @@ async fn is_displayed(client: &Client, css: &str) -> bool {
 }
 
 /// The text of the element `css` finds, looked up again if the page drew it anew meanwhile.
-async fn text(client: &Client, css: &str) -> String {
+pub(crate) async fn text(client: &Client, css: &str) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let element = client
@@ -299,7 +299,7 @@ async fn click(client: &Client, css: &str) {
 
 /// Typing into a date input depends on the browser's locale, so set it as a script would and
 /// fire the `change` event a person's edit fires.
-async fn set_date(client: &Client, css: &str, value: &str) {
+pub(crate) async fn set_date(client: &Client, css: &str, value: &str) {
     client
         .execute(
             "const el = document.querySelector(arguments[0]); el.value = arguments[1];
@@ -310,7 +310,7 @@ async fn set_date(client: &Client, css: &str, value: &str) {
         .unwrap();
 }
 
-fn thousands(n: i64) -> String {
+pub(crate) fn thousands(n: i64) -> String {
     let digits = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -327,7 +327,7 @@ async fn save_screenshot(client: &Client, name: &str) {
 }
 
 /// Screenshots go to the target dir (`$CARGO_TARGET_DIR`, else `target/`) for a person to look at.
-fn write_screenshot(name: &str, png: &[u8]) {
+pub(crate) fn write_screenshot(name: &str, png: &[u8]) {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
@@ -338,13 +338,13 @@ fn write_screenshot(name: &str, png: &[u8]) {
 }
 
 /// `chromedriver` on a free port, killed when dropped.
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     port: u16,
     _child: Child,
 }
 
 impl Chromedriver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -377,7 +377,7 @@ impl Chromedriver {
         }
     }
 
-    async fn session(&self, profile: &Path) -> Client {
+    pub(crate) async fn session(&self, profile: &Path) -> Client {
         let args = [
             "--headless",
             "--no-sandbox",

@@ -1,9 +1,11 @@
-//! The dashboard's integration tests, in one binary: the series API, the service (runs, live
-//! events, roles, the static page), the limits that hold against abusive clients, and the page
-//! in a real browser.
+//! The dashboard's integration tests, in one binary: the series API, the keyed datasets' API,
+//! the service (runs, live events, roles, the static page), the limits that hold against abusive
+//! clients, and the page in a real browser.
 
+mod api_keyed;
 mod api_series;
 mod api_service;
 mod browser;
+mod county_map;
 mod limits;
 mod support;
