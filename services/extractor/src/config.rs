@@ -86,7 +86,11 @@ impl Config {
             p.error("LEASE_PERIOD", "must be at least 1s");
         }
         let daily_run_at = parse_daily(&mut p);
-        let max_payload_bytes = parse_size(&mut p, "MAX_PAYLOAD_BYTES", store::DEFAULT_MAX_PAYLOAD_BYTES);
+        let max_payload_bytes = parse_size(
+            &mut p,
+            "MAX_PAYLOAD_BYTES",
+            store::DEFAULT_MAX_PAYLOAD_BYTES,
+        );
         let request_timeout = p.duration("REQUEST_TIMEOUT", "30s");
         let per_page: u32 = p.parse("GITHUB_PER_PAGE", 30);
         if !(1..=100).contains(&per_page) {
