@@ -15,13 +15,15 @@
 #   3. the pandas baseline against $DATABASE_URL in schema $BENCH_SCHEMA (default bench_pandas),
 #      dropped again at the end. Without DATABASE_URL in the environment, the stack's operator
 #      variables are used (.stack/env, or $STACK_ENV);
-#   4. run_ours: the project's release examples, if built (this script never runs cargo):
-#      $CARGO_TARGET_DIR/release/examples/bench_keyed      --dir V1 --next V2
-#      $CARGO_TARGET_DIR/release/examples/bench_keyed_load --dir V1 --next V2 $BENCH_KEYED_LOAD_ARGS
+#   4. run_ours: the project's release example, if built (this script never runs cargo; build it
+#      with `cargo build --release --workspace --all-targets --locked`):
+#      $CARGO_TARGET_DIR/release/examples/bench_counties --dir V1 --next V2
+#      (crate loader: the transformer's read, deltas and delta, then the loader's reconcile and
+#      delta apply, in one process);
 #   5. a side-by-side table. Every line a program prints that is a JSON object with "step" and
 #      "seconds" (and optionally "peak_rss_mb") is a figure; the steps `full_load` and
-#      `one_day_update` make the headline (ours: summed over the binaries, peak RSS = max). Each
-#      binary's whole-process wall time and peak RSS are measured with /usr/bin/time as well.
+#      `one_day_update` make the headline. The binary's whole-process wall time and peak RSS are
+#      measured with /usr/bin/time as well.
 # All figures of the run are also kept in $BENCH_COUNTIES_DIR/results.jsonl.
 set -euo pipefail
 
@@ -148,18 +150,11 @@ PY
 # >>> The lead plugs the project's own implementation in here. <<<
 # Build first (not done here): cargo build --release --workspace --all-targets --locked
 run_ours() {
-  local bin="$CARGO_TARGET_DIR/release/examples"
-  if [ -x "$bin/bench_keyed" ]; then
-    run_bin bench_keyed "$bin/bench_keyed" --dir "$DATA/v1" --next "$DATA/v2"
+  local bin="$CARGO_TARGET_DIR/release/examples/bench_counties"
+  if [ -x "$bin" ]; then
+    run_bin bench_counties "$bin" --dir "$DATA/v1" --next "$DATA/v2"
   else
-    say "ours: $bin/bench_keyed is not built (crate dataset, example bench_keyed)"
-  fi
-  if [ -x "$bin/bench_keyed_load" ]; then
-    # shellcheck disable=SC2086
-    run_bin bench_keyed_load "$bin/bench_keyed_load" --dir "$DATA/v1" --next "$DATA/v2" \
-      ${BENCH_KEYED_LOAD_ARGS:-}
-  else
-    say "ours: $bin/bench_keyed_load is not built (crate loader, example bench_keyed_load)"
+    say "ours: $bin is not built (cargo build --release --workspace --all-targets --locked)"
   fi
 }
 run_ours

@@ -21,11 +21,14 @@ scale=${SCALE:-2}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+echo "[shapes] fetching $US_ATLAS and $TOPOJSON_CLIENT from the npm registry into $work"
 (cd "$work" && npm pack --silent "$US_ATLAS" "$TOPOJSON_CLIENT" >/dev/null)
+echo "[shapes] unpacking the packages"
 mkdir -p "$work/us-atlas" "$work/topojson-client"
 tar xzf "$work"/us-atlas-*.tgz -C "$work/us-atlas" --strip-components=1
 tar xzf "$work"/topojson-client-*.tgz -C "$work/topojson-client" --strip-components=1
 
+echo "[shapes] writing the county paths (SCALE=$scale) to $out"
 node - "$work" "$out" "$scale" "$US_ATLAS" <<'JS'
 const [work, out, scaleArg, source] = process.argv.slice(2);
 const fs = require("fs");
@@ -107,5 +110,5 @@ const asset = {
   counties,
 };
 fs.writeFileSync(out, JSON.stringify(asset) + "\n");
-console.log(out + ": " + Object.keys(counties).length + " counties, " + fs.statSync(out).size + " bytes");
+console.log("[shapes] " + out + ": " + Object.keys(counties).length + " counties, " + fs.statSync(out).size + " bytes");
 JS

@@ -24,7 +24,8 @@
     paths: new Map(), // fips -> <path>
     byFips: new Map(), // fips -> the row shading it (NYC's for its boroughs)
     body: null, // the last list
-    request: 0,
+    request: 0, // the newest draw's number
+    abort: null, // the AbortController of the newest draw's fetch
     pinned: null, // the county a tap selected
   };
   window.covidCountyMap = map;
@@ -37,8 +38,8 @@
     return "q" + i;
   }
 
-  async function getJSON(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
+  async function getJSON(url, signal) {
+    const response = await fetch(url, { headers: { Accept: "application/json" }, signal });
     if (!response.ok) {
       let message = response.status + " " + response.statusText;
       try {
@@ -221,14 +222,15 @@
 
   // Loads and draws one date ("" = the latest). The figure's data attributes say what is drawn
   // and how long it took, from the request to the painted paths.
-  async function draw(date) {
-    const request = ++map.request;
+  // `request` is this draw's number (map.request when it was asked for); a newer one makes it
+  // outdated, and its fetch is aborted.
+  async function draw(date, request, signal) {
     const figure = $("#county-map");
     const started = performance.now();
     figure.dataset.state = "loading";
     setStatus("Loading…");
     const url = "/api/v1/counties/latest" + (date ? "?date=" + encodeURIComponent(date) : "");
-    const [body] = await Promise.all([getJSON(url), loadShapes()]);
+    const [body] = await Promise.all([getJSON(url, signal), loadShapes()]);
     if (request !== map.request) return; // a newer date was asked for meanwhile
     const fetched = performance.now();
     map.body = body;
@@ -279,8 +281,14 @@
     return shapesLoading;
   }
 
+  // Draws `date`, aborting the fetch of any draw still under way: only the newest draw's outcome
+  // is shown, and an outdated draw's failure (its abort included) is not an error.
   function drawOrReport(date) {
-    return draw(date).catch((err) => {
+    const request = ++map.request;
+    if (map.abort) map.abort.abort();
+    const abort = (map.abort = new AbortController());
+    return draw(date, request, abort.signal).catch((err) => {
+      if (request !== map.request) return;
       $("#county-map").dataset.state = "error";
       setStatus("Could not load the counties: " + err.message, "error");
       pageErrors.push("counties: " + err.message);

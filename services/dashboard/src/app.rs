@@ -35,6 +35,8 @@ pub struct AppState {
     pub env: Env,
     pub live: Arc<Live>,
     pub bodies: Arc<BodyCache>,
+    /// The keyed routes' bodies, apart: a county list is ≈450 KB and its date/state vary.
+    pub keyed_bodies: Arc<BodyCache>,
     /// Ends the live event streams, which would otherwise hold graceful shutdown open forever.
     pub shutdown: Shutdown,
     /// Request durations by route, served on `/metrics`.
@@ -114,6 +116,7 @@ impl Application {
             env: config.env.clone(),
             live: Arc::clone(&live),
             bodies: Arc::new(BodyCache::new()),
+            keyed_bodies: Arc::new(BodyCache::with_capacity(keyed::routes::BODY_CACHE_ENTRIES)),
             shutdown: shutdown.clone(),
             metrics: Metrics::new("dashboard"),
         };

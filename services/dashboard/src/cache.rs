@@ -128,15 +128,24 @@ impl IntoResponse for CachedBody {
 #[derive(Debug)]
 pub struct BodyCache {
     entries: Mutex<VecDeque<(String, CachedBody)>>,
+    capacity: usize,
 }
 
 impl BodyCache {
-    /// Entries kept; each is at most a few hundred KB (the series is bounded).
+    /// Entries kept by default; each is at most a few hundred KB (the series is bounded).
     pub const CAPACITY: usize = 16;
 
     pub fn new() -> Self {
+        Self::with_capacity(Self::CAPACITY)
+    }
+
+    /// A cache of its own size, so one family of routes cannot push out another's bodies (at
+    /// least one entry is kept).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            entries: Mutex::new(VecDeque::with_capacity(Self::CAPACITY)),
+            entries: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity,
         }
     }
 
@@ -159,7 +168,7 @@ impl BodyCache {
         if entries.iter().any(|(tag, _)| tag == etag) {
             return;
         }
-        if entries.len() == Self::CAPACITY {
+        if entries.len() >= self.capacity {
             entries.pop_front();
         }
         entries.push_back((etag.to_owned(), body));
@@ -242,6 +251,21 @@ mod tests {
                 .bytes,
             "x"
         );
+    }
+
+    #[test]
+    fn a_small_cache_keeps_its_own_number_of_entries() {
+        let cache = BodyCache::with_capacity(2);
+        let body = CachedBody {
+            bytes: Bytes::from_static(b"x"),
+            content_type: "text/plain",
+            disposition: None,
+        };
+        for tag in ["\"a\"", "\"b\"", "\"c\""] {
+            cache.put(tag, body.clone());
+        }
+        assert!(cache.get("\"a\"").is_none(), "the oldest entry fell out");
+        assert!(cache.get("\"b\"").is_some() && cache.get("\"c\"").is_some());
     }
 
     #[test]

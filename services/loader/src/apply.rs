@@ -195,21 +195,21 @@ fn stage_timings(transform: &Timings, load: Timings) -> Timings {
     transform.chain(load).collect()
 }
 
-/// Milliseconds per step, in the order the steps ran.
-struct Steps {
-    timings: Timings,
+/// Milliseconds per step, in the order the steps ran (the keyed loads use it too).
+pub(crate) struct Steps {
+    pub(crate) timings: Timings,
     last: Instant,
 }
 
 impl Steps {
-    fn new(timings: Timings) -> Self {
+    pub(crate) fn new(timings: Timings) -> Self {
         Self {
             timings,
             last: Instant::now(),
         }
     }
 
-    fn lap(&mut self, name: &str) {
+    pub(crate) fn lap(&mut self, name: &str) {
         let ms = u64::try_from(self.last.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.timings.push((name.to_owned(), ms));
         self.last = Instant::now();

@@ -1,6 +1,8 @@
 //! The keyed datasets' handlers. Like `/api/v1/us/daily` they answer conditional requests with
-//! 304 and keep rendered bodies by ETag ([`crate::cache`]); their data version is the run the
-//! loader recorded in `keyed_base` for the dataset.
+//! 304 and keep rendered bodies by ETag ([`crate::cache`]), in a cache of their own
+//! ([`BODY_CACHE_ENTRIES`]) so cycling dates or states never pushes out the bodies polling pages
+//! of `/api/v1/us` reuse; their data version is the run the loader recorded in `keyed_base` for
+//! the dataset.
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -20,6 +22,10 @@ use crate::params::BadParameter;
 
 /// The most rows one list answers with (the counties dataset has about 3,250 keys a date).
 pub const MAX_KEYS: usize = 10_000;
+
+/// Bodies the keyed routes keep: a county list is ≈450 KB, so a few (the latest date's lists and
+/// a series or two) in `AppState::keyed_bodies`, apart from the shared cache.
+pub const BODY_CACHE_ENTRIES: usize = 4;
 
 /// What a keyed request can fail with: what every API request can, and a key the dataset does
 /// not hold (404, with the parameter named as a 400 names it).
@@ -205,7 +211,7 @@ fn cached(state: &AppState, validators: &Validators, headers: &HeaderMap) -> Opt
         return Some(not_modified);
     }
     state
-        .bodies
+        .keyed_bodies
         .get(validators.etag())
         .map(|body| validators.apply(body.into_response()))
 }
@@ -219,7 +225,7 @@ fn respond(
     body: CachedBody,
 ) -> Response {
     if !version.version.unversioned {
-        state.bodies.put(validators.etag(), body.clone());
+        state.keyed_bodies.put(validators.etag(), body.clone());
     }
     validators.apply(body.into_response())
 }

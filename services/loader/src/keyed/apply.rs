@@ -11,7 +11,7 @@ use super::error::KeyedError;
 use super::stage::{Kind, stage};
 use super::table::Table;
 use super::write::{count, delete_listed, unchanged, upsert};
-use super::{Applied, Steps};
+use super::{Applied, guarded, lock, steps};
 use shared::events::Counts;
 
 /// A run's delta against its base, as the transformer writes it (the keyed contract's CSV).
@@ -39,10 +39,28 @@ pub enum DeltaOutcome {
     },
 }
 
-/// Applies `delta` to `table` in `env`'s schema, inside the caller's transaction, as `run_id`.
-/// DESIGN rule 7 is checked against the base's rows before anything changes; on
-/// [`KeyedError::SuspiciousRemoval`] the transaction is still usable.
+/// Applies `delta` to `table` in `env`'s schema, inside the caller's transaction, as `run_id`,
+/// under the env's load lock (held until the transaction ends). The caller checks run order
+/// first (see the module [`keyed`](super)). DESIGN rule 7 is checked against the base's rows
+/// before anything changes. On any error nothing is changed and the transaction is still usable.
 pub async fn apply_delta(
+    tx: &Transaction<'_>,
+    env: &Env,
+    table: &Table,
+    run_id: &RunId,
+    delta: &Delta<'_>,
+    max_removed_share: f64,
+) -> Result<DeltaOutcome, KeyedError> {
+    lock(tx, env, table).await?;
+    guarded(
+        tx,
+        table,
+        apply(tx, env, table, run_id, delta, max_removed_share),
+    )
+    .await
+}
+
+async fn apply(
     tx: &Transaction<'_>,
     env: &Env,
     table: &Table,
@@ -59,7 +77,7 @@ pub async fn apply_delta(
             });
         }
     };
-    let mut steps = Steps::new();
+    let mut steps = steps();
     let (rows, _) = stage(tx, table, Kind::Rows, delta.rows).await?;
     let (removed, removing) = stage(tx, table, Kind::Removed, delta.removed).await?;
     let (changes, revising) = stage(tx, table, Kind::Changes, delta.changes).await?;
@@ -82,7 +100,7 @@ pub async fn apply_delta(
     let (lines, revised) = record_changes(tx, env, table, &changes, run_id).await?;
     steps.lap("changes");
     let mismatch = |problem: String| KeyedError::CountMismatch {
-        table: table.name,
+        table: table.table_name(),
         problem,
     };
     if removed_rows != removing {
@@ -114,12 +132,14 @@ pub async fn apply_delta(
         },
         rows: after,
         changes: lines,
-        timings: steps.done(),
+        timings: steps.timings,
     }))
 }
 
-/// The delta fits the stored base: every removed row is stored, and every revision goes from the
-/// stored value to the staged one. Otherwise the table is not what `keyed_base` says.
+/// The delta fits the stored base: every removed row is stored; every revision goes from the
+/// stored value to the staged one, and changes it (old and new differ, NULL-aware); and every
+/// stored cases or deaths value a staged row changes has its revision. Otherwise the table is not
+/// what `keyed_base` says, or the delta is not the one computed against it.
 async fn check_fit(
     tx: &Transaction<'_>,
     env: &Env,
@@ -144,10 +164,20 @@ async fn check_fit(
                                         AND {stored_value} IS NOT DISTINCT FROM c.old_value)),
                      (SELECT count(*) FROM {changes} c
                       WHERE NOT EXISTS (SELECT 1 FROM {rows} s WHERE {change_staged}
-                                        AND {staged_value} IS NOT DISTINCT FROM c.new_value))",
+                                        AND {staged_value} IS NOT DISTINCT FROM c.new_value)),
+                     (SELECT count(*) FROM {changes} c
+                      WHERE c.old_value IS NOT DISTINCT FROM c.new_value),
+                     (SELECT count(*) FROM {rows} s JOIN {target} t ON {staged_stored}
+                      CROSS JOIN LATERAL (VALUES ('cases', t.cases, s.cases),
+                                                 ('deaths', t.deaths, s.deaths))
+                          AS f (field, old_value, new_value)
+                      WHERE f.old_value IS DISTINCT FROM f.new_value
+                        AND NOT EXISTS (SELECT 1 FROM {changes} c
+                                        WHERE {change_staged} AND c.field = f.field))",
                 removed_stored = table.same_row("t", "r"),
                 change_stored = table.same_row("t", "c"),
                 change_staged = table.same_row("s", "c"),
+                staged_stored = table.same_row("s", "t"),
                 stored_value = field("t"),
                 staged_value = field("s"),
             ),
@@ -155,30 +185,35 @@ async fn check_fit(
         )
         .await
         .map_err(KeyedError::db(
-            table.name,
+            table.table_name(),
             "check the delta against the table",
         ))?;
-    let (not_stored, old_differs, new_differs): (i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2));
-    let mut problems = Vec::new();
-    if not_stored > 0 {
-        problems.push(format!("{not_stored} removed rows are not stored"));
-    }
-    if old_differs > 0 {
-        problems.push(format!(
-            "{old_differs} revisions have an old value that is not the stored one"
-        ));
-    }
-    if new_differs > 0 {
-        problems.push(format!(
-            "{new_differs} revisions have a new value that is not in the delta's rows"
-        ));
-    }
+    let counted: [(i64, &str); 5] = [
+        (row.get(0), "removed rows are not stored"),
+        (
+            row.get(1),
+            "revisions have an old value that is not the stored one",
+        ),
+        (
+            row.get(2),
+            "revisions have a new value that is not in the delta's rows",
+        ),
+        (row.get(3), "revisions have the same old and new value"),
+        (
+            row.get(4),
+            "stored values the delta's rows change have no revision",
+        ),
+    ];
+    let problems: Vec<String> = counted
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
     if problems.is_empty() {
         Ok(())
     } else {
         Err(KeyedError::DeltaDisagrees {
-            table: table.name,
+            table: table.table_name(),
             base: base_run_id.to_string(),
             problem: problems.join("; "),
         })
@@ -209,6 +244,6 @@ pub(crate) async fn record_changes(
             &[&run_id.as_str()],
         )
         .await
-        .map_err(KeyedError::db(table.name, "record the revisions"))?;
+        .map_err(KeyedError::db(table.table_name(), "record the revisions"))?;
     Ok((count(row.get(0)), count(row.get(1))))
 }

@@ -27,10 +27,10 @@ pub(crate) async fn read(
                 "SELECT run_id, rows FROM {}.keyed_base WHERE dataset = $1 FOR UPDATE",
                 db::schema(env)
             ),
-            &[&table.dataset],
+            &[&table.dataset()],
         )
         .await
-        .map_err(KeyedError::db(table.name, "read keyed_base"))?;
+        .map_err(KeyedError::db(table.table_name(), "read keyed_base"))?;
     Ok(row.map(|row| Base {
         run_id: row.get(0),
         rows: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
@@ -46,7 +46,7 @@ pub(crate) async fn record(
     rows: u64,
 ) -> Result<(), KeyedError> {
     let rows = i64::try_from(rows).map_err(|_| KeyedError::CountMismatch {
-        table: table.name,
+        table: table.table_name(),
         problem: format!("{rows} rows do not fit keyed_base"),
     })?;
     tx.execute(
@@ -57,30 +57,30 @@ pub(crate) async fn record(
                  SET run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, applied_at = EXCLUDED.applied_at",
             db::schema(env)
         ),
-        &[&table.dataset, &run_id.as_str(), &rows],
+        &[&table.dataset(), &run_id.as_str(), &rows],
     )
     .await
-    .map_err(KeyedError::db(table.name, "record keyed_base"))?;
+    .map_err(KeyedError::db(table.table_name(), "record keyed_base"))?;
     Ok(())
 }
 
-/// DESIGN rule 7: removing more than `max_share` of the `stored` rows is suspicious.
+/// DESIGN rule 7: removing more than `max_share` of the `stored` rows is suspicious. The rule
+/// itself is `dataset::diff::check_removal` (the `us` path's and `dataset::keyed`'s too); only the
+/// error is the loader's, naming the table.
 pub(crate) fn check_removal(
     table: &Table,
     stored: u64,
     removed: u64,
     max_share: f64,
 ) -> Result<(), KeyedError> {
-    // The small tolerance keeps a share exactly at the limit allowed despite binary floating
-    // point (as for `us`).
-    if removed == 0 || removed as f64 <= max_share * stored as f64 + 1e-9 {
-        return Ok(());
-    }
-    Err(KeyedError::SuspiciousRemoval {
-        table: table.name,
-        stored,
-        removed,
-        max_share,
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    dataset::diff::check_removal(size(stored), size(removed), max_share).map_err(|_| {
+        KeyedError::SuspiciousRemoval {
+            table: table.table_name(),
+            stored,
+            removed,
+            max_share,
+        }
     })
 }
 

@@ -24,7 +24,7 @@ pub enum KeyedError {
     /// as failed).
     #[error(
         "the run would remove {removed} of {stored} stored rows of {table} ({}), more than the {} allowed",
-        percent(*removed as f64 / *stored as f64),
+        share(*removed, *stored),
         percent(*max_share)
     )]
     SuspiciousRemoval {
@@ -99,6 +99,15 @@ pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
     text
 }
 
+/// `removed` as a share of `stored`; with nothing stored there is no share to give.
+fn share(removed: u64, stored: u64) -> String {
+    if stored == 0 {
+        "none is stored".to_owned()
+    } else {
+        percent(removed as f64 / stored as f64)
+    }
+}
+
 /// `0.05` as `5 %`, `0.125` as `12.5 %`.
 fn percent(share: f64) -> String {
     let p = (share * 1000.0).round() / 10.0;
@@ -123,5 +132,19 @@ mod tests {
         );
         assert_eq!(err.kind(), FailureKind::SuspiciousRemoval);
         assert!(!err.is_transient());
+    }
+
+    #[test]
+    fn a_removal_from_nothing_stored_gives_no_share() {
+        let err = KeyedError::SuspiciousRemoval {
+            table: "states_daily",
+            stored: 0,
+            removed: 3,
+            max_share: 0.05,
+        };
+        assert_eq!(
+            err.to_string(),
+            "the run would remove 3 of 0 stored rows of states_daily (none is stored), more than the 5 % allowed"
+        );
     }
 }

@@ -16,14 +16,15 @@ use super::error::KeyedError;
 use super::stage::{Kind, stage};
 use super::table::Table;
 use super::write::{VALUES, count, delete_listed, unchanged, upsert};
-use super::{Applied, Steps};
+use super::{Applied, guarded, lock, steps};
 
 /// Makes `table` in `env`'s schema hold exactly `all_rows` (the rows CSV of the whole dataset:
 /// `date,<key>,fips,cases,deaths,new_cases,new_deaths`) as `run_id`, inside the caller's
 /// transaction. Revisions are the cases and deaths that differ (NULL-aware) on a (date, key)
-/// stored before and present now. DESIGN rule 7 is checked on the share of stored rows that
-/// would go, before anything changes; on [`KeyedError::SuspiciousRemoval`] the transaction is
-/// still usable.
+/// stored before and present now. Runs under the env's load lock (held until the transaction
+/// ends); the caller checks run order first (see the module [`keyed`](super)). DESIGN rule 7 is
+/// checked on the share of stored rows that would go, before anything changes. On any error
+/// nothing is changed and the transaction is still usable.
 pub async fn reconcile(
     tx: &Transaction<'_>,
     env: &Env,
@@ -32,19 +33,39 @@ pub async fn reconcile(
     all_rows: &[u8],
     max_removed_share: f64,
 ) -> Result<Applied, KeyedError> {
-    let mut steps = Steps::new();
+    lock(tx, env, table).await?;
+    guarded(
+        tx,
+        table,
+        reconcile_all(tx, env, table, run_id, all_rows, max_removed_share),
+    )
+    .await
+}
+
+async fn reconcile_all(
+    tx: &Transaction<'_>,
+    env: &Env,
+    table: &Table,
+    run_id: &RunId,
+    all_rows: &[u8],
+    max_removed_share: f64,
+) -> Result<Applied, KeyedError> {
+    let mut steps = steps();
     let (staging, staged) = stage(tx, table, Kind::Rows, all_rows).await?;
     // Without statistics the planner would guess the size of a table of millions of rows.
     tx.batch_execute(&format!("ANALYZE {staging}"))
         .await
-        .map_err(KeyedError::db(table.name, "analyze the staged rows"))?;
+        .map_err(KeyedError::db(
+            table.table_name(),
+            "analyze the staged rows",
+        ))?;
     steps.lap("stage");
     let diff = Diff::make(tx, env, table, &staging, staged).await?;
     // Every stored row is either staged (matched) or gone; every staged row matched or added.
     let stored = (staged + diff.gone)
         .checked_sub(diff.added)
         .ok_or_else(|| KeyedError::CountMismatch {
-            table: table.name,
+            table: table.table_name(),
             problem: format!("{} rows added of {staged} staged", diff.added),
         })?;
     base::check_removal(table, stored, diff.gone, max_removed_share)?;
@@ -66,7 +87,7 @@ pub async fn reconcile(
     let changed = diff.rows.saturating_sub(diff.added + diff.gone);
     if removed != diff.gone || up.inserted != diff.added || up.updated != changed {
         return Err(KeyedError::CountMismatch {
-            table: table.name,
+            table: table.table_name(),
             problem: format!(
                 "{} inserted, {} updated, {removed} deleted; the join found {} new, {changed} \
                  changed, {} gone",
@@ -85,7 +106,7 @@ pub async fn reconcile(
         },
         rows: staged,
         changes: lines,
-        timings: steps.done(),
+        timings: steps.timings,
     })
 }
 
@@ -116,7 +137,7 @@ impl Diff {
                 &[],
             )
             .await
-            .map_err(KeyedError::db(table.name, "look for stored rows"))?
+            .map_err(KeyedError::db(table.table_name(), "look for stored rows"))?
             .get(0);
         if empty {
             return Ok(Diff {
@@ -128,7 +149,7 @@ impl Diff {
             });
         }
         let key = std::iter::once("date")
-            .chain(table.key.iter().copied())
+            .chain(table.key().iter().copied())
             .map(|c| format!("coalesce(s.{c}, t.{c}) AS {c}"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -141,7 +162,7 @@ impl Diff {
         };
         tx.batch_execute(&format!("DROP TABLE IF EXISTS pg_temp.{name}"))
             .await
-            .map_err(KeyedError::db(table.name, "drop an earlier diff"))?;
+            .map_err(KeyedError::db(table.table_name(), "drop an earlier diff"))?;
         let rows = tx
             .execute(
                 &format!(
@@ -161,7 +182,7 @@ impl Diff {
             )
             .await
             .map_err(KeyedError::db(
-                table.name,
+                table.table_name(),
                 "compare the staged rows with the table",
             ))?;
         let row = tx
@@ -172,7 +193,7 @@ impl Diff {
                 &[],
             )
             .await
-            .map_err(KeyedError::db(table.name, "count the differences"))?;
+            .map_err(KeyedError::db(table.table_name(), "count the differences"))?;
         Ok(Diff {
             name,
             all_added: false,
@@ -214,6 +235,6 @@ async fn record_revisions(
             &[&run_id.as_str()],
         )
         .await
-        .map_err(KeyedError::db(table.name, "record the revisions"))?;
+        .map_err(KeyedError::db(table.table_name(), "record the revisions"))?;
     Ok((count(row.get(0)), count(row.get(1))))
 }

@@ -78,7 +78,7 @@ pub(crate) async fn stage(
 ) -> Result<(String, u64), KeyedError> {
     let staging = table.staging(kind.name());
     let key_columns: Vec<String> = table
-        .key
+        .key()
         .iter()
         .map(|k| format!("{k} text NOT NULL"))
         .collect();
@@ -99,10 +99,10 @@ pub(crate) async fn stage(
          CREATE TEMP TABLE {staging} ({definition}) ON COMMIT DROP"
     ))
     .await
-    .map_err(KeyedError::db(table.name, "create a staging table"))?;
+    .map_err(KeyedError::db(table.table_name(), "create a staging table"))?;
 
     let columns = std::iter::once("date")
-        .chain(table.key.iter().copied())
+        .chain(table.key().iter().copied())
         .chain(kind.columns().iter().map(|(name, _)| *name))
         .collect::<Vec<_>>()
         .join(", ");
@@ -148,11 +148,11 @@ fn classify(table: &Table, kind: Kind, source: tokio_postgres::Error) -> KeyedEr
     });
     if bad_content {
         KeyedError::InvalidCsv {
-            table: table.name,
+            table: table.table_name(),
             what: kind.name(),
             source,
         }
     } else {
-        KeyedError::db(table.name, "COPY the CSV into staging")(source)
+        KeyedError::db(table.table_name(), "COPY the CSV into staging")(source)
     }
 }

@@ -1,66 +1,78 @@
-//! The keyed tables: their names and key columns, and the SQL fragments built from them.
+//! The keyed tables: their names and key columns (from `dataset::keyed::Spec`, the one list of
+//! keyed datasets), and the SQL fragments built from them.
 
+use dataset::keyed::{self, Spec};
 use shared::Env;
 
 use crate::db;
 
 /// A keyed dataset's table in an env's schema (migration 0004): rows keyed by `key` and `date`,
-/// revisions in `<name>_changes`, the table's base in `keyed_base` under `dataset`.
+/// revisions in `<name>_changes`, the table's base in `keyed_base` under `dataset`. The names are
+/// the dataset's [`Spec`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
-    /// The dataset's name, as in `keyed_base.dataset` (and the events).
-    pub dataset: &'static str,
-    /// The rows' table.
-    pub name: &'static str,
-    /// The revisions' table.
-    pub changes: &'static str,
-    /// The key columns besides `date`, in the CSV's order.
-    pub key: &'static [&'static str],
+    spec: &'static Spec,
 }
 
 impl Table {
     /// The NYT series per state: `states_daily`, keyed by `state`.
     pub const STATES: Table = Table {
-        dataset: "states",
-        name: "states_daily",
-        changes: "states_daily_changes",
-        key: &["state"],
+        spec: &keyed::STATES,
     };
 
     /// The NYT series per county: `counties_daily`, keyed by `state, county`.
     pub const COUNTIES: Table = Table {
-        dataset: "counties",
-        name: "counties_daily",
-        changes: "counties_daily_changes",
-        key: &["state", "county"],
+        spec: &keyed::COUNTIES,
     };
-
-    /// Every keyed table.
-    pub const ALL: [Table; 2] = [Table::STATES, Table::COUNTIES];
 
     /// The table of a dataset named `dataset`, if it is a keyed one.
     pub fn of(dataset: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| t.dataset == dataset)
+        Spec::by_name(dataset).map(Table::from)
+    }
+
+    /// The dataset's spec.
+    pub fn spec(&self) -> &'static Spec {
+        self.spec
+    }
+
+    /// The dataset's name, as in `keyed_base.dataset` (and the events).
+    pub fn dataset(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The rows' table.
+    pub fn table_name(&self) -> &'static str {
+        self.spec.table
+    }
+
+    /// The revisions' table.
+    pub fn changes(&self) -> &'static str {
+        self.spec.changes_table
+    }
+
+    /// The key columns besides `date`, in the CSV's order.
+    pub fn key(&self) -> &'static [&'static str] {
+        self.spec.keys
     }
 
     /// `"<schema>".<name>`.
     pub(crate) fn qualified(&self, env: &Env) -> String {
-        format!("{}.{}", db::schema(env), self.name)
+        format!("{}.{}", db::schema(env), self.table_name())
     }
 
     /// `"<schema>".<changes>`.
     pub(crate) fn qualified_changes(&self, env: &Env) -> String {
-        format!("{}.{}", db::schema(env), self.changes)
+        format!("{}.{}", db::schema(env), self.changes())
     }
 
     /// The key columns: `state` or `state, county`.
     pub(crate) fn key_list(&self) -> String {
-        self.key.join(", ")
+        self.key().join(", ")
     }
 
     /// The key columns prefixed by `alias`: `s.state, s.county`.
     pub(crate) fn key_of(&self, alias: &str) -> String {
-        self.key
+        self.key()
             .iter()
             .map(|k| format!("{alias}.{k}"))
             .collect::<Vec<_>>()
@@ -70,7 +82,7 @@ impl Table {
     /// `a.date = b.date AND a.<key> = b.<key> ...`: the same row in two relations.
     pub(crate) fn same_row(&self, a: &str, b: &str) -> String {
         std::iter::once("date")
-            .chain(self.key.iter().copied())
+            .chain(self.key().iter().copied())
             .map(|c| format!("{a}.{c} = {b}.{c}"))
             .collect::<Vec<_>>()
             .join(" AND ")
@@ -79,7 +91,13 @@ impl Table {
     /// A temporary staging table's name for this table: `<name>_<what>` (per table, so both
     /// keyed datasets can be staged in one transaction).
     pub(crate) fn staging(&self, what: &str) -> String {
-        format!("{}_stage_{what}", self.name)
+        format!("{}_stage_{what}", self.table_name())
+    }
+}
+
+impl From<&'static Spec> for Table {
+    fn from(spec: &'static Spec) -> Table {
+        Table { spec }
     }
 }
 
@@ -92,6 +110,9 @@ mod tests {
         assert_eq!(Table::of("counties"), Some(Table::COUNTIES));
         assert_eq!(Table::of("states"), Some(Table::STATES));
         assert_eq!(Table::of("us"), None);
+        assert_eq!(Table::STATES.table_name(), "states_daily");
+        assert_eq!(Table::COUNTIES.changes(), "counties_daily_changes");
+        assert_eq!(Table::COUNTIES.key(), ["state", "county"]);
     }
 
     #[test]

@@ -67,7 +67,10 @@ pub(crate) async fn upsert(
             &[&run_id.as_str()],
         )
         .await
-        .map_err(KeyedError::db(table.name, "insert and update the rows"))?;
+        .map_err(KeyedError::db(
+            table.table_name(),
+            "insert and update the rows",
+        ))?;
     Ok(Upserted {
         inserted: count(row.get(0)),
         updated: count(row.get(1)),
@@ -92,7 +95,10 @@ pub(crate) async fn delete_listed(
         &[],
     )
     .await
-    .map_err(KeyedError::db(table.name, "delete the removed rows"))
+    .map_err(KeyedError::db(
+        table.table_name(),
+        "delete the removed rows",
+    ))
 }
 
 /// A `count(*)` as an unsigned count (PostgreSQL never returns a negative one).
@@ -104,7 +110,7 @@ pub(crate) fn count(n: i64) -> u64 {
 pub(crate) fn unchanged(table: &Table, rows: u64, up: Upserted) -> Result<u64, KeyedError> {
     rows.checked_sub(up.inserted + up.updated)
         .ok_or_else(|| KeyedError::CountMismatch {
-            table: table.name,
+            table: table.table_name(),
             problem: format!(
                 "{} rows inserted and {} updated, but the table holds {rows}",
                 up.inserted, up.updated

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use dataset::keyed::Curated;
+use futures::TryStreamExt;
+
 use chrono::NaiveDate;
 use loader::keyed::{self, Applied, Counts, Delta, DeltaOutcome, KeyedError, Table};
 use shared::Env;
@@ -241,9 +244,45 @@ async fn apply(
         changes: &changes,
     };
     let outcome = keyed::apply_delta(&tx, env, T, &run(run_id), &delta, share).await;
-    if outcome.is_ok() {
-        tx.commit().await.unwrap();
+    if outcome.is_err() {
+        still_usable(&tx).await;
     }
+    tx.commit().await.unwrap();
+    outcome
+}
+
+/// After a failed call the caller's transaction still runs statements (and then commits).
+async fn still_usable(tx: &tokio_postgres::Transaction<'_>) {
+    let one: i32 = tx
+        .query_one("SELECT 1", &[])
+        .await
+        .expect("the transaction is usable after the error")
+        .get(0);
+    assert_eq!(one, 1);
+}
+
+/// Applies hand-made CSV buffers for counties as `run-b` on base `run-a`; the transaction is
+/// committed either way (after checking it is usable on an error).
+async fn apply_csv(
+    client: &mut Client,
+    env: &Env,
+    rows: &str,
+    removed: &str,
+    changes: &str,
+) -> Result<DeltaOutcome, KeyedError> {
+    let base = run("run-a");
+    let tx = client.transaction().await.unwrap();
+    let delta = Delta {
+        base_run_id: &base,
+        rows: rows.as_bytes(),
+        removed: removed.as_bytes(),
+        changes: changes.as_bytes(),
+    };
+    let outcome = keyed::apply_delta(&tx, env, T, &run("run-b"), &delta, SHARE).await;
+    if outcome.is_err() {
+        still_usable(&tx).await;
+    }
+    tx.commit().await.unwrap();
     outcome
 }
 
@@ -593,8 +632,11 @@ async fn rule_7_refuses_a_large_removal_before_changing_anything() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), shared::events::FailureKind::SuspiciousRemoval);
-    tx.execute("SELECT 1", &[]).await.unwrap();
+    still_usable(&tx).await;
+    // The env's load lock is still held: another session cannot take it.
+    assert!(!lock_free_elsewhere(&env).await);
     tx.commit().await.unwrap();
+    assert!(lock_free_elsewhere(&env).await);
     assert_eq!(snapshot(&client, &env).await, before);
     drop_schema(&env).await;
 }
@@ -681,7 +723,8 @@ async fn a_csv_with_a_bad_value_fails_naming_the_table_and_changes_nothing() {
     let err = keyed::reconcile(&tx, &env, T, &run("run-b"), csv.as_bytes(), SHARE)
         .await
         .unwrap_err();
-    drop(tx);
+    still_usable(&tx).await;
+    tx.commit().await.unwrap();
     let text = err.to_string();
     assert!(matches!(err, KeyedError::InvalidCsv { .. }), "{text}");
     assert!(
@@ -722,7 +765,8 @@ async fn a_csv_with_a_bad_value_fails_naming_the_table_and_changes_nothing() {
         let err = keyed::apply_delta(&tx, &env, T, &run("run-b"), &delta, SHARE)
             .await
             .unwrap_err();
-        drop(tx);
+        still_usable(&tx).await;
+        tx.commit().await.unwrap();
         let text = err.to_string();
         assert!(
             matches!(err, KeyedError::InvalidCsv { .. }),
@@ -789,79 +833,338 @@ async fn the_reader_reads_the_keyed_tables_and_cannot_write_them() {
     drop_schema(&env).await;
 }
 
+/// Whether another session could take the env's load lock (the `us` path's) right now.
+async fn lock_free_elsewhere(env: &Env) -> bool {
+    test_support::connect()
+        .await
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1)",
+            &[&loader::db::lock_key("load", env)],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test]
-async fn the_api_queries_use_an_index_not_a_scan_of_counties_daily() {
+async fn a_load_holds_the_envs_load_lock_until_its_transaction_ends() {
     let (mut client, env) = fresh().await;
-    // 60 counties over 100 days.
-    let names: Vec<(String, String)> = (0..60)
-        .map(|i| (format!("State {}", i % 6), format!("County {i}")))
-        .collect();
-    let mut values = Vec::new();
-    for (state, county) in &names {
-        for d in 0..100u32 {
-            values.push((
-                d,
-                state.as_str(),
-                county.as_str(),
-                None,
-                Some(i64::from(d) * 3),
-                Some(0),
-            ));
-        }
-    }
-    let mut data = dataset(&values);
-    for row in &mut data {
-        let n: u32 = row.county[7..].parse().unwrap();
-        row.fips = Some(format!("{:05}", 1000 + n));
-    }
-    let applied = load(&mut client, &env, "run-a", &data).await;
-    assert_eq!(applied.rows, 6000);
-    let s = format!("\"{env}\"");
-    client
-        .batch_execute(&format!("ANALYZE {s}.counties_daily"))
+    let old = dataset(&base_values());
+    assert!(lock_free_elsewhere(&env).await);
+
+    let tx = client.transaction().await.unwrap();
+    keyed::reconcile(&tx, &env, T, &run("run-a"), &rows_csv(&old), SHARE)
         .await
         .unwrap();
+    assert!(!lock_free_elsewhere(&env).await);
+    tx.commit().await.unwrap();
+    assert!(lock_free_elsewhere(&env).await);
 
-    for (what, query) in [
-        (
-            "one county's series",
-            format!(
-                "SELECT date, cases, new_cases FROM {s}.counties_daily WHERE state = 'State 1' AND county = 'County 7' ORDER BY date"
-            ),
-        ),
-        (
-            "one date across counties",
-            format!(
-                "SELECT state, county, fips, cases, new_cases FROM {s}.counties_daily WHERE date = '{}'",
-                day(50)
-            ),
-        ),
-        (
-            "the latest date across counties",
-            format!(
-                "SELECT state, county, cases FROM {s}.counties_daily WHERE date = (SELECT max(date) FROM {s}.counties_daily)"
-            ),
-        ),
-        (
-            "one fips",
-            format!(
-                "SELECT date, cases FROM {s}.counties_daily WHERE fips = '01007' ORDER BY date"
-            ),
-        ),
-    ] {
-        let plan: Vec<String> = client
-            .query(&format!("EXPLAIN {query}"), &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let plan = plan.join("\n");
-        assert!(
-            !plan.contains("Seq Scan"),
-            "{what} scans the table:\n{plan}"
-        );
-        assert!(plan.contains("Index"), "{what} uses no index:\n{plan}");
-    }
+    // A delta on another base changes nothing, yet the lock is taken before the base is read.
+    let (rows, removed, changes) = delta_csv(&old, &old);
+    let base = run("run-z");
+    let tx = client.transaction().await.unwrap();
+    let delta = Delta {
+        base_run_id: &base,
+        rows: &rows,
+        removed: &removed,
+        changes: &changes,
+    };
+    let outcome = keyed::apply_delta(&tx, &env, T, &run("run-b"), &delta, SHARE)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, DeltaOutcome::BaseMismatch { .. }));
+    assert!(!lock_free_elsewhere(&env).await);
+    tx.rollback().await.unwrap();
+    assert!(lock_free_elsewhere(&env).await);
     drop_schema(&env).await;
+}
+
+const ROWS_HEADER: &str = "date,state,county,fips,cases,deaths,new_cases,new_deaths\n";
+const REMOVED_HEADER: &str = "date,state,county\n";
+const CHANGES_HEADER: &str = "date,state,county,field,old_value,new_value\n";
+
+/// A delta that does not fit the stored base fails with `problem`, changes nothing and leaves
+/// the transaction usable.
+async fn expect_misfit(rows: &str, removed: &str, changes: &str, problem: &str) {
+    let (mut client, env) = fresh().await;
+    load(&mut client, &env, "run-a", &dataset(&base_values())).await;
+    let before = snapshot(&client, &env).await;
+    let err = apply_csv(
+        &mut client,
+        &env,
+        &format!("{ROWS_HEADER}{rows}"),
+        &format!("{REMOVED_HEADER}{removed}"),
+        &format!("{CHANGES_HEADER}{changes}"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyedError::DeltaDisagrees { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("the delta for counties_daily does not fit its base run run-a: {problem}")
+    );
+    assert_eq!(err.kind(), shared::events::FailureKind::InconsistentEvent);
+    assert_eq!(snapshot(&client, &env).await, before);
+    drop_schema(&env).await;
+}
+
+#[tokio::test]
+async fn a_delta_removing_a_row_that_is_not_stored_does_not_fit() {
+    expect_misfit(
+        "",
+        &format!("{},Washington,King\n", day(9)),
+        "",
+        "1 removed rows are not stored",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_revision_whose_old_value_is_not_the_stored_one_does_not_fit() {
+    // King's day 2 is stored with 12 cases.
+    expect_misfit(
+        &format!("{},Washington,King,53033,15,1,5,1\n", day(2)),
+        "",
+        &format!("{},Washington,King,cases,99,15\n", day(2)),
+        "1 revisions have an old value that is not the stored one",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_row_changing_a_stored_value_without_its_revision_does_not_fit() {
+    expect_misfit(
+        &format!("{},Washington,King,53033,15,1,5,1\n", day(2)),
+        "",
+        "",
+        "1 stored values the delta's rows change have no revision",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_revision_to_the_same_value_does_not_fit_nulls_included() {
+    // King's day 1 as stored (10 cases), Doña Ana's day 1 as stored (deaths NULL).
+    let d1 = day(1);
+    expect_misfit(
+        &format!(
+            "{d1},Washington,King,53033,10,0,10,0\n{d1},New Mexico,\"Doña Ana, \"\"DA\"\"\",35013,3,,3,\n"
+        ),
+        "",
+        &format!(
+            "{d1},Washington,King,cases,10,10\n{d1},New Mexico,\"Doña Ana, \"\"DA\"\"\",deaths,,\n"
+        ),
+        "2 revisions have the same old and new value",
+    )
+    .await;
+}
+
+/// A version of a keyed dataset read by the real producer from NYT files `(name, text)`.
+fn curated(table: &Table, files: &[(&str, &str)]) -> Curated {
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
+    dataset::keyed::read(table.spec(), &files).unwrap()
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap()
+}
+
+/// `COPY (query) TO STDOUT` as CSV with a header, the way the producer writes its buffers.
+async fn copy_out(client: &Client, query: &str) -> String {
+    let chunks: Vec<_> = client
+        .copy_out(&format!(
+            "COPY ({query}) TO STDOUT (FORMAT csv, HEADER true)"
+        ))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    text(chunks.iter().flat_map(|c| c.iter().copied()).collect())
+}
+
+/// The table's rows, or `run_id`'s revisions, in the producer's columns and order (key, byte
+/// order, then date).
+async fn stored_csv(
+    client: &Client,
+    env: &Env,
+    table: &Table,
+    revisions_of: Option<&str>,
+) -> String {
+    let keys = table.key().join(", ");
+    let order = table
+        .key()
+        .iter()
+        .map(|k| format!("{k} COLLATE \"C\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let query = match revisions_of {
+        None => format!(
+            "SELECT date, {keys}, fips, cases, deaths, new_cases, new_deaths
+             FROM \"{env}\".{} ORDER BY {order}, date",
+            table.table_name()
+        ),
+        Some(run_id) => format!(
+            "SELECT date, {keys}, field, old_value, new_value
+             FROM \"{env}\".{} WHERE run_id = '{run_id}' ORDER BY {order}, date, field",
+            table.changes()
+        ),
+    };
+    copy_out(client, &query).await
+}
+
+/// What the producer made of two versions' files: each version's rows CSV and row count, the
+/// first one's counts as a whole, the delta's buffers, counts and change lines.
+struct Produced {
+    first_rows: Vec<u8>,
+    first_len: u64,
+    first_counts: Counts,
+    next_rows: Vec<u8>,
+    next_len: u64,
+    delta: [Vec<u8>; 3],
+    counts: Counts,
+    change_lines: u64,
+}
+
+/// Runs the producer (`dataset::keyed`: read, delta, the CSV buffers) on NYT files. Polars blocks
+/// in place, which a current-thread runtime refuses: a caller runs it on a blocking thread.
+fn produce(table: Table, first: &[(&str, &str)], next: &[(&str, &str)]) -> Produced {
+    let first = curated(&table, first);
+    let next = curated(&table, next);
+    let delta = dataset::keyed::delta(Some(&first), &next).unwrap();
+    Produced {
+        first_rows: first.rows_csv().unwrap(),
+        first_len: first.rows() as u64,
+        first_counts: dataset::keyed::delta(None, &first).unwrap().counts,
+        next_rows: next.rows_csv().unwrap(),
+        next_len: next.rows() as u64,
+        delta: [
+            delta.rows_csv().unwrap(),
+            delta.removed_csv().unwrap(),
+            delta.changes_csv().unwrap(),
+        ],
+        counts: delta.counts,
+        change_lines: delta.changes.height() as u64,
+    }
+}
+
+/// The contract between the crates: the buffers `dataset::keyed` produces from NYT files load
+/// as they are; a reconcile of the first version, then the delta of the next on it, leave the
+/// table equal to the curated rows, with the delta's counts and revisions.
+async fn the_producers_buffers_load(
+    table: Table,
+    first: &'static [(&'static str, &'static str)],
+    next: &'static [(&'static str, &'static str)],
+    expect: Counts,
+) {
+    let produced = tokio::task::spawn_blocking(move || produce(table, first, next))
+        .await
+        .unwrap();
+    let table = &table;
+    let (mut client, env) = fresh().await;
+    let tx = client.transaction().await.unwrap();
+    let applied = keyed::reconcile(&tx, &env, table, &run("run-1"), &produced.first_rows, SHARE)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(applied.counts, produced.first_counts);
+    assert_eq!(applied.rows, produced.first_len);
+    assert_eq!(
+        stored_csv(&client, &env, table, None).await,
+        text(produced.first_rows.clone())
+    );
+
+    assert_eq!(produced.counts, expect, "the fixtures' delta");
+    let [rows, removed, changes] = &produced.delta;
+    let base = run("run-1");
+    let tx = client.transaction().await.unwrap();
+    let shipped = Delta {
+        base_run_id: &base,
+        rows,
+        removed,
+        changes,
+    };
+    // One row of the few removed is more than SHARE.
+    let applied =
+        expect_applied(keyed::apply_delta(&tx, &env, table, &run("run-2"), &shipped, 0.5).await);
+    tx.commit().await.unwrap();
+    assert_eq!(applied.counts, produced.counts);
+    assert_eq!(applied.changes, produced.change_lines);
+    assert_eq!(applied.rows, produced.next_len);
+    assert_eq!(
+        stored_csv(&client, &env, table, None).await,
+        text(produced.next_rows.clone())
+    );
+    assert_eq!(
+        stored_csv(&client, &env, table, Some("run-2")).await,
+        text(changes.clone())
+    );
+    let base: (String, i64) = client
+        .query_one(
+            &format!("SELECT run_id, rows FROM \"{env}\".keyed_base WHERE dataset = $1"),
+            &[&table.dataset()],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(base, ("run-2".to_owned(), produced.next_len as i64));
+    drop_schema(&env).await;
+}
+
+#[tokio::test]
+async fn the_states_producers_buffers_load_into_states_daily() {
+    the_producers_buffers_load(
+        Table::STATES,
+        &[(
+            "us-states.csv",
+            include_str!("../fixtures/keyed/us-states-v1.csv"),
+        )],
+        &[(
+            "us-states.csv",
+            include_str!("../fixtures/keyed/us-states-v2.csv"),
+        )],
+        // Day 4 (and Puerto Rico) new; Washington's day 2 and New York's day 1 revised, each
+        // with the next day's delta; Guam's day 1 gone, so its day 2 is its first.
+        Counts {
+            inserted: 4,
+            updated: 5,
+            unchanged: 3,
+            removed: 1,
+            revised: 2,
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_counties_producers_buffers_load_into_counties_daily() {
+    the_producers_buffers_load(
+        Table::COUNTIES,
+        &[(
+            "us-counties.csv",
+            include_str!("../fixtures/keyed/us-counties-v1.csv"),
+        )],
+        // The yearly file and the recent one, overlapping on day 2.
+        &[
+            (
+                "us-counties-2021.csv",
+                include_str!("../fixtures/keyed/us-counties-2021-v2.csv"),
+            ),
+            (
+                "us-counties-recent.csv",
+                include_str!("../fixtures/keyed/us-counties-recent-v2.csv"),
+            ),
+        ],
+        // Day 3 (and Snohomish) new; Doña Ana's day 1 cases and New York City's day 2 deaths
+        // revised; Washington's Unknown day 1 gone.
+        Counts {
+            inserted: 5,
+            updated: 4,
+            unchanged: 3,
+            removed: 1,
+            revised: 2,
+        },
+    )
+    .await;
 }
