@@ -15,7 +15,7 @@ use super::base;
 use super::error::KeyedError;
 use super::stage::{Kind, stage};
 use super::table::Table;
-use super::write::{VALUES, count, delete_listed, unchanged, upsert};
+use super::write::{VALUES, count, delete_listed, fill_empty, unchanged, upsert};
 use super::{Applied, guarded, lock, steps};
 
 /// Makes `table` in `env`'s schema hold exactly `all_rows` (the rows CSV of the whole dataset:
@@ -73,7 +73,7 @@ async fn reconcile_all(
 
     let (lines, revised, removed, up) = if diff.all_added {
         // An empty table: every staged row is new, nothing to revise or delete.
-        let up = upsert(tx, env, table, &staging, "true", run_id).await?;
+        let up = fill_empty(tx, env, table, &staging, run_id).await?;
         (0, 0, 0, up)
     } else {
         let (lines, revised) = record_revisions(tx, env, table, &diff.name, run_id).await?;

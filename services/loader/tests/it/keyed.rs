@@ -440,6 +440,31 @@ async fn a_first_reconcile_inserts_every_row_and_records_its_base() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(run_ids, ["run-a"]);
+    // The first load drops the secondary indexes and builds them again: all are back, as the
+    // migration made them.
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index
+             WHERE indrelid = $1::text::regclass ORDER BY 1",
+            &[&format!("\"{env}\".counties_daily")],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            format!("CREATE INDEX counties_daily_date ON {env}.counties_daily USING btree (date)"),
+            format!(
+                "CREATE INDEX counties_daily_fips ON {env}.counties_daily USING btree (fips, date)"
+            ),
+            format!(
+                "CREATE UNIQUE INDEX counties_daily_pkey ON {env}.counties_daily USING btree (state, county, date)"
+            ),
+        ]
+    );
     drop_schema(&env).await;
 }
 
