@@ -61,16 +61,16 @@ pub fn notified_key(env: &Env, run_id: &RunId) -> String {
     format!("{env}.notified.{run_id}")
 }
 
-/// The longest one object-store read or write may take unless its caller says otherwise. The
-/// pipeline's objects are a few MB at most, which the store moves in well under a second; an
-/// operation still going after this is stuck (its chunks were purged, the server is gone) and
-/// must not hold the message in hand any longer.
 /// The default limit on one raw payload (`MAX_PAYLOAD_BYTES`, read by the extractor and the
 /// transformer). The largest upstream file, NYT's `us-counties.csv`, passed 100 MB before upstream
 /// split it by year: 256 MiB holds it with room to grow, and still refuses a runaway download
 /// before it is parsed.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 256 * 1024 * 1024;
 
+/// The longest one object-store read or write may take unless its caller says otherwise. The
+/// pipeline's objects are at most a few hundred MB (the county files), which the store moves in
+/// seconds; an operation still going after this is stuck (its chunks were purged, the server is
+/// gone) and must not hold the message in hand any longer.
 pub const OBJECT_DEADLINE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
