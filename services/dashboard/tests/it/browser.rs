@@ -58,11 +58,22 @@ async fn the_page_charts_the_database_its_toggles_work_and_a_new_run_appears_liv
     let outcome = AssertUnwindSafe(exercise(&client, &app, &db, &rows))
         .catch_unwind()
         .await;
+    finish(client, app, "final", outcome).await;
+}
+
+/// Ends a browser test whose checks ran under `catch_unwind`: keeps a screenshot named `name`,
+/// closes the browser and the app, then fails the test if a check did.
+pub(crate) async fn finish(
+    client: Client,
+    app: TestApp,
+    name: &str,
+    outcome: std::thread::Result<()>,
+) {
     let screenshot = client.screenshot().await;
     let _ = client.close().await;
     app.stop().await;
     if let Ok(png) = screenshot {
-        write_screenshot("final", &png);
+        write_screenshot(name, &png);
     }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);

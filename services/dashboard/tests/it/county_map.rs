@@ -20,7 +20,7 @@ use shared::Env;
 use test_support::stack::{self, Identity};
 
 use crate::browser::{
-    CHROMEDRIVER, CHROMIUM, Chromedriver, set_date, text, thousands, wait_for, write_screenshot,
+    CHROMEDRIVER, CHROMIUM, Chromedriver, finish, set_date, text, thousands, wait_for,
 };
 use crate::support::{TestApp, TestDb, date};
 
@@ -227,15 +227,7 @@ async fn the_county_map_of_a_full_table_draws_a_picked_date_with_each_countys_ro
     let outcome = AssertUnwindSafe(exercise(&client, &app, &db))
         .catch_unwind()
         .await;
-    let screenshot = client.screenshot().await;
-    let _ = client.close().await;
-    app.stop().await;
-    if let Ok(png) = screenshot {
-        write_screenshot("county-map", &png);
-    }
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    finish(client, app, "county-map", outcome).await;
 }
 
 /// One county's row on a date, from the table.
