@@ -97,7 +97,7 @@ nats_permissions() {
       pub=("${NATS_DECLARE[@]}" "${NATS_CONSUME_ETL[@]}" '$JS.API.CONSUMER.CREATE.ETL.*.etl.*.extracted.*'
         'etl.*.transformed' 'etl.*.failed.transform' 'etl.*.dead.transform'
         $(nats_read_objects etl-raw) $(nats_read_objects etl-curated) $(nats_write_objects etl-curated)
-        $(nats_read_keys '*.*.latest'))
+        $(nats_read_keys '*.*.latest') $(nats_write_keys '*.*.curated') $(nats_read_keys '*.*.curated'))
       sub=('_INBOX.transformer.>' $(nats_micro_subs transformer)) ;;
     loader)
       pub=("${NATS_DECLARE[@]}" "${NATS_CONSUME_ETL[@]}"

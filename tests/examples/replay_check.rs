@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let test = TestEnv::named(env.clone()).await;
     let steps = replay::load_timeline(&timeline)
         .with_context(|| format!("reading {}", timeline.display()))?;
-    let nyt_path = Source::Nyt.default_location().path;
+    let nyt_path = Source::NYT.default_location().unwrap().path;
 
     let github = FakeGithub::start().await?;
     github.queue_steps(steps.clone());

@@ -80,7 +80,7 @@ mod tests {
 
     fn report(received_bytes: u64, total_bytes: u64) -> DownloadProgress {
         DownloadProgress {
-            source: Source::Nyt,
+            source: Source::NYT,
             commit: "abc".into(),
             received_bytes,
             total_bytes,

@@ -20,6 +20,7 @@ use shared::config::{NatsConfig, Vars};
 pub mod db;
 pub mod dead;
 pub mod diff;
+pub mod diff_keyed;
 pub mod download_bar;
 pub mod exit;
 pub mod export;
@@ -150,10 +151,20 @@ pub enum Command {
     },
     /// Print what a run with these files would change, without writing anything.
     Diff {
-        #[arg(long)]
-        nyt: std::path::PathBuf,
-        #[arg(long)]
-        jhu: std::path::PathBuf,
+        /// The dataset: `us` (from --nyt and --jhu), `states` or `counties` (from --file, once
+        /// per upstream file).
+        #[arg(long, default_value = "us", value_parser = ["us", "states", "counties"])]
+        dataset: String,
+        /// NYT's `us.csv` (dataset `us`).
+        #[arg(long, required_if_eq("dataset", "us"))]
+        nyt: Option<std::path::PathBuf>,
+        /// JHU's file (dataset `us`).
+        #[arg(long, required_if_eq("dataset", "us"))]
+        jhu: Option<std::path::PathBuf>,
+        /// A file of a keyed dataset (`us-states.csv`, `us-counties-2021.csv`…); rows found in
+        /// two files must agree.
+        #[arg(long = "file", conflicts_with_all = ["nyt", "jhu"])]
+        files: Vec<std::path::PathBuf>,
         #[command(flatten)]
         env: EnvArg,
     },
@@ -348,7 +359,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: Some(DeadAction::Retry { id }),
             ..
         } => dead::run_retry(connections, id, json).await,
-        Command::Diff { nyt, jhu, env } => diff::run(connections, &nyt, &jhu, &env.env, json).await,
+        Command::Diff {
+            dataset,
+            nyt,
+            jhu,
+            files,
+            env,
+        } => match (dataset::keyed::Spec::by_name(&dataset), nyt, jhu) {
+            (None, Some(nyt), Some(jhu)) => {
+                diff::run(connections, &nyt, &jhu, &env.env, json).await
+            }
+            (Some(spec), _, _) if !files.is_empty() => {
+                diff_keyed::run(connections, spec, &files, &env.env, json).await
+            }
+            _ => anyhow::bail!(
+                "etl diff --dataset {dataset} needs its files: --nyt and --jhu for us, --file for states and counties"
+            ),
+        },
         Command::Export {
             dataset,
             format,

@@ -14,6 +14,8 @@ use crate::{Connections, db, say};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunLine {
     pub run_id: String,
+    /// `us`, `states`, `counties`.
+    pub dataset: String,
     pub status: String,
     pub trigger: String,
     pub inserted: i64,
@@ -73,7 +75,7 @@ pub async fn list(
         "SELECT run_id, status, coalesce(trigger->>'kind', ''), \
                 coalesce(inserted, 0)::bigint, coalesce(updated, 0)::bigint, coalesce(unchanged, 0)::bigint, \
                 coalesce(removed, 0)::bigint, coalesce(revised, 0)::bigint, \
-                finished_at, coalesce(kind, ''), coalesce(error, '') \
+                finished_at, coalesce(kind, ''), coalesce(error, ''), dataset \
          FROM \"{env}\".etl_runs ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST LIMIT $1"
     );
     let rows = client.query(&sql, &[&limit.clamp(1, 1000)]).await?;
@@ -91,6 +93,7 @@ pub async fn list(
                 finished_at: row.try_get(8)?,
                 kind: row.try_get(9)?,
                 error: row.try_get(10)?,
+                dataset: row.try_get(11)?,
             })
         })
         .collect()
@@ -98,8 +101,9 @@ pub async fn list(
 
 pub fn header() -> String {
     format!(
-        "{:<24} {:<10} {:<8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19}  {:<18}  reason",
+        "{:<24} {:<9} {:<10} {:<8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19}  {:<18}  reason",
         "run",
+        "dataset",
         "status",
         "trigger",
         "inserted",
@@ -122,8 +126,9 @@ impl RunLine {
             &self.kind
         };
         format!(
-            "{:<24} {:<10} {:<8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19}  {:<18}  {}",
+            "{:<24} {:<9} {:<10} {:<8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19}  {:<18}  {}",
             self.run_id,
+            self.dataset,
             self.status,
             self.trigger,
             self.inserted,

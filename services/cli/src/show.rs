@@ -450,9 +450,11 @@ mod tests {
 
     fn extracted(sha: &str, trigger: Trigger) -> shared::events::Extracted {
         shared::events::Extracted {
+            dataset: shared::Dataset::US,
+            dataset_sources: Vec::new(),
             schema_version: SCHEMA_VERSION,
             env: Env::prod(),
-            source: Source::Nyt,
+            source: Source::NYT,
             upstream: UpstreamRef {
                 repo: "r".into(),
                 path: "p".into(),
@@ -477,7 +479,7 @@ mod tests {
         let forced = Trigger::forced(TriggerKind::Manual, TriggerId::new("t1").unwrap());
         let event = extracted("x", commit.clone());
         let inputs = vec![InputRef {
-            source: Source::Nyt,
+            source: Source::NYT,
             upstream: event.upstream.clone(),
             object: event.object.clone(),
         }];

@@ -126,8 +126,8 @@ async fn exercise(
         .push(format!("subscribed to {}", subjects::notify(env)));
 
     let trigger = Trigger::forced(TriggerKind::Smoke, crate::trigger::new_trigger_id());
-    let nyt = publish_dummy(stores, env, Source::Nyt, DUMMY_NYT, &trigger).await?;
-    let jhu = publish_dummy(stores, env, Source::Jhu, DUMMY_JHU, &trigger).await?;
+    let nyt = publish_dummy(stores, env, Source::NYT, DUMMY_NYT, &trigger).await?;
+    let jhu = publish_dummy(stores, env, Source::JHU, DUMMY_JHU, &trigger).await?;
     let run_id = run_id::of_inputs(env, &nyt, &jhu, &trigger);
     report.steps.push(format!(
         "published dummy NYT and JHU payloads; waiting for run {run_id}"
@@ -247,7 +247,9 @@ async fn publish_dummy(
     trigger: &Trigger,
 ) -> anyhow::Result<Extracted> {
     let sha256 = Digest::of(content.as_bytes());
-    let location = source.default_location();
+    let location = source
+        .default_location()
+        .expect("the smoke test's sources are NYT and JHU");
     // A commit id must be hex; the payload's own digest stands in for the commit it was read at.
     let commit_sha = CommitSha::new(&sha256.as_str()[..40])?;
     let now = chrono::Utc::now();
@@ -258,10 +260,12 @@ async fn publish_dummy(
         ("commit_time".to_owned(), now.to_rfc3339()),
         ("fetched_at".to_owned(), now.to_rfc3339()),
     ]);
-    let name = store::raw_object_name(env, source, &sha256);
+    let name = store::raw_object_name(env, &source, &sha256);
     let object =
         store::put_object(&stores.raw, RAW_BUCKET, &name, content.as_bytes(), metadata).await?;
     let event = Extracted {
+        dataset: shared::Dataset::US,
+        dataset_sources: Vec::new(),
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
         source,

@@ -107,13 +107,17 @@ pub struct ConsumerStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct EnvStatus {
     pub env: String,
+    /// The env's latest run, of any dataset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_run: Option<LatestRun>,
+    /// The latest run of each dataset, by dataset name.
+    pub latest_runs: Vec<LatestRun>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LatestRun {
     pub run_id: String,
+    pub dataset: String,
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
@@ -298,23 +302,37 @@ async fn latest_runs(
         let env: String = schema.get(0);
         // The schema name is an env's (validated by the loader when it made it); quoted anyway.
         let sql = format!(
-            "SELECT run_id, status, finished_at \
-             FROM \"{}\".etl_runs ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST LIMIT 1",
+            "SELECT DISTINCT ON (dataset) run_id, dataset, status, finished_at \
+             FROM \"{}\".etl_runs \
+             ORDER BY dataset, coalesce(finished_at, started_at) DESC NULLS LAST",
             env.replace('"', "\"\"")
         );
-        let latest_run = client.query_opt(&sql, &[]).await?.map(|row| LatestRun {
-            run_id: row.get(0),
-            status: row.get(1),
-            finished_at: row.get(2),
-        });
-        if let Some(run) = &latest_run
-            && run.status == "failed"
-        {
-            report
-                .warnings
-                .push(format!("env {env}: the latest run {} failed", run.run_id));
+        let latest_runs: Vec<LatestRun> = client
+            .query(&sql, &[])
+            .await?
+            .iter()
+            .map(|row| LatestRun {
+                run_id: row.get(0),
+                dataset: row.get(1),
+                status: row.get(2),
+                finished_at: row.get(3),
+            })
+            .collect();
+        for run in latest_runs.iter().filter(|run| run.status == "failed") {
+            report.warnings.push(format!(
+                "env {env}: the latest {} run {} failed",
+                run.dataset, run.run_id
+            ));
         }
-        report.envs.push(EnvStatus { env, latest_run });
+        let latest_run = latest_runs
+            .iter()
+            .max_by_key(|run| run.finished_at)
+            .cloned();
+        report.envs.push(EnvStatus {
+            env,
+            latest_run,
+            latest_runs,
+        });
     }
     Ok(())
 }
@@ -385,17 +403,20 @@ fn print(report: &StatusReport) {
         }
     }
     for env in &report.envs {
-        match &env.latest_run {
-            Some(run) => say!(
-                "env {}: latest run {} {} at {} UTC",
+        if env.latest_runs.is_empty() {
+            say!("env {}: no runs yet", env.env);
+        }
+        for run in &env.latest_runs {
+            say!(
+                "env {}: latest {} run {} {} at {} UTC",
                 env.env,
+                run.dataset,
                 run.run_id,
                 run.status,
                 run.finished_at
                     .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default()
-            ),
-            None => say!("env {}: no runs yet", env.env),
+            );
         }
     }
 }

@@ -488,6 +488,14 @@
     });
     events.addEventListener("loaded", (e) => {
       const run = JSON.parse(e.data);
+      const dataset = run.dataset || "us";
+      if (dataset !== "us") {
+        // A state or county run: the county map redraws itself; the national charts stay.
+        toast("Run landed (" + dataset + "): " + run.inserted + " new, " + run.updated + " updated, " + run.removed + " removed rows; data through " + run.last_date + ".", "loaded");
+        window.dispatchEvent(new CustomEvent("covid:dataset-loaded", { detail: run }));
+        loadRuns().catch((err) => showError("Could not load the runs: " + err.message));
+        return;
+      }
       toast(
         "Run landed: " + run.inserted + " new, " + run.updated + " updated, " + run.removed + " removed, " + run.revised + " revised; data through " + run.last_date + ".",
         "loaded"

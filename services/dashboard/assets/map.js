@@ -317,6 +317,13 @@
     $("#county-table-details").addEventListener("toggle", (e) => {
       if (e.target.open) renderTable();
     });
+    // A county run landed (app.js relays the live event): the date picked is drawn again, or,
+    // while the map follows the latest date, the new latest.
+    window.addEventListener("covid:dataset-loaded", (e) => {
+      if (!e.detail || e.detail.dataset !== "counties") return;
+      const input = $("#county-date");
+      drawOrReport(input.value && input.value !== input.max ? input.value : "");
+    });
     drawOrReport("");
   }
 

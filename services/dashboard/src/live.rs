@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::Serialize;
+use shared::Dataset;
 use shared::config::NatsConfig;
 use shared::events::{Failed, FailureKind, Loaded, Stage};
 use shared::ids::RunId;
@@ -53,6 +54,8 @@ impl LiveEvent {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadedSummary {
+    /// `us`, `states` or `counties`: which part of the page to refresh.
+    pub dataset: Dataset,
     pub run_id: RunId,
     pub trigger: &'static str,
     pub inserted: u64,
@@ -70,6 +73,7 @@ pub struct LoadedSummary {
 impl From<Loaded> for LoadedSummary {
     fn from(e: Loaded) -> Self {
         Self {
+            dataset: e.dataset,
             run_id: e.run_id,
             trigger: e.trigger.kind.as_str(),
             inserted: e.counts.inserted,

@@ -5,17 +5,47 @@ use std::time::Duration;
 use chrono::NaiveTime;
 use shared::config::{ConfigError, NatsConfig, Parser, Secret, Spec, Var, Vars};
 use shared::source::UpstreamLocation;
-use shared::{Env, Source, store};
+use shared::{Dataset, Env, Source, store};
 use url::Url;
 
 use crate::download::{CUT_OFF_RETRY, Retry};
 
-/// Where one source's file lives upstream.
+/// Where one source's file lives upstream, and the dataset it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSettings {
+    pub dataset: Dataset,
     pub source: Source,
     pub location: UpstreamLocation,
 }
+
+/// Where a keyed dataset's files live unless `<DATASET>_REPO`, `_BRANCH` and `_PATHS` say
+/// otherwise. A dataset is one or more files of one repository and branch: a commit to any of them
+/// makes a run with the latest version of all of them.
+struct KeyedHome {
+    dataset: Dataset,
+    repo: &'static str,
+    branch: &'static str,
+    paths: &'static str,
+}
+
+/// The keyed datasets the extractor knows, at NYT's repository. The county file outgrew one
+/// file and was split by year plus the last 30 days (`recent`); its history before the split is
+/// one `us-counties.csv` (`COUNTIES_PATHS=us-counties.csv`).
+const KEYED_HOMES: [KeyedHome; 2] = [
+    KeyedHome {
+        dataset: Dataset::STATES,
+        repo: "nytimes/covid-19-data",
+        branch: "master",
+        paths: "us-states.csv",
+    },
+    KeyedHome {
+        dataset: Dataset::COUNTIES,
+        repo: "nytimes/covid-19-data",
+        branch: "master",
+        paths: "us-counties-2020.csv,us-counties-2021.csv,us-counties-2022.csv,\
+                us-counties-2023.csv,us-counties-recent.csv",
+    },
+];
 
 impl SourceSettings {
     /// `(owner, repo)` of the location; validated at parse time.
@@ -59,6 +89,9 @@ pub struct Config {
     pub permission_backoff: Duration,
     /// How a download cut off by the connection is tried again before it is reported.
     pub download_retry: Retry,
+    /// `DATASETS`: the datasets polled, in the order given.
+    pub datasets: Vec<Dataset>,
+    /// Every file polled: the sources of each dataset, in the dataset's order.
     pub sources: Vec<SourceSettings>,
 }
 
@@ -99,10 +132,20 @@ impl Config {
                 format!("{per_page} is outside 1..=100, the range GitHub accepts"),
             );
         }
-        let sources = Source::ALL
-            .into_iter()
-            .map(|source| parse_source(&mut p, source))
-            .collect();
+        let datasets = parse_datasets(&mut p);
+        let mut sources = Vec::new();
+        for dataset in &datasets {
+            if dataset.is_us() {
+                sources.extend(
+                    Source::US
+                        .into_iter()
+                        .map(|source| parse_source(&mut p, source)),
+                );
+            } else if let Some(home) = KEYED_HOMES.iter().find(|h| h.dataset == *dataset) {
+                sources.extend(parse_keyed(&mut p, home));
+            }
+        }
+        check_unique(&mut p, &sources);
         p.finish()?;
         Ok(Config {
             metrics_addr,
@@ -121,12 +164,22 @@ impl Config {
             secondary_limit_wait: Duration::from_secs(60),
             permission_backoff: Duration::from_secs(30 * 60),
             download_retry: CUT_OFF_RETRY,
+            datasets,
             sources,
         })
     }
 
-    pub fn source(&self, source: Source) -> Option<&SourceSettings> {
-        self.sources.iter().find(|s| s.source == source)
+    pub fn source(&self, source: &Source) -> Option<&SourceSettings> {
+        self.sources.iter().find(|s| s.source == *source)
+    }
+
+    /// The sources of `dataset`, in the order its transform reads them.
+    pub fn dataset_sources(&self, dataset: &Dataset) -> Vec<Source> {
+        self.sources
+            .iter()
+            .filter(|s| s.dataset == *dataset)
+            .map(|s| s.source.clone())
+            .collect()
     }
 }
 
@@ -178,9 +231,19 @@ pub fn spec() -> Spec {
         .default_value("30s"),
         Var::new("GITHUB_PER_PAGE", "Commits asked for per page (1 to 100)").default_value(30),
     ]);
-    for source in Source::ALL {
+    vars.push(
+        Var::new(
+            "DATASETS",
+            "The datasets polled, comma-separated: us (NYT us.csv with JHU), states (NYT \
+             us-states.csv), counties (NYT's county files)",
+        )
+        .default_value(default_datasets()),
+    );
+    for source in Source::US {
         let prefix = source.as_str().to_uppercase();
-        let home = source.default_location();
+        let home = source
+            .default_location()
+            .expect("the us sources have a default location");
         vars.extend([
             Var::new(
                 format!("{prefix}_REPO"),
@@ -199,6 +262,30 @@ pub fn spec() -> Spec {
             .default_value(home.path),
         ]);
     }
+    for home in &KEYED_HOMES {
+        let prefix = home.dataset.as_str().to_uppercase();
+        vars.extend([
+            Var::new(
+                format!("{prefix}_REPO"),
+                format!("The repository of the {} dataset, owner/name", home.dataset),
+            )
+            .default_value(home.repo),
+            Var::new(
+                format!("{prefix}_BRANCH"),
+                format!("The branch of {prefix}_REPO that is followed"),
+            )
+            .default_value(home.branch),
+            Var::new(
+                format!("{prefix}_PATHS"),
+                format!(
+                    "The files of the {} dataset inside {prefix}_REPO, comma-separated; rows \
+                     found in two of them must agree",
+                    home.dataset
+                ),
+            )
+            .default_value(home.paths.split_whitespace().collect::<String>()),
+        ]);
+    }
     Spec::new(
         env!("CARGO_PKG_NAME"),
         env!("CARGO_PKG_VERSION"),
@@ -208,12 +295,88 @@ pub fn spec() -> Spec {
     )
 }
 
+fn default_datasets() -> String {
+    Dataset::ALL.map(|d| d.to_string()).join(",")
+}
+
+/// `DATASETS`: known names, each once.
+fn parse_datasets(p: &mut Parser<'_>) -> Vec<Dataset> {
+    let raw = p.string("DATASETS", &default_datasets());
+    let mut datasets: Vec<Dataset> = Vec::new();
+    for name in raw.split(',').map(str::trim) {
+        match Dataset::ALL.iter().find(|d| d.as_str() == name) {
+            Some(d) if datasets.contains(d) => {
+                p.error("DATASETS", format!("`{name}` is listed twice"))
+            }
+            Some(d) => datasets.push(d.clone()),
+            None => p.error(
+                "DATASETS",
+                format!(
+                    "`{name}` is not a dataset: expected some of {}",
+                    default_datasets()
+                ),
+            ),
+        }
+    }
+    if datasets.is_empty() {
+        p.error("DATASETS", "names no dataset");
+    }
+    datasets
+}
+
 /// `NYT_REPO`, `NYT_BRANCH`, `NYT_PATH` (and `JHU_…`), defaulting to the source's usual home.
 fn parse_source(p: &mut Parser<'_>, source: Source) -> SourceSettings {
-    let default = source.default_location();
+    let default = source
+        .default_location()
+        .expect("the us sources have a default location");
     let prefix = source.as_str().to_uppercase();
-    let repo_var = format!("{prefix}_REPO");
-    let repo = p.string(&repo_var, &default.repo);
+    let repo = parse_repo(p, &format!("{prefix}_REPO"), &default.repo);
+    let branch = p.string(&format!("{prefix}_BRANCH"), &default.branch);
+    let path_var = format!("{prefix}_PATH");
+    let path = p.string(&path_var, &default.path);
+    check_path(p, &path_var, &path);
+    SourceSettings {
+        dataset: Dataset::US,
+        source,
+        location: UpstreamLocation { repo, branch, path },
+    }
+}
+
+/// `<DATASET>_REPO`, `_BRANCH` and `_PATHS`: one source per file, named after it
+/// (`us-counties-2021.csv` is source `us-counties-2021`).
+fn parse_keyed(p: &mut Parser<'_>, home: &KeyedHome) -> Vec<SourceSettings> {
+    let prefix = home.dataset.as_str().to_uppercase();
+    let repo = parse_repo(p, &format!("{prefix}_REPO"), home.repo);
+    let branch = p.string(&format!("{prefix}_BRANCH"), home.branch);
+    let paths_var = format!("{prefix}_PATHS");
+    let default_paths: String = home.paths.split_whitespace().collect();
+    let paths = p.string(&paths_var, &default_paths);
+    let mut sources = Vec::new();
+    for path in paths.split(',').map(str::trim) {
+        if !check_path(p, &paths_var, path) {
+            continue;
+        }
+        match Source::of_path(path) {
+            Ok(source) => sources.push(SourceSettings {
+                dataset: home.dataset.clone(),
+                source,
+                location: UpstreamLocation::new(&repo, &branch, path),
+            }),
+            Err(err) => p.error(
+                &paths_var,
+                format!("`{path}`: the file's name makes no source: {err}"),
+            ),
+        }
+    }
+    if sources.is_empty() {
+        p.error(&paths_var, "names no file");
+    }
+    sources
+}
+
+/// An `owner/name` repository; the default in place of an invalid one (already reported).
+fn parse_repo(p: &mut Parser<'_>, var: &str, default: &str) -> String {
+    let repo = p.string(var, default);
     let valid_repo = repo.split_once('/').is_some_and(|(owner, name)| {
         [owner, name].iter().all(|part| {
             !part.is_empty()
@@ -222,30 +385,47 @@ fn parse_source(p: &mut Parser<'_>, source: Source) -> SourceSettings {
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         })
     });
-    if !valid_repo {
+    if valid_repo {
+        repo
+    } else {
         p.error(
-            &repo_var,
+            var,
             format!("`{repo}` is not a GitHub repository in the form owner/name"),
         );
+        default.to_owned()
     }
-    let branch = p.string(&format!("{prefix}_BRANCH"), &default.branch);
-    let path_var = format!("{prefix}_PATH");
-    let path = p.string(&path_var, &default.path);
-    if path.starts_with('/')
+}
+
+/// Whether `path` is a file path inside a repository; reports it if not.
+fn check_path(p: &mut Parser<'_>, var: &str, path: &str) -> bool {
+    let valid = !(path.starts_with('/')
         || path.ends_with('/')
-        || path.split('/').any(|seg| seg.is_empty() || seg == "..")
-    {
+        || path.split('/').any(|seg| seg.is_empty() || seg == ".."));
+    if !valid {
         p.error(
-            &path_var,
+            var,
             format!("`{path}` is not a file path inside the repository (like data/file.csv)"),
         );
     }
-    let location = if valid_repo {
-        UpstreamLocation { repo, branch, path }
-    } else {
-        default
-    };
-    SourceSettings { source, location }
+    valid
+}
+
+/// Two files of the same name would share their source's subject, keys and objects.
+fn check_unique(p: &mut Parser<'_>, sources: &[SourceSettings]) {
+    for (i, s) in sources.iter().enumerate() {
+        if sources[..i]
+            .iter()
+            .any(|earlier| earlier.source == s.source)
+        {
+            p.error(
+                "DATASETS",
+                format!(
+                    "two files are named {} ({}); a source is named after its file, so each must be unique",
+                    s.source, s.location.path
+                ),
+            );
+        }
+    }
 }
 
 /// `DAILY_RUN_AT`: `HH:MM` or `HH:MM:SS`, UTC.
@@ -327,11 +507,11 @@ mod tests {
         assert_eq!(config.env, Env::prod());
         assert!(config.token.is_none());
         assert_eq!(
-            config.source(Source::Nyt).unwrap().location,
-            Source::Nyt.default_location()
+            Some(config.source(&Source::NYT).unwrap().location.clone()),
+            Source::NYT.default_location()
         );
         assert_eq!(
-            config.source(Source::Jhu).unwrap().owner_repo(),
+            config.source(&Source::JHU).unwrap().owner_repo(),
             ("datasets", "covid-19")
         );
     }
@@ -344,12 +524,79 @@ mod tests {
             ("JHU_PATH", "x/y.csv"),
         ]);
         let config = Config::from_vars(&vars).unwrap();
-        let nyt = &config.source(Source::Nyt).unwrap().location;
+        let nyt = &config.source(&Source::NYT).unwrap().location;
         assert_eq!(
             (nyt.repo.as_str(), nyt.branch.as_str(), nyt.path.as_str()),
             ("me/fork", "dev", "us.csv")
         );
-        assert_eq!(config.source(Source::Jhu).unwrap().location.path, "x/y.csv");
+        assert_eq!(
+            config.source(&Source::JHU).unwrap().location.path,
+            "x/y.csv"
+        );
+    }
+
+    #[test]
+    fn every_dataset_is_polled_by_default_each_file_a_source() {
+        let config = Config::from_vars(&Vars::default()).unwrap();
+        assert_eq!(config.datasets, Dataset::ALL.to_vec());
+        let names: Vec<&str> = config.sources.iter().map(|s| s.source.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "nyt",
+                "jhu",
+                "us-states",
+                "us-counties-2020",
+                "us-counties-2021",
+                "us-counties-2022",
+                "us-counties-2023",
+                "us-counties-recent"
+            ]
+        );
+        let counties = config.dataset_sources(&Dataset::COUNTIES);
+        assert_eq!(counties.len(), 5);
+        let recent = config.source(&counties[4]).unwrap();
+        assert_eq!(
+            (recent.location.repo.as_str(), recent.location.path.as_str()),
+            ("nytimes/covid-19-data", "us-counties-recent.csv")
+        );
+    }
+
+    #[test]
+    fn datasets_and_their_files_are_configurable() {
+        let vars = Vars::from_pairs([
+            ("DATASETS", "counties"),
+            ("COUNTIES_PATHS", "data/us-counties.csv"),
+            ("COUNTIES_BRANCH", "main"),
+        ]);
+        let config = Config::from_vars(&vars).unwrap();
+        assert_eq!(config.datasets, vec![Dataset::COUNTIES]);
+        assert_eq!(config.sources.len(), 1);
+        let only = &config.sources[0];
+        assert_eq!(only.source.as_str(), "us-counties");
+        assert_eq!(only.location.branch, "main");
+        assert_eq!(only.location.path, "data/us-counties.csv");
+        assert!(config.source(&Source::NYT).is_none());
+    }
+
+    #[test]
+    fn unknown_repeated_or_clashing_datasets_are_refused() {
+        let refused = |pairs: &[(&str, &str)]| {
+            Config::from_vars(&Vars::from_pairs(pairs.iter().copied()))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused(&[("DATASETS", "us,world")]).contains("`world` is not a dataset"));
+        assert!(refused(&[("DATASETS", "us,us")]).contains("listed twice"));
+        assert!(refused(&[("DATASETS", " , ")]).contains("DATASETS: `` is not a dataset"));
+        assert!(
+            refused(&[("DATASETS", "states"), ("STATES_PATHS", "a.csv,x/a.csv")])
+                .contains("each must be unique")
+        );
+        assert!(
+            refused(&[("DATASETS", "states"), ("STATES_PATHS", "a b.csv")])
+                .contains("makes no source")
+        );
     }
 
     #[test]

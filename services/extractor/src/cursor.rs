@@ -34,7 +34,7 @@ impl Cursor {
 pub async fn load(
     state: &kv::Store,
     env: &Env,
-    source: Source,
+    source: &Source,
 ) -> Result<Option<Cursor>, StoreError> {
     kv_get(state, &cursor_key(env, source)).await
 }
@@ -42,7 +42,7 @@ pub async fn load(
 pub async fn save(
     state: &kv::Store,
     env: &Env,
-    source: Source,
+    source: &Source,
     cursor: &Cursor,
 ) -> Result<(), StoreError> {
     kv_put(state, &cursor_key(env, source), cursor).await

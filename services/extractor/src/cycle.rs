@@ -8,7 +8,7 @@ use shared::events::{Extracted, Failed, SCHEMA_VERSION, Stage, Trigger, TriggerK
 use shared::ids::{RunId, TriggerId};
 use shared::nats::publish;
 use shared::store::{LatestWrite, put_latest};
-use shared::{Source, run_id};
+use shared::{Dataset, Source, run_id};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -78,7 +78,7 @@ impl Poller {
         let mut transient = false;
         let now = Instant::now();
         for s in self.sources.clone() {
-            let waiting = self.state(s.source).retry_at.is_some_and(|at| at > now);
+            let waiting = self.state(&s.source).retry_at.is_some_and(|at| at > now);
             if *kind == CycleKind::Poll && waiting {
                 continue;
             }
@@ -97,14 +97,14 @@ impl Poller {
             }
             match checked {
                 Ok(Check::Unchanged(refreshed)) => {
-                    self.recovered(s.source).await;
-                    cursors.extend(refreshed.map(|c| (s.source, c)));
+                    self.recovered(&s.source).await;
+                    cursors.extend(refreshed.map(|c| (s.source.clone(), c)));
                 }
                 Ok(Check::SameContent(c)) => {
-                    self.recovered(s.source).await;
-                    cursors.push((s.source, c));
+                    self.recovered(&s.source).await;
+                    cursors.push((s.source.clone(), c));
                 }
-                Ok(Check::New(payload)) => fresh.push((s.source, payload)),
+                Ok(Check::New(payload)) => fresh.push((s, payload)),
                 Err(err) => {
                     transient |= self.is_transient(&err);
                     report
@@ -115,11 +115,13 @@ impl Poller {
         }
 
         let mut events = Vec::new();
-        for (source, payload) in &fresh {
+        for (s, payload) in &fresh {
             let event = Extracted {
                 schema_version: SCHEMA_VERSION,
                 env: self.env.clone(),
-                source: *source,
+                dataset: s.dataset.clone(),
+                source: s.source.clone(),
+                dataset_sources: self.dataset_sources(&s.dataset),
                 upstream: payload.upstream.clone(),
                 object: payload.object.clone(),
                 trigger: kind.trigger(payload.initial),
@@ -130,10 +132,10 @@ impl Poller {
         let forced = kind.forced_trigger();
         if let Some(trigger) = &forced {
             for s in &self.sources {
-                if fresh.iter().any(|(source, _)| *source == s.source) {
+                if fresh.iter().any(|(f, _)| f.source == s.source) {
                     continue;
                 }
-                match &self.state(s.source).latest {
+                match &self.state(&s.source).latest {
                     Some(latest) => {
                         // A re-run is a trace of its own.
                         let span = tracing::info_span!(
@@ -162,16 +164,16 @@ impl Poller {
         match self.announce(&events).await {
             Ok(announced) => {
                 for (event, _) in events {
-                    let source = event.source;
-                    if announced.contains(&source) {
-                        report.published.push(source);
-                        self.state_mut(source).latest = Some(event);
+                    if announced.contains(&event.source) {
+                        let source = event.source.clone();
+                        report.published.push(source.clone());
+                        self.state_mut(&source).latest = Some(event);
                     }
                 }
-                for (source, payload) in fresh {
-                    report.extracted.push(source);
-                    self.recovered(source).await;
-                    cursors.push((source, payload.cursor));
+                for (s, payload) in fresh {
+                    report.extracted.push(s.source.clone());
+                    self.recovered(&s.source).await;
+                    cursors.push((s.source, payload.cursor));
                 }
             }
             Err(err) => {
@@ -183,8 +185,8 @@ impl Poller {
             }
         }
         for (source, c) in cursors {
-            match cursor::save(&self.stores.state, &self.env, source, &c).await {
-                Ok(()) => self.state_mut(source).cursor = Some(c),
+            match cursor::save(&self.stores.state, &self.env, &source, &c).await {
+                Ok(()) => self.state_mut(&source).cursor = Some(c),
                 Err(err) => {
                     tracing::warn!(%source, error = %err, "could not save the cursor; the next poll sees the commit again")
                 }
@@ -198,11 +200,31 @@ impl Poller {
         report
     }
 
-    /// The run id the transformer derives from the latest payloads of both sources.
+    /// The run id the transformer derives from the latest payloads of `us`'s two sources, or else
+    /// of the first dataset polled (the run `etl trigger --wait` follows).
     pub fn run_id(&self, trigger: Trigger) -> Option<RunId> {
-        let nyt = self.state.get(&Source::Nyt)?.latest.as_ref()?;
-        let jhu = self.state.get(&Source::Jhu)?.latest.as_ref()?;
-        Some(run_id::of_inputs(&self.env, nyt, jhu, &trigger))
+        let dataset = &self.sources.first()?.dataset;
+        let latest = |source: &Source| self.state.get(source)?.latest.as_ref();
+        if dataset.is_us() {
+            let nyt = latest(&Source::NYT)?;
+            let jhu = latest(&Source::JHU)?;
+            return Some(run_id::of_inputs(&self.env, nyt, jhu, &trigger));
+        }
+        let inputs = self
+            .dataset_sources(dataset)
+            .iter()
+            .map(latest)
+            .collect::<Option<Vec<_>>>()?;
+        Some(run_id::of_dataset(&self.env, dataset, &inputs, &trigger))
+    }
+
+    /// The sources of `dataset`, in the order its transform reads them.
+    fn dataset_sources(&self, dataset: &Dataset) -> Vec<Source> {
+        self.sources
+            .iter()
+            .filter(|s| s.dataset == *dataset)
+            .map(|s| s.source.clone())
+            .collect()
     }
 
     /// Every latest first, then the events, so a transformer woken by the first event already
@@ -216,7 +238,7 @@ impl Poller {
         let mut announced = Vec::new();
         for (event, _) in events {
             match put_latest(&self.stores.state, event).await? {
-                LatestWrite::Written => announced.push(event.source),
+                LatestWrite::Written => announced.push(event.source.clone()),
                 LatestWrite::Newer { commit_sha } => tracing::warn!(
                     source = %event.source,
                     commit = %event.upstream.commit_sha,
@@ -257,7 +279,7 @@ impl Poller {
 
     /// The source answered: its trouble is over, so the next failure is a new one and its cause is
     /// reported again.
-    async fn recovered(&mut self, source: Source) {
+    async fn recovered(&mut self, source: &Source) {
         let state = self.state_mut(source);
         state.retry_at = None;
         let Some(trouble) = state.trouble.take() else {
@@ -277,7 +299,7 @@ impl Poller {
         kind: &CycleKind,
         err: CheckError,
     ) -> String {
-        let source = s.source;
+        let source = &s.source;
         let trigger = kind.trigger(self.state(source).latest.is_none());
         let failures = self
             .state(source)
@@ -325,7 +347,7 @@ impl Poller {
     /// source has worked in between.
     async fn report_failed(
         &mut self,
-        source: Source,
+        source: &Source,
         cause: Cause,
         reason: &str,
         trigger: Trigger,
@@ -336,16 +358,23 @@ impl Poller {
             tracing::debug!(%source, kind = cause.kind.as_str(), "already reported; not again until the cause changes or the source recovers");
             return;
         }
+        let dataset = self
+            .sources
+            .iter()
+            .find(|s| s.source == *source)
+            .map(|s| s.dataset.clone())
+            .unwrap_or_default();
         let failed = Failed {
             schema_version: SCHEMA_VERSION,
             env: self.env.clone(),
+            dataset,
             run_id: None,
             stage: Stage::Extract,
             kind: cause.kind,
             reason: reason.to_owned(),
             inputs: Vec::new(),
             trigger: Some(trigger),
-            source: Some(source),
+            source: Some(source.clone()),
             // A refused commit is one failure however often it is refused. A failure of the
             // source as a whole has no commit: its moment sets it apart, and it is reported once
             // until the source recovers, so the same trouble coming back later is a new event.

@@ -57,7 +57,7 @@ pub(crate) fn judge(
     poll_interval: Duration,
     permission_backoff: Duration,
 ) -> Verdict {
-    let source = s.source;
+    let source = &s.source;
     let repo = &s.location.repo;
     match err {
         CheckError::Github(
@@ -169,8 +169,9 @@ mod tests {
 
     fn nyt() -> SourceSettings {
         SourceSettings {
-            source: Source::Nyt,
-            location: Source::Nyt.default_location(),
+            dataset: shared::Dataset::US,
+            source: Source::NYT,
+            location: Source::NYT.default_location().unwrap(),
         }
     }
 

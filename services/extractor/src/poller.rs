@@ -104,15 +104,15 @@ impl Poller {
     ) -> Result<Poller, StoreError> {
         let mut state = HashMap::new();
         for s in &config.sources {
-            let cursor = cursor::load(&stores.state, &config.env, s.source).await?;
-            let latest = latest_extracted(&stores.state, &config.env, s.source).await?;
+            let cursor = cursor::load(&stores.state, &config.env, &s.source).await?;
+            let latest = latest_extracted(&stores.state, &config.env, &s.source).await?;
             // The cause already reported is kept; a back-off is not: a restart (often after a fix,
             // such as a new GITHUB_TOKEN) checks every source at once.
-            let trouble = trouble::load(&stores.state, &config.env, s.source)
+            let trouble = trouble::load(&stores.state, &config.env, &s.source)
                 .await
                 .map(|t| Trouble { until: None, ..t });
             state.insert(
-                s.source,
+                s.source.clone(),
                 SourceState {
                     cursor,
                     latest,
@@ -140,8 +140,8 @@ impl Poller {
     /// extractor stored while this one stood by.
     pub async fn reload(&mut self) -> Result<(), StoreError> {
         for s in &self.sources {
-            let cursor = cursor::load(&self.stores.state, &self.env, s.source).await?;
-            let latest = latest_extracted(&self.stores.state, &self.env, s.source).await?;
+            let cursor = cursor::load(&self.stores.state, &self.env, &s.source).await?;
+            let latest = latest_extracted(&self.stores.state, &self.env, &s.source).await?;
             if let Some(state) = self.state.get_mut(&s.source) {
                 state.cursor = cursor;
                 state.latest = latest;
@@ -150,20 +150,20 @@ impl Poller {
         Ok(())
     }
 
-    pub(crate) fn state(&self, source: Source) -> &SourceState {
+    pub(crate) fn state(&self, source: &Source) -> &SourceState {
         self.state
             .get(&source)
             .expect("every configured source has a state")
     }
 
-    pub(crate) fn state_mut(&mut self, source: Source) -> &mut SourceState {
+    pub(crate) fn state_mut(&mut self, source: &Source) -> &mut SourceState {
         self.state
             .get_mut(&source)
             .expect("every configured source has a state")
     }
 
     pub(crate) async fn check(&mut self, s: &SourceSettings) -> Result<Check, CheckError> {
-        let state = self.state(s.source);
+        let state = self.state(&s.source);
         let latest_sha256 = state
             .latest
             .as_ref()
@@ -280,7 +280,7 @@ impl Poller {
         let progress = Progress::new(
             self.stores.js.client(),
             &self.env,
-            s.source,
+            &s.source,
             newest.sha.as_str(),
             blob.size,
         );
@@ -379,7 +379,7 @@ impl Poller {
         sha256: &Digest,
         fetched_at: DateTime<Utc>,
     ) -> Result<ObjectRef, StoreError> {
-        let name = raw_object_name(&self.env, s.source, sha256);
+        let name = raw_object_name(&self.env, &s.source, sha256);
         let object = ObjectRef {
             bucket: RAW_BUCKET.to_owned(),
             name: name.clone(),

@@ -23,11 +23,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(client: Client, env: &Env, source: Source, commit: &str, total_bytes: u64) -> Self {
+    pub fn new(client: Client, env: &Env, source: &Source, commit: &str, total_bytes: u64) -> Self {
         Self {
             client,
             subject: subjects::progress(env, source),
-            source,
+            source: source.clone(),
             commit: commit.to_owned(),
             total_bytes,
             last_sent: Mutex::new(None),
@@ -56,7 +56,7 @@ impl Progress {
 
     async fn send(&self, received_bytes: u64) {
         let report = DownloadProgress {
-            source: self.source,
+            source: self.source.clone(),
             commit: self.commit.clone(),
             received_bytes,
             total_bytes: self.total_bytes,

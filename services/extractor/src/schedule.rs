@@ -36,7 +36,7 @@ impl Poller {
         let first_due = self
             .sources
             .iter()
-            .map(|s| self.state(s.source).retry_at)
+            .map(|s| self.state(&s.source).retry_at)
             .collect::<Option<Vec<Instant>>>()
             .and_then(|due| due.into_iter().min());
         if let Some(due) = first_due.filter(|due| *due > now && *due - now > delay) {

@@ -51,7 +51,7 @@ pub struct Reported {
 
 /// The source's trouble as last saved. A record that cannot be read is no reason to stop the
 /// extractor: it is logged and taken as none, at worst one cause is reported a second time.
-pub async fn load(state: &kv::Store, env: &Env, source: Source) -> Option<Trouble> {
+pub async fn load(state: &kv::Store, env: &Env, source: &Source) -> Option<Trouble> {
     match kv_get(state, &trouble_key(env, source)).await {
         Ok(trouble) => trouble,
         Err(err) => {
@@ -64,14 +64,14 @@ pub async fn load(state: &kv::Store, env: &Env, source: Source) -> Option<Troubl
 pub async fn save(
     state: &kv::Store,
     env: &Env,
-    source: Source,
+    source: &Source,
     trouble: &Trouble,
 ) -> Result<(), StoreError> {
     kv_put(state, &trouble_key(env, source), trouble).await
 }
 
 /// Forgets the trouble once the source works again.
-pub async fn clear(state: &kv::Store, env: &Env, source: Source) -> Result<(), StoreError> {
+pub async fn clear(state: &kv::Store, env: &Env, source: &Source) -> Result<(), StoreError> {
     let key = trouble_key(env, source);
     state.delete(&key).await.map_err(|err| StoreError::KvPut {
         key,

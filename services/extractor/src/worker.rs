@@ -160,17 +160,23 @@ impl Worker {
 
     /// One sentence for the person who triggered: what was checked and what happens next.
     fn describe(&self, report: &CycleReport, force: bool) -> String {
-        let at: Vec<String> = shared::Source::ALL
+        let at: Vec<String> = self
+            .poller
+            .sources
             .iter()
             .filter_map(|s| {
-                let latest = self.poller.state.get(s)?.latest.as_ref()?;
-                Some(format!("{s} at {}", short(&latest.upstream.commit_sha)))
+                let latest = self.poller.state.get(&s.source)?.latest.as_ref()?;
+                Some(format!(
+                    "{} at {}",
+                    s.source,
+                    short(&latest.upstream.commit_sha)
+                ))
             })
             .collect();
-        let at = if at.is_empty() {
-            "no payload yet".to_owned()
-        } else {
-            at.join(" and ")
+        let at = match at.len() {
+            0 => "no payload yet".to_owned(),
+            2 => at.join(" and "),
+            _ => at.join(", "),
         };
         let mut message = match (&report.run_id, report.extracted.is_empty()) {
             (Some(run), false) => format!("new upstream data extracted ({at}); run {run} follows"),
@@ -178,7 +184,7 @@ impl Worker {
                 format!("re-running with the latest payloads ({at}) as run {run}")
             }
             (None, false) => format!(
-                "new upstream data extracted ({at}); a run follows once both sources have a payload"
+                "new upstream data extracted ({at}); a run follows once every source of its dataset has a payload"
             ),
             _ if force => format!("nothing could be re-run ({at})"),
             _ => format!("upstream unchanged ({at}); nothing to run, use --force to re-run anyway"),

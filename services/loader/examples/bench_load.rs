@@ -128,6 +128,7 @@ fn run(env: &Env, tag: &str, sequence: u64, rows: Vec<DailyRow>) -> RunToLoad {
     let transformed = Transformed {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
+        dataset: shared::Dataset::US,
         run_id: run_id::derive(env, &format!("nyt-{tag}"), &format!("jhu-{tag}"), &trigger),
         order: RunOrder::of(&[], sequence),
         trigger,
@@ -144,6 +145,7 @@ fn run(env: &Env, tag: &str, sequence: u64, rows: Vec<DailyRow>) -> RunToLoad {
         dropped: Dropped::default(),
         warnings: vec![],
         timings: vec![],
+        delta: None,
     };
     RunToLoad {
         transformed,

@@ -84,7 +84,7 @@ pub async fn apply_run(
     {
         return Ok(Applied::AlreadyLoaded(Box::new(loaded)));
     }
-    if let Some(by) = runs::newer_success(&tx, &t.env, t.order)
+    if let Some(by) = runs::newer_success(&tx, &t.env, &t.dataset, t.order)
         .await
         .map_err(LoadError::db("read etl_runs"))?
     {
@@ -114,6 +114,7 @@ pub async fn apply_run(
         let failed = Failed {
             schema_version: SCHEMA_VERSION,
             env: t.env.clone(),
+            dataset: t.dataset.clone(),
             run_id: Some(t.run_id.clone()),
             stage: Stage::Load,
             kind: FailureKind::SuspiciousRemoval,
@@ -144,6 +145,7 @@ pub async fn apply_run(
     let loaded = Loaded {
         schema_version: SCHEMA_VERSION,
         env: t.env.clone(),
+        dataset: t.dataset.clone(),
         run_id: t.run_id.clone(),
         trigger: t.trigger.clone(),
         inputs: t.inputs.clone(),
@@ -184,8 +186,8 @@ pub async fn apply_run(
     Ok(Applied::Loaded(Box::new(loaded)))
 }
 
-/// The transformer's steps then the loader's, each named after its stage.
-fn stage_timings(transform: &Timings, load: Timings) -> Timings {
+/// The transformer's steps then the loader's, each named after its stage (the keyed loads' too).
+pub(crate) fn stage_timings(transform: &Timings, load: Timings) -> Timings {
     let transform = transform
         .iter()
         .map(|(step, ms)| (format!("transform.{step}"), *ms));
@@ -214,7 +216,19 @@ impl Steps {
         self.timings.push((name.to_owned(), ms));
         self.last = Instant::now();
     }
+
+    /// Adds the steps a call timed itself (a keyed load's), as `<prefix>.<step>`, in place of a
+    /// lap of its own.
+    pub(crate) fn record(&mut self, prefix: &str, steps: &Timings) {
+        self.timings.extend(
+            steps
+                .iter()
+                .map(|(step, ms)| (format!("{prefix}.{step}"), *ms)),
+        );
+        self.last = Instant::now();
+    }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,8 +15,13 @@ use tokio::sync::Notify;
 
 use crate::error::LoadError;
 
-/// The largest curated dataset the loader reads: a real one is tens of kB.
+/// The largest curated dataset the loader reads: a `us` one is tens of kB, the whole county
+/// history a few tens of MB.
 pub const MAX_CURATED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The largest part of a keyed delta the loader reads: a delta may rewrite every row (upstream
+/// revised its whole history), and the county history's rows CSV is about 110 MB.
+pub const MAX_DELTA_PART_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The longest reading one curated dataset may take, metadata and content together: the store's
 /// own bound for one object (tens of kB move in milliseconds; a read still going is stuck).
@@ -65,6 +70,43 @@ pub async fn read(
         started_at,
         transformed_at,
     })
+}
+
+/// When the run of the curated dataset `object` started and was transformed (its metadata), read
+/// within `deadline`: a keyed run applied from its delta reads no more of it.
+pub async fn run_times(
+    curated: &ObjectStore,
+    object: &ObjectRef,
+    deadline: Duration,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), LoadError> {
+    tokio::time::timeout(deadline, times(curated, object))
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Timeout {
+                name: object.name.clone(),
+                operation: "look-up",
+                deadline,
+            })
+        })
+        .map_err(|error| LoadError::ReadCurated {
+            name: object.name.clone(),
+            error,
+        })
+}
+
+/// One part of a keyed run's delta (COPY-ready CSV), checked against its announced size and
+/// digest, within `deadline`.
+pub async fn read_delta_part(
+    curated: &ObjectStore,
+    object: &ObjectRef,
+    deadline: Duration,
+) -> Result<Vec<u8>, LoadError> {
+    store::get_object(curated, object, MAX_DELTA_PART_BYTES, deadline)
+        .await
+        .map_err(|error| LoadError::ReadCurated {
+            name: object.name.clone(),
+            error,
+        })
 }
 
 /// When the run started and was transformed, from the object's metadata.

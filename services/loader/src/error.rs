@@ -9,6 +9,7 @@ use shared::settle::Failure;
 use shared::store::StoreError;
 
 use crate::db;
+use crate::keyed::KeyedError;
 use crate::migrate::MigrateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +37,31 @@ pub enum LoadError {
         announced: u64,
         found: usize,
     },
+    /// The dataset does not have a value its event announced (a keyed run's first or last date).
+    #[error(
+        "the transformed event announces {field} {announced} but its dataset {name} has {found}"
+    )]
+    Announced {
+        name: String,
+        field: &'static str,
+        announced: String,
+        found: String,
+    },
     /// The database did something other than what the diff predicted: a bug, never retried.
     #[error("the database changes disagree with the diff, nothing was committed: {0}")]
     CountMismatch(String),
+    /// A dataset this version does not load (neither `us` nor a keyed one).
+    #[error("the transformed event is for dataset {0:?}, which this loader does not know")]
+    UnknownDataset(String),
+    /// An object the event names is not where the run's objects are kept.
+    #[error("the transformed event names {field} {found:?}, expected {expected:?}")]
+    ObjectName {
+        field: &'static str,
+        found: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    Keyed(#[from] KeyedError),
     #[error("could not publish {what}: {error}")]
     Publish {
         what: &'static str,
@@ -62,10 +85,14 @@ impl LoadError {
             // The store's rule: a missing or oversized object stays so; bytes that are not the
             // announced ones are read once more, then given up on.
             LoadError::ReadCurated { error, .. } => error.is_transient(delivered),
+            LoadError::Keyed(err) => err.is_transient(),
             LoadError::Parquet { .. }
             | LoadError::Decode(_)
             | LoadError::RowCount { .. }
-            | LoadError::CountMismatch(_) => false,
+            | LoadError::Announced { .. }
+            | LoadError::CountMismatch(_)
+            | LoadError::UnknownDataset(_)
+            | LoadError::ObjectName { .. } => false,
         }
     }
 
@@ -81,8 +108,12 @@ impl LoadError {
             LoadError::ReadCurated { error, .. } => error.kind(),
             // The bytes are the ones the event announced, yet they are not a dataset.
             LoadError::Parquet { .. } => FailureKind::CorruptObject,
-            LoadError::RowCount { .. } => FailureKind::InconsistentEvent,
+            LoadError::RowCount { .. } | LoadError::Announced { .. } => {
+                FailureKind::InconsistentEvent
+            }
             LoadError::CountMismatch(_) => FailureKind::CountMismatch,
+            LoadError::UnknownDataset(_) | LoadError::ObjectName { .. } => FailureKind::Malformed,
+            LoadError::Keyed(err) => err.kind(),
         }
     }
 
@@ -153,6 +184,35 @@ mod tests {
         assert!(!failure.transient);
         assert_eq!(failure.kind, FailureKind::CountMismatch);
         assert!(failure.reason.contains("nothing was committed"));
+    }
+
+    #[test]
+    fn an_unknown_dataset_or_a_foreign_object_is_a_malformed_event() {
+        let unknown = LoadError::UnknownDataset("cities".into()).failure(1);
+        assert_eq!(
+            (unknown.kind, unknown.transient),
+            (FailureKind::Malformed, false)
+        );
+        let foreign = LoadError::ObjectName {
+            field: "delta.rows.name",
+            found: "other/r.rows.csv".into(),
+            expected: "e/r.rows.csv".into(),
+        };
+        assert_eq!(foreign.kind(), FailureKind::Malformed);
+        assert!(!foreign.is_transient(1));
+    }
+
+    #[test]
+    fn a_keyed_error_keeps_its_own_kind() {
+        let err = LoadError::from(KeyedError::SuspiciousRemoval {
+            table: "states_daily",
+            stored: 10,
+            removed: 5,
+            max_share: 0.05,
+        });
+        assert_eq!(err.kind(), FailureKind::SuspiciousRemoval);
+        assert!(!err.is_transient(1));
+        assert!(err.to_string().starts_with("the run would remove 5 of 10"));
     }
 
     #[test]

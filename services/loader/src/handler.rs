@@ -1,7 +1,8 @@
 //! What the loader does with one delivered event: a transformed run is read, applied and
-//! announced; a failure report of any stage is recorded in `etl_runs`. The result is `Ok` once
-//! the work is durable, or a classified [`Failure`] for the settle step, which retries, reports
-//! and dead-letters: the handler never publishes a failure of the message it was given.
+//! announced (a `us` run by `apply`, a keyed dataset's by `keyed_run`); a failure report of any
+//! stage is recorded in `etl_runs`. The result is `Ok` once the work is durable, or a classified
+//! [`Failure`] for the settle step, which retries, reports and dead-letters: the handler never
+//! publishes a failure of the message it was given.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -21,7 +22,8 @@ use crate::apply::{Applied, RunToLoad, apply_run};
 use crate::config::Config;
 use crate::consumer::retry_delay;
 use crate::error::LoadError;
-use crate::{curated, migrate, runs};
+use crate::keyed::KeyedError;
+use crate::{curated, keyed_run, migrate, runs};
 
 pub(crate) struct Handler {
     stores: Stores,
@@ -61,7 +63,10 @@ impl Handler {
         };
         result.map_err(|err| {
             let failure = err.failure(delivered);
-            if matches!(err, LoadError::CountMismatch(_)) {
+            if matches!(
+                err,
+                LoadError::CountMismatch(_) | LoadError::Keyed(KeyedError::CountMismatch { .. })
+            ) {
                 tracing::error!(subject = %delivery.subject, reason = %failure.reason, "BUG: the load disagrees with the diff; rolled back");
             }
             if failure.transient {
@@ -138,7 +143,7 @@ impl Handler {
     async fn on_transformed(&self, event: Transformed, subject: &str) -> Result<(), LoadError> {
         match self.load(&event).await? {
             Applied::Loaded(loaded) => {
-                tracing::info!(env = %loaded.env, run_id = %loaded.run_id, counts = ?loaded.counts, timings = ?loaded.timings, "loaded");
+                tracing::info!(env = %loaded.env, dataset = %loaded.dataset, run_id = %loaded.run_id, counts = ?loaded.counts, timings = ?loaded.timings, "loaded");
                 // Counted once, at the commit: a redelivery finds the run already loaded.
                 self.metrics.record().run_loaded(
                     loaded.env.as_str(),
@@ -152,7 +157,7 @@ impl Handler {
                 self.announce(&*loaded, "the loaded event").await
             }
             Applied::AlreadyLoaded(loaded) => {
-                tracing::info!(env = %loaded.env, run_id = %loaded.run_id, "run already loaded, publishing its event again");
+                tracing::info!(env = %loaded.env, dataset = %loaded.dataset, run_id = %loaded.run_id, "run already loaded, publishing its event again");
                 self.announce(&*loaded, "the loaded event").await
             }
             // DESIGN rule 7 is the run's answer, recorded as failed with it: announced here like
@@ -165,11 +170,11 @@ impl Handler {
                         .record()
                         .run_finished(failed.env.as_str(), "failed");
                 }
-                tracing::warn!(env = %failed.env, run_id = ?failed.run_id, reason = %failed.reason, "run refused as suspicious");
+                tracing::warn!(env = %failed.env, dataset = %failed.dataset, run_id = ?failed.run_id, reason = %failed.reason, "run refused as suspicious");
                 self.announce(&*failed, "the failed event").await
             }
             Applied::Superseded { by } => {
-                tracing::warn!(%subject, env = %event.env, run_id = %event.run_id, newer = %by, "a run after this one is already loaded; recorded this one as superseded");
+                tracing::warn!(%subject, env = %event.env, dataset = %event.dataset, run_id = %event.run_id, newer = %by, "a run after this one is already loaded; recorded this one as superseded");
                 self.metrics
                     .record()
                     .run_finished(event.env.as_str(), "superseded");
@@ -180,6 +185,10 @@ impl Handler {
 
     async fn load(&self, event: &Transformed) -> Result<Applied, LoadError> {
         self.ensure_migrated(&event.env).await?;
+        if !event.dataset.is_us() {
+            let mut client = self.pool.get().await?;
+            return keyed_run::load(&self.stores.curated, &mut client, &self.config, event).await;
+        }
         let read_started = Instant::now();
         let dataset = curated::read(
             &self.stores.curated,

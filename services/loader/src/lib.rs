@@ -20,6 +20,8 @@
 //! - `handler`: one delivered event in, `Ok` or a classified failure out;
 //! - [`keyed`]: the keyed datasets (`states`, `counties`): a run's delta or a full reconcile from
 //!   COPY-ready CSV, inside the caller's transaction;
+//! - `keyed_run`: one run of a keyed dataset, as `apply` does a `us` one (its objects checked and
+//!   read, run order, the delta or a reconcile, `etl_runs`, commit);
 //! - [`error`]: why a load failed, its failure kind, and whether that is worth retrying.
 
 pub mod apply;
@@ -30,6 +32,7 @@ pub mod db;
 pub mod error;
 mod handler;
 pub mod keyed;
+mod keyed_run;
 pub mod migrate;
 pub mod runs;
 mod write;

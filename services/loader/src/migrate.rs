@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "keyed_datasets",
         sql: include_str!("../migrations/0004_keyed_datasets.sql"),
     },
+    Migration {
+        version: 5,
+        name: "run_datasets",
+        sql: include_str!("../migrations/0005_run_datasets.sql"),
+    },
 ];
 
 /// The table recording an env's applied migrations. Named for us because `schema_migrations` is

@@ -4,19 +4,21 @@
 //!
 //! Runs are ordered by their [`RunOrder`] (upstream commit time, then the stream sequence of the
 //! extracted event that started them), stored in `upstream_time` and `sequence`; no host's clock
-//! decides which run is newer.
+//! decides which run is newer. Each row carries its run's dataset (`us`, `states`, `counties`),
+//! and runs are ordered only against runs of the same dataset.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use shared::Env;
 use shared::events::{
     Correction, Counts, Dropped, Failed, Field, InputRef, Loaded, MAX_CORRECTIONS_IN_EVENT,
     RunOrder, SCHEMA_VERSION, Timings, Transformed, Trigger,
 };
 use shared::ids::RunId;
+use shared::{Dataset, Env};
 use tokio_postgres::types::Json;
 use tokio_postgres::{Error, GenericClient, Row};
 
 use crate::db::schema;
+use crate::keyed::{self, Table};
 
 /// When a run started, was transformed and finished loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +39,9 @@ pub async fn record_succeeded(
         "INSERT INTO {s}.etl_runs AS r (run_id, status, stage, kind, error, trigger, inputs,
              inserted, updated, unchanged, removed, revised, corrections_total, rows, first_date,
              last_date, dropped, warnings, timings, duration_ms, started_at, transformed_at,
-             finished_at, upstream_time, sequence)
+             finished_at, upstream_time, sequence, dataset)
          VALUES ($1, 'succeeded', 'load', NULL, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
          ON CONFLICT (run_id) DO UPDATE SET status = 'succeeded', stage = 'load', kind = NULL,
              error = NULL, trigger = EXCLUDED.trigger, inputs = EXCLUDED.inputs,
              inserted = EXCLUDED.inserted, updated = EXCLUDED.updated,
@@ -50,7 +52,8 @@ pub async fn record_succeeded(
              warnings = EXCLUDED.warnings, timings = EXCLUDED.timings,
              duration_ms = EXCLUDED.duration_ms, started_at = EXCLUDED.started_at,
              transformed_at = EXCLUDED.transformed_at, finished_at = EXCLUDED.finished_at,
-             upstream_time = EXCLUDED.upstream_time, sequence = EXCLUDED.sequence
+             upstream_time = EXCLUDED.upstream_time, sequence = EXCLUDED.sequence,
+             dataset = EXCLUDED.dataset
          WHERE r.status = 'failed'",
         s = schema(&loaded.env)
     );
@@ -80,6 +83,7 @@ pub async fn record_succeeded(
                 &times.finished_at,
                 &order.upstream_time,
                 &signed(order.sequence),
+                &loaded.dataset.as_str(),
             ],
         )
         .await
@@ -97,16 +101,17 @@ pub async fn record_superseded(
     let sql = format!(
         "INSERT INTO {s}.etl_runs AS r (run_id, status, stage, kind, error, superseded_by,
              trigger, inputs, rows, first_date, last_date, dropped, warnings, started_at,
-             transformed_at, finished_at, upstream_time, sequence)
+             transformed_at, finished_at, upstream_time, sequence, dataset)
          VALUES ($1, 'superseded', 'load', NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-             $13, $14, $15)
+             $13, $14, $15, $16)
          ON CONFLICT (run_id) DO UPDATE SET status = 'superseded', stage = 'load', kind = NULL,
              error = EXCLUDED.error, superseded_by = EXCLUDED.superseded_by,
              trigger = EXCLUDED.trigger, inputs = EXCLUDED.inputs, rows = EXCLUDED.rows,
              first_date = EXCLUDED.first_date, last_date = EXCLUDED.last_date,
              dropped = EXCLUDED.dropped, warnings = EXCLUDED.warnings,
              transformed_at = EXCLUDED.transformed_at, finished_at = EXCLUDED.finished_at,
-             upstream_time = EXCLUDED.upstream_time, sequence = EXCLUDED.sequence
+             upstream_time = EXCLUDED.upstream_time, sequence = EXCLUDED.sequence,
+             dataset = EXCLUDED.dataset
          WHERE r.status = 'failed'",
         s = schema(&transformed.env)
     );
@@ -136,6 +141,7 @@ pub async fn record_superseded(
                 &times.finished_at,
                 &t.order.upstream_time,
                 &signed(t.order.sequence),
+                &t.dataset.as_str(),
             ],
         )
         .await
@@ -164,11 +170,11 @@ pub async fn record_failed(
 ) -> Result<bool, Error> {
     let sql = format!(
         "INSERT INTO {s}.etl_runs AS r (run_id, status, stage, kind, error, trigger, inputs,
-             started_at, finished_at)
-         VALUES ($1, 'failed', $2, $3, $4, $5, $6, $7, $8)
+             started_at, finished_at, dataset)
+         VALUES ($1, 'failed', $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (run_id) DO UPDATE SET stage = EXCLUDED.stage, kind = EXCLUDED.kind,
              error = EXCLUDED.error, trigger = EXCLUDED.trigger, inputs = EXCLUDED.inputs,
-             finished_at = EXCLUDED.finished_at
+             finished_at = EXCLUDED.finished_at, dataset = EXCLUDED.dataset
          WHERE r.status = 'failed'
          RETURNING (xmax = 0) AS inserted",
         s = schema(&failed.env)
@@ -185,6 +191,7 @@ pub async fn record_failed(
                 &Json(&failed.inputs),
                 &started_at.min(failed.failed_at),
                 &failed.failed_at,
+                &failed.dataset.as_str(),
             ],
         )
         .await?;
@@ -202,45 +209,75 @@ pub async fn find_succeeded(
     let s = schema(env);
     let sql = format!(
         "SELECT trigger, inputs, inserted, updated, unchanged, removed, revised, corrections_total,
-             rows, first_date, last_date, dropped, warnings, timings, duration_ms
+             rows, first_date, last_date, dropped, warnings, timings, duration_ms, dataset
          FROM {s}.etl_runs WHERE run_id = $1 AND status = 'succeeded'"
     );
     let Some(row) = client.query_opt(&sql, &[&run_id_sql]).await? else {
         return Ok(None);
     };
-    let corrections = client
-        .query(
-            &format!(
-                "SELECT date, field, old_value, new_value FROM {s}.us_daily_changes
-                 WHERE run_id = $1 ORDER BY date, field LIMIT $2"
-            ),
-            &[&run_id_sql, &(MAX_CORRECTIONS_IN_EVENT as i64)],
-        )
-        .await?
-        .iter()
-        .map(correction)
-        .collect();
-    Ok(Some(loaded_from_row(env, run_id, &row, corrections)))
+    // Only the loader writes the column, and only valid names.
+    let dataset = Dataset::new(row.get::<_, String>("dataset")).unwrap_or_default();
+    let corrections = match Table::of(dataset.as_str()) {
+        Some(table) => {
+            keyed::corrections(client, env, &table, run_id, MAX_CORRECTIONS_IN_EVENT).await?
+        }
+        None => us_corrections(client, env, run_id).await?,
+    };
+    Ok(Some(loaded_from_row(
+        env,
+        dataset,
+        run_id,
+        &row,
+        corrections,
+    )))
 }
 
-/// The newest succeeded run that comes after `order`, if any: a run arriving after it (a retried
-/// delivery overtaken by a newer run) must not overwrite newer data.
+/// The first [`MAX_CORRECTIONS_IN_EVENT`] lines of `us_daily_changes` for `run_id`, by date.
+async fn us_corrections(
+    client: &impl GenericClient,
+    env: &Env,
+    run_id: &RunId,
+) -> Result<Vec<Correction>, Error> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT date, field, old_value, new_value FROM {}.us_daily_changes
+                 WHERE run_id = $1 ORDER BY date, field LIMIT $2",
+                schema(env)
+            ),
+            &[&run_id.as_str(), &(MAX_CORRECTIONS_IN_EVENT as i64)],
+        )
+        .await?;
+    Ok(rows.iter().map(correction).collect())
+}
+
+/// The newest succeeded run of `dataset` that comes after `order`, if any: a run arriving after it
+/// (a retried delivery overtaken by a newer run) must not overwrite newer data. Runs of other
+/// datasets write other tables, and never count.
 ///
 /// Rows compare as `(upstream_time, sequence)`; a row recorded before runs carried an order has
 /// no sequence, and so is newer only when its upstream commits are strictly newer.
 pub async fn newer_success(
     client: &impl GenericClient,
     env: &Env,
+    dataset: &Dataset,
     order: RunOrder,
 ) -> Result<Option<RunId>, Error> {
     let sql = format!(
         "SELECT run_id FROM {}.etl_runs
-         WHERE status = 'succeeded' AND (upstream_time, sequence) > ($1, $2)
+         WHERE status = 'succeeded' AND dataset = $3 AND (upstream_time, sequence) > ($1, $2)
          ORDER BY upstream_time DESC, sequence DESC NULLS LAST LIMIT 1",
         schema(env)
     );
     let Some(row) = client
-        .query_opt(&sql, &[&order.upstream_time, &signed(order.sequence)])
+        .query_opt(
+            &sql,
+            &[
+                &order.upstream_time,
+                &signed(order.sequence),
+                &dataset.as_str(),
+            ],
+        )
         .await?
     else {
         return Ok(None);
@@ -252,11 +289,18 @@ pub async fn newer_success(
     })))
 }
 
-fn loaded_from_row(env: &Env, run_id: &RunId, row: &Row, corrections: Vec<Correction>) -> Loaded {
+fn loaded_from_row(
+    env: &Env,
+    dataset: Dataset,
+    run_id: &RunId,
+    row: &Row,
+    corrections: Vec<Correction>,
+) -> Loaded {
     let count = |name: &str| unsigned(row.get::<_, Option<i64>>(name));
     Loaded {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
+        dataset,
         run_id: run_id.clone(),
         trigger: row.get::<_, Json<Trigger>>("trigger").0,
         inputs: row.get::<_, Json<Vec<InputRef>>>("inputs").0,
@@ -282,6 +326,7 @@ fn loaded_from_row(env: &Env, run_id: &RunId, row: &Row, corrections: Vec<Correc
 fn correction(row: &Row) -> Correction {
     let field: String = row.get(1);
     Correction {
+        key: None,
         date: row.get(0),
         // The column's CHECK constraint admits only these three names.
         field: Field::ALL

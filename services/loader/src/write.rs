@@ -192,12 +192,14 @@ mod tests {
     fn revision_diff() -> (Vec<Correction>, Counts) {
         let corrections = vec![
             Correction {
+                key: None,
                 date: day(2),
                 field: Field::Cases,
                 old: Some(10),
                 new: Some(12),
             },
             Correction {
+                key: None,
                 date: day(2),
                 field: Field::Deaths,
                 old: Some(1),

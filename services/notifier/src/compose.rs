@@ -1,14 +1,20 @@
 //! What people are told about a run: the email (subject, plain text, HTML) and the
 //! [`Notification`] published on `notify.<env>`, both built from the run's event alone, so that a
 //! redelivered event produces the very same message.
+//!
+//! The email of a successful run is written per kind of dataset: `us.rs` for the national series
+//! (in days; its wording predates datasets and is kept), `keyed.rs` for `states` and `counties`
+//! (in rows, the dataset named, revisions listed with their key); `failed.rs` writes every
+//! failure's. The sections they share are here.
 
-use shared::Env;
 use shared::events::{
-    Counts, EmailFate, Failed, InputRef, Loaded, Notification, RunStatus, SCHEMA_VERSION, Stage,
+    Correction, Counts, EmailFate, Failed, InputRef, Loaded, Notification, RunStatus,
+    SCHEMA_VERSION, Stage,
 };
 use shared::ids::RunId;
 use shared::message::Event;
 use shared::settle::RunContext;
+use shared::{Dataset, Env};
 
 use crate::doc::{Doc, Inline, link, text};
 use crate::format;
@@ -52,6 +58,13 @@ impl RunEvent {
         }
     }
 
+    pub fn dataset(&self) -> &Dataset {
+        match self {
+            Self::Loaded(e) => &e.dataset,
+            Self::Failed(e) => &e.dataset,
+        }
+    }
+
     /// The identity notifications are de-duplicated by: the run, or the failure.
     pub fn id(&self) -> RunId {
         match self {
@@ -63,7 +76,8 @@ impl RunEvent {
     /// A successful run that changed nothing stored.
     pub fn is_unchanged(&self) -> bool {
         match self {
-            Self::Loaded(e) => gist(&e.counts).is_none(),
+            Self::Loaded(e) if e.dataset.is_us() => us::gist(&e.counts).is_none(),
+            Self::Loaded(e) => keyed::gist(&e.counts).is_none(),
             Self::Failed(_) => false,
         }
     }
@@ -80,24 +94,27 @@ impl RunEvent {
     pub fn failure_context(&self) -> RunContext {
         match self {
             Self::Loaded(e) => RunContext {
+                dataset: e.dataset.clone(),
                 run_id: None,
                 inputs: e.inputs.clone(),
                 trigger: Some(e.trigger.clone()),
                 source: None,
             },
             Self::Failed(e) => RunContext {
+                dataset: e.dataset.clone(),
                 run_id: None,
                 inputs: e.inputs.clone(),
                 trigger: e.trigger.clone(),
-                source: e.source,
+                source: e.source.clone(),
             },
         }
     }
 
     pub fn compose(&self, dashboard_url: &str) -> Composed {
         match self {
-            Self::Loaded(e) => compose_loaded(e, dashboard_url),
-            Self::Failed(e) => compose_failed(e, dashboard_url),
+            Self::Loaded(e) if e.dataset.is_us() => us::compose(e, dashboard_url),
+            Self::Loaded(e) => keyed::compose(e, dashboard_url),
+            Self::Failed(e) => failed::compose(e, dashboard_url),
         }
     }
 
@@ -112,6 +129,7 @@ impl RunEvent {
         let mut n = Notification {
             schema_version: SCHEMA_VERSION,
             env: self.env().clone(),
+            dataset: self.dataset().clone(),
             run_id: self.id(),
             status: RunStatus::Succeeded,
             subject: composed.subject.clone(),
@@ -154,184 +172,57 @@ impl RunEvent {
     }
 }
 
-/// The subject's summary of what changed, or `None` when nothing did.
-fn gist(c: &Counts) -> Option<String> {
-    let mut parts = Vec::new();
-    if c.inserted > 0 {
-        parts.push(format::plural(c.inserted, "new day", "new days"));
+/// The revised values a run lists, one item each by `line`, at most [`MAX_CORRECTIONS_IN_EMAIL`]
+/// of them and a count of the rest; nothing when none was revised.
+fn corrections_section(
+    doc: &mut Doc,
+    title: &str,
+    e: &Loaded,
+    line: impl Fn(&Correction) -> String,
+) {
+    if e.corrections.is_empty() {
+        return;
     }
-    if c.revised > 0 {
-        parts.push(format!("{} revised", format::count_u(c.revised)));
+    doc.heading(title);
+    let mut items: Vec<Vec<Inline>> = e
+        .corrections
+        .iter()
+        .take(MAX_CORRECTIONS_IN_EMAIL)
+        .map(|c| vec![text(line(c))])
+        .collect();
+    let shown = items.len() as u64;
+    let total = e.corrections_total.max(e.corrections.len() as u64);
+    if total > shown {
+        items.push(vec![text(format!(
+            "and {} more",
+            format::count_u(total - shown)
+        ))]);
     }
-    if c.removed > 0 {
-        parts.push(format!(
-            "{} removed",
-            format::plural(c.removed, "day", "days")
-        ));
-    }
-    if parts.is_empty() && c.updated > 0 {
-        parts.push(format!(
-            "{} updated",
-            format::plural(c.updated, "day", "days")
-        ));
-    }
-    (!parts.is_empty()).then(|| parts.join(", "))
+    doc.items(&items);
 }
 
-fn compose_loaded(e: &Loaded, dashboard_url: &str) -> Composed {
-    let env = &e.env;
-    let gist = gist(&e.counts);
-    let subject = match &gist {
-        Some(gist) => format!("[{env}] COVID-19 data updated: {gist}"),
-        None => format!("[{env}] COVID-19 data unchanged"),
-    };
-    let mut doc = Doc::new();
-    doc.paragraph(&[text(match gist {
-        Some(_) => format!("The COVID-19 data for {env} was updated from upstream."),
-        None => format!(
-            "The COVID-19 data for {env} is unchanged: this run found nothing new upstream."
-        ),
-    })]);
-
-    doc.heading("Changes");
-    let c = &e.counts;
-    doc.facts(&[
-        ("new days", vec![text(format::count_u(c.inserted))]),
-        ("revised", vec![text(format::count_u(c.revised))]),
-        ("updated", vec![text(format::count_u(c.updated))]),
-        ("unchanged", vec![text(format::count_u(c.unchanged))]),
-        ("removed", vec![text(format::count_u(c.removed))]),
-        (
-            "days stored",
-            vec![text(format!(
-                "{} ({} to {})",
-                format::count_u(e.rows),
-                e.first_date,
-                e.last_date
-            ))],
-        ),
-    ]);
-
-    if !e.corrections.is_empty() {
-        doc.heading("Revised upstream values (old → new)");
-        let mut items: Vec<Vec<Inline>> = e
-            .corrections
-            .iter()
-            .take(MAX_CORRECTIONS_IN_EMAIL)
-            .map(|c| {
-                vec![text(format!(
-                    "{} {}: {} → {}",
-                    c.date,
-                    c.field.as_str(),
-                    format::value(c.old),
-                    format::value(c.new)
-                ))]
-            })
-            .collect();
-        let shown = items.len() as u64;
-        let total = e.corrections_total.max(e.corrections.len() as u64);
-        if total > shown {
-            items.push(vec![text(format!(
-                "and {} more",
-                format::count_u(total - shown)
-            ))]);
-        }
-        doc.items(&items);
-    }
-
-    inputs_section(&mut doc, "Upstream commits used", &e.inputs);
-
-    doc.heading("Days dropped by the join (found in only one source)");
-    let dates = |n: u64, dates: &[chrono::NaiveDate]| {
-        if n == 0 {
-            return "none".to_owned();
-        }
-        let mut listed: Vec<String> = dates.iter().map(ToString::to_string).collect();
-        if n > dates.len() as u64 {
-            listed.push("…".to_owned());
-        }
-        format!("{} ({})", format::count_u(n), listed.join(", "))
-    };
-    doc.facts(&[
-        (
-            "only in NYT",
-            vec![text(dates(e.dropped.only_nyt, &e.dropped.only_nyt_dates))],
-        ),
-        (
-            "only in JHU",
-            vec![text(dates(e.dropped.only_jhu, &e.dropped.only_jhu_dates))],
-        ),
-    ]);
-
+fn warnings_section(doc: &mut Doc, warnings: &[String]) {
     doc.heading("Data-quality warnings");
-    if e.warnings.is_empty() {
+    if warnings.is_empty() {
         doc.paragraph(&[text("none")]);
     } else {
-        let items: Vec<Vec<Inline>> = e.warnings.iter().map(|w| vec![text(w.clone())]).collect();
+        let items: Vec<Vec<Inline>> = warnings.iter().map(|w| vec![text(w.clone())]).collect();
         doc.items(&items);
     }
+}
 
+/// Which run it was, why it ran and how long it took.
+fn run_line(doc: &mut Doc, e: &Loaded) {
     doc.paragraph(&[text(format!(
         "Run {} (trigger: {}) took {}.",
         e.run_id,
         e.trigger.kind.as_str(),
         format::duration_ms(e.duration_ms)
     ))]);
-    doc.paragraph(&[text("Dashboard: "), link(dashboard_url, dashboard_url)]);
-    let (text, html) = doc.finish(&subject);
-    Composed {
-        subject,
-        text,
-        html,
-    }
 }
 
-fn compose_failed(e: &Failed, dashboard_url: &str) -> Composed {
-    let env = &e.env;
-    let stage = e.stage.as_str();
-    // The notifier's own failures are about a notice, not a run: the run and its data are as
-    // they were, and the message is kept as a dead letter.
-    let own = e.stage == Stage::Notify;
-    let reason = format::one_line(&e.reason, MAX_REASON_IN_SUBJECT);
-    let subject = if own {
-        format!("[{env}] COVID-19 ETL notification failed: {reason}")
-    } else {
-        format!("[{env}] COVID-19 ETL failed at {stage}: {reason}")
-    };
-    let mut doc = Doc::new();
-    doc.paragraph(&[text(if own {
-        format!("The notifier gave up on a notice for {env}.")
-    } else {
-        format!("The COVID-19 ETL run for {env} failed at the {stage} stage.")
-    })]);
-    let run = match &e.run_id {
-        Some(run_id) => run_id.to_string(),
-        None if e.stage == Stage::Extract => format!("none (extraction {})", e.id()),
-        None => format!("none (failure {})", e.id()),
-    };
-    doc.facts(&[
-        ("stage", vec![text(stage)]),
-        ("reason", vec![text(e.reason.clone())]),
-        ("kind", vec![text(e.kind.as_str())]),
-        ("run", vec![text(run)]),
-        ("failed at", vec![text(format::time(e.failed_at))]),
-    ]);
-    doc.paragraph(&[text(if own {
-        format!(
-            "The run itself is not affected. The message is kept in the dead-letter stream (etl.{env}.dead.notify) and can be published again once the cause is fixed."
-        )
-    } else {
-        "The stored data was left unchanged: the database still holds the last successful run."
-            .to_owned()
-    })]);
-    inputs_section(&mut doc, "Upstream inputs", &e.inputs);
+fn dashboard_line(doc: &mut Doc, dashboard_url: &str) {
     doc.paragraph(&[text("Dashboard: "), link(dashboard_url, dashboard_url)]);
-    let (text, html) = doc.finish(&subject);
-    Composed {
-        subject,
-        text,
-        html,
-    }
 }
 
 /// One item per input: source, file, short sha linked to the commit, commit time.
@@ -361,6 +252,10 @@ fn inputs_section(doc: &mut Doc, title: &str, inputs: &[InputRef]) {
         .collect();
     doc.items(&items);
 }
+
+mod failed;
+mod keyed;
+mod us;
 
 #[cfg(test)]
 mod tests;

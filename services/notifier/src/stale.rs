@@ -72,7 +72,7 @@ impl StaleWatch {
         }
         let mut raised = 0;
         let mut first_error = None;
-        for source in Source::ALL {
+        for source in &Source::US {
             match self.check_source(env, source, Utc::now()).await {
                 Ok(published) => raised += usize::from(published),
                 Err(err) => {
@@ -90,7 +90,7 @@ impl StaleWatch {
     async fn check_source(
         &self,
         env: &Env,
-        source: Source,
+        source: &Source,
         now: DateTime<Utc>,
     ) -> Result<bool, StaleError> {
         let Some(latest) = store::latest_extracted(&self.stores.state, env, source).await? else {
@@ -113,7 +113,7 @@ impl StaleWatch {
             schema_version: SCHEMA_VERSION,
             alert: "stale".to_owned(),
             env: env.clone(),
-            source,
+            source: source.clone(),
             upstream,
             age_secs: age.as_secs(),
             stale_after_secs: self.stale_after.as_secs(),
@@ -194,7 +194,7 @@ impl StaleWatch {
             .iter()
             .filter_map(|key| {
                 let (env, rest) = key.split_once('.')?;
-                Source::ALL
+                Source::US
                     .iter()
                     .any(|s| rest == format!("{s}.latest"))
                     .then(|| Env::new(env).ok())?
@@ -209,7 +209,7 @@ impl StaleWatch {
 /// The staleness email.
 pub fn compose(
     env: &Env,
-    source: Source,
+    source: &Source,
     upstream: &UpstreamRef,
     age: Duration,
     stale_after: Duration,
@@ -266,7 +266,7 @@ mod tests {
         let week = Duration::from_secs(7 * 86_400);
         let c = compose(
             &Env::prod(),
-            Source::Nyt,
+            &Source::NYT,
             &upstream,
             Duration::from_secs(15 * 86_400),
             week,

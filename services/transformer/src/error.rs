@@ -4,11 +4,11 @@
 //! promised is read once more, then given up on (see [`StoreError::is_transient`]).
 
 use dataset::DataError;
-use shared::Source;
 use shared::events::FailureKind;
 use shared::nats::NatsError;
 use shared::settle::Failure;
 use shared::store::StoreError;
+use shared::{Dataset, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RunError {
@@ -41,6 +41,31 @@ pub(crate) enum RunError {
     ForeignCurated { name: String, problem: String },
     #[error("could not publish the transformed event: {0}")]
     Publish(NatsError),
+    #[error("the extracted event names the dataset {dataset}, which the transformer does not know")]
+    UnknownDataset { dataset: Dataset },
+    #[error(
+        "the extracted {input} event of the {dataset} dataset lists none of the dataset's sources"
+    )]
+    NoDatasetSources { input: Source, dataset: Dataset },
+    #[error("{input} is not one of the sources of the {dataset} dataset ({})", names(.sources))]
+    NotADatasetSource {
+        input: Source,
+        dataset: Dataset,
+        sources: Vec<Source>,
+    },
+    #[error(
+        "could not read the {dataset} dataset's last curated run from the state bucket: {error}"
+    )]
+    ReadBase { dataset: Dataset, error: StoreError },
+    #[error("could not store the delta of the run: {0}")]
+    StoreDelta(StoreError),
+    #[error("could not record the run as the {dataset} dataset's last curated run: {error}")]
+    RecordCurated { dataset: Dataset, error: StoreError },
+}
+
+fn names(sources: &[Source]) -> String {
+    let names: Vec<&str> = sources.iter().map(Source::as_str).collect();
+    names.join(", ")
 }
 
 impl RunError {
@@ -59,7 +84,10 @@ impl RunError {
             RunError::ReadState { error, .. }
             | RunError::ReadPayload { error, .. }
             | RunError::StoreCurated(error)
-            | RunError::CheckCurated(error) => store(error),
+            | RunError::CheckCurated(error)
+            | RunError::ReadBase { error, .. }
+            | RunError::StoreDelta(error)
+            | RunError::RecordCurated { error, .. } => store(error),
             RunError::TooLarge { .. } => Failure::permanent(FailureKind::TooLarge, reason),
             RunError::Transform(err) => Failure::permanent(data_kind(err), reason),
             // A panic on some input would panic again on every redelivery.
@@ -69,6 +97,12 @@ impl RunError {
                 Failure::permanent(FailureKind::CorruptObject, reason)
             }
             RunError::Publish(_) => Failure::transient(FailureKind::Unavailable, reason),
+            // The event contradicts what a dataset is: no delivery can make it a run.
+            RunError::UnknownDataset { .. }
+            | RunError::NoDatasetSources { .. }
+            | RunError::NotADatasetSource { .. } => {
+                Failure::permanent(FailureKind::Malformed, reason)
+            }
         }
     }
 }
@@ -90,7 +124,7 @@ mod tests {
     #[test]
     fn an_oversized_payload_is_permanent_and_named() {
         let err = RunError::TooLarge {
-            input: Source::Jhu,
+            input: Source::JHU,
             name: "e/jhu/abc".into(),
             limit: 10,
         };
@@ -115,7 +149,7 @@ mod tests {
     #[test]
     fn a_missing_payload_is_permanent() {
         let err = RunError::ReadPayload {
-            input: Source::Nyt,
+            input: Source::NYT,
             error: StoreError::Missing {
                 name: "e/nyt/abc".into(),
                 bucket: "etl-raw".into(),
@@ -130,7 +164,7 @@ mod tests {
     #[test]
     fn a_payload_that_is_not_what_was_announced_is_read_once_more() {
         let err = RunError::ReadPayload {
-            input: Source::Jhu,
+            input: Source::JHU,
             error: StoreError::DigestMismatch {
                 name: "e/jhu/abc".into(),
                 expected: Digest::of(b"a"),
@@ -140,6 +174,25 @@ mod tests {
         assert_eq!(err.failure(1).kind, FailureKind::CorruptObject);
         assert!(err.failure(1).transient);
         assert!(!err.failure(2).transient);
+    }
+
+    #[test]
+    fn an_event_outside_its_dataset_is_permanently_malformed_and_named() {
+        let err = RunError::NotADatasetSource {
+            input: Source::new("us-states").unwrap(),
+            dataset: Dataset::COUNTIES,
+            sources: vec![
+                Source::new("us-counties-2020").unwrap(),
+                Source::new("us-counties-recent").unwrap(),
+            ],
+        };
+        let failure = err.failure(1);
+        assert_eq!(failure.kind, FailureKind::Malformed);
+        assert!(!failure.transient);
+        assert_eq!(
+            failure.reason,
+            "us-states is not one of the sources of the counties dataset (us-counties-2020, us-counties-recent)"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What becomes of one extracted event: skipped when it is no longer its source's latest, held
-//! until the other source has a payload, or run. A failure is returned, classified, to the
-//! consumer's settle step, which retries, reports and dead-letters; nothing here does.
+//! until the other source has a payload, or run. An event of a keyed dataset (`states`,
+//! `counties`) goes to `keyed`, which decides the same way over its dataset's sources. A failure
+//! is returned, classified, to the consumer's settle step, which retries, reports and
+//! dead-letters; nothing here does.
 
 use shared::Source;
 use shared::consumer::Delivery;
@@ -12,6 +14,7 @@ use shared::store;
 
 use crate::config::Config;
 use crate::error::RunError;
+use crate::keyed;
 use crate::run::Run;
 
 pub(crate) struct Handler {
@@ -50,6 +53,9 @@ impl Handler {
                 ),
             ));
         };
+        if !event.dataset.is_us() {
+            return keyed::handle(&self.stores, &self.config, event, &delivery).await;
+        }
         let plan = self
             .plan(event, delivery.stream_sequence)
             .await
@@ -88,11 +94,18 @@ impl Handler {
     }
 
     async fn plan(&self, event: &Extracted, stream_sequence: u64) -> Result<Plan, RunError> {
-        let nyt = self.latest(event, Source::Nyt).await?;
-        let jhu = self.latest(event, Source::Jhu).await?;
-        let own = match event.source {
-            Source::Nyt => &nyt,
-            Source::Jhu => &jhu,
+        let nyt = self.latest(event, &Source::NYT).await?;
+        let jhu = self.latest(event, &Source::JHU).await?;
+        let own = if event.source == Source::NYT {
+            &nyt
+        } else if event.source == Source::JHU {
+            &jhu
+        } else {
+            return Err(RunError::NotADatasetSource {
+                input: event.source.clone(),
+                dataset: event.dataset.clone(),
+                sources: Source::US.to_vec(),
+            });
         };
         if let Some(reason) = staleness(event, own.as_ref()) {
             return Ok(Plan::Skip { reason });
@@ -102,10 +115,10 @@ impl Handler {
                 Plan::Run(Box::new(Run::new(event, stream_sequence, nyt, jhu)))
             }
             (None, _) => Plan::Wait {
-                missing: Source::Nyt,
+                missing: Source::NYT,
             },
             (_, None) => Plan::Wait {
-                missing: Source::Jhu,
+                missing: Source::JHU,
             },
         })
     }
@@ -113,20 +126,29 @@ impl Handler {
     async fn latest(
         &self,
         event: &Extracted,
-        source: Source,
+        source: &Source,
     ) -> Result<Option<Extracted>, RunError> {
-        store::latest_extracted(&self.stores.state, &event.env, source)
-            .await
-            .map_err(|error| RunError::ReadState {
-                input: source,
-                error,
-            })
+        latest_extracted(&self.stores, event, source).await
     }
+}
+
+/// The latest extraction of `source` in `event`'s env, from KV.
+pub(crate) async fn latest_extracted(
+    stores: &Stores,
+    event: &Extracted,
+    source: &Source,
+) -> Result<Option<Extracted>, RunError> {
+    store::latest_extracted(&stores.state, &event.env, source)
+        .await
+        .map_err(|error| RunError::ReadState {
+            input: source.clone(),
+            error,
+        })
 }
 
 /// Why `event` is not its source's latest extraction, if it is not. The latest is written to KV
 /// before its event is published, so a current event always finds itself there.
-fn staleness(event: &Extracted, latest: Option<&Extracted>) -> Option<String> {
+pub(crate) fn staleness(event: &Extracted, latest: Option<&Extracted>) -> Option<String> {
     match latest {
         None => Some(format!(
             "no latest {} extraction is recorded for env {}",
@@ -148,9 +170,9 @@ fn staleness(event: &Extracted, latest: Option<&Extracted>) -> Option<String> {
 mod tests {
     use super::*;
     use chrono::DateTime;
-    use shared::Env;
     use shared::events::{ObjectRef, SCHEMA_VERSION, Trigger, TriggerKind, UpstreamRef};
     use shared::ids::{CommitSha, Digest, TriggerId};
+    use shared::{Dataset, Env};
 
     fn extracted(payload: &str, trigger: Trigger) -> Extracted {
         let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
@@ -158,7 +180,9 @@ mod tests {
         let sha256 = Digest::of(payload.as_bytes());
         Extracted {
             schema_version: SCHEMA_VERSION,
-            source: Source::Nyt,
+            dataset: Dataset::US,
+            source: Source::NYT,
+            dataset_sources: vec![],
             upstream: UpstreamRef {
                 repo: "o/r".into(),
                 path: "us.csv".into(),
@@ -168,7 +192,7 @@ mod tests {
             },
             object: ObjectRef {
                 bucket: "etl-raw".into(),
-                name: store::raw_object_name(&env, Source::Nyt, &sha256),
+                name: store::raw_object_name(&env, &Source::NYT, &sha256),
                 sha256,
                 bytes: payload.len() as u64,
             },

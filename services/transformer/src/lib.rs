@@ -1,7 +1,8 @@
-//! The transformer: turns the latest raw payloads of both sources into a run's curated dataset.
+//! The transformer: turns the latest raw payloads of a dataset's sources into a run's curated
+//! dataset.
 //!
-//! It consumes `etl.<env>.extracted.<source>` (a durable consumer per env scope). Once both
-//! sources have a payload, it reads them from `etl-raw` (checking each against the digest its
+//! It consumes `etl.<env>.extracted.<source>` (a durable consumer per env scope). For `us`, once
+//! both sources have a payload, it reads them from `etl-raw` (checking each against the digest its
 //! event announced, under a deadline), applies DESIGN.md's transform (the `dataset` crate),
 //! stores the result as Parquet in `etl-curated` — once per run: a second transform of a run
 //! finds the object there and leaves it — and publishes `etl.<env>.transformed` with the run's
@@ -10,13 +11,19 @@
 //!
 //! - [`config`]: the settings read from the environment, and the injectable clock;
 //! - `handler`: what happens to one extracted event (skip, wait, run);
-//! - `run`: the transform of one run, step by step, with its timings;
+//! - `run`: the transform of one `us` run, step by step, with its timings;
+//! - `keyed`: a run of a keyed dataset (`states`, `counties`): every source of the dataset read
+//!   together, the full curated Parquet plus a delta against the dataset's last curated run
+//!   (KV `<env>.<dataset>.curated`), which the loader applies;
+//! - `steps`: step timings, shared by both;
 //! - `error`: why a run did not finish, and its failure kind and whether it may pass.
 
 pub mod config;
 mod error;
 mod handler;
+mod keyed;
 mod run;
+mod steps;
 
 use shared::Shutdown;
 use shared::consumer::{self, ConsumerSpec};

@@ -7,16 +7,17 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use shared::events::{
-    Extracted, InputRef, ObjectRef, RunOrder, SCHEMA_VERSION, Timings, Transformed, Trigger,
+    Extracted, InputRef, ObjectRef, RunOrder, SCHEMA_VERSION, Transformed, Trigger,
 };
 use shared::ids::{Digest, RunId};
 use shared::nats::{self, Stores};
 use shared::settle::RunContext;
 use shared::store::{self, StoreError, Stored};
-use shared::{Env, Source, run_id};
+use shared::{Dataset, Env, Source, run_id};
 
 use crate::config::Config;
 use crate::error::RunError;
+use crate::steps::{Steps, elapsed_ms, panic_message};
 
 /// A run: the triggering event's env and trigger, and the latest payload of each source.
 #[derive(Debug, Clone)]
@@ -66,6 +67,7 @@ impl Run {
     /// What a failure of this run reports about it.
     pub fn context(&self) -> RunContext {
         RunContext {
+            dataset: Dataset::US,
             run_id: Some(self.run_id.clone()),
             inputs: self.inputs(),
             trigger: Some(self.trigger.clone()),
@@ -104,6 +106,7 @@ impl Run {
         let event = Transformed {
             schema_version: SCHEMA_VERSION,
             env: self.env.clone(),
+            dataset: Dataset::US,
             run_id: self.run_id.clone(),
             order: self.order,
             trigger: self.trigger.clone(),
@@ -115,6 +118,7 @@ impl Run {
             dropped: curated.dropped,
             warnings: curated.warnings,
             timings: steps.timings,
+            delta: None,
         };
         // The message id is the run's: a second transform of the run (a duplicate delivery, the
         // other source's first event) publishes nothing new within the duplicate window.
@@ -201,12 +205,12 @@ impl Run {
 }
 
 /// Reads a raw payload and checks it is the one its extraction announced (digest and size).
-async fn read_payload(
+pub(crate) async fn read_payload(
     stores: &Stores,
     extracted: &Extracted,
     config: &Config,
 ) -> Result<Vec<u8>, RunError> {
-    let input: Source = extracted.source;
+    let input: Source = extracted.source.clone();
     store::get_object(
         &stores.raw,
         &extracted.object,
@@ -218,56 +222,6 @@ async fn read_payload(
         StoreError::TooLarge { name, limit } => RunError::TooLarge { input, name, limit },
         error => RunError::ReadPayload { input, error },
     })
-}
-
-/// Milliseconds per step, in the order the steps ran.
-struct Steps {
-    timings: Timings,
-    last: Instant,
-}
-
-impl Steps {
-    fn start() -> Self {
-        Self {
-            timings: Vec::new(),
-            last: Instant::now(),
-        }
-    }
-
-    /// Records the time since the previous lap as `name`.
-    fn lap(&mut self, name: &str) {
-        let ms = elapsed_ms(self.last);
-        self.record(name, ms);
-        self.last = Instant::now();
-    }
-
-    /// Records a step measured elsewhere (inside a blocking task).
-    fn record(&mut self, name: &str, ms: u64) {
-        self.timings.push((name.to_owned(), ms));
-    }
-
-    /// Records the time since the previous lap, minus `already` ms recorded on their own.
-    fn lap_remaining(&mut self, name: &str, already: u64) {
-        let ms = elapsed_ms(self.last).saturating_sub(already);
-        self.record(name, ms);
-        self.last = Instant::now();
-    }
-}
-
-fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-fn panic_message(err: tokio::task::JoinError) -> String {
-    if !err.is_panic() {
-        return "the task was cancelled".to_owned();
-    }
-    let payload = err.into_panic();
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 #[cfg(test)]
@@ -296,12 +250,14 @@ mod tests {
             },
             object: ObjectRef {
                 bucket: "etl-raw".into(),
-                name: store::raw_object_name(&env, source, &sha256),
+                name: store::raw_object_name(&env, &source, &sha256),
                 sha256,
                 bytes: payload.len() as u64,
             },
             env,
+            dataset: Dataset::US,
             source,
+            dataset_sources: vec![],
             trigger,
             fetched_at,
         }
@@ -311,9 +267,9 @@ mod tests {
     fn a_run_takes_env_trigger_and_start_from_the_triggering_event() {
         let early = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         let late = Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).unwrap();
-        let nyt = extracted(Source::Nyt, "n1", Trigger::new(TriggerKind::Initial), early);
+        let nyt = extracted(Source::NYT, "n1", Trigger::new(TriggerKind::Initial), early);
         let forced = Trigger::forced(TriggerKind::Manual, TriggerId::new("x").unwrap());
-        let jhu = extracted(Source::Jhu, "j1", forced, late);
+        let jhu = extracted(Source::JHU, "j1", forced, late);
         let run = Run::new(&jhu, 42, nyt.clone(), jhu.clone());
         assert_eq!(run.trigger, jhu.trigger);
         assert_eq!(run.started_at, late);
@@ -321,8 +277,8 @@ mod tests {
             run.run_id,
             run_id::of_inputs(&run.env, &nyt, &jhu, &jhu.trigger)
         );
-        let sources: Vec<Source> = run.inputs().iter().map(|i| i.source).collect();
-        assert_eq!(sources, vec![Source::Nyt, Source::Jhu]);
+        let sources: Vec<Source> = run.inputs().into_iter().map(|i| i.source).collect();
+        assert_eq!(sources, vec![Source::NYT, Source::JHU]);
         assert_eq!(
             run.metadata(3, early)[store::CURATED_STARTED_AT],
             late.to_rfc3339()
@@ -338,13 +294,13 @@ mod tests {
         let nyt_at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         let jhu_at = Utc.with_ymd_and_hms(2024, 1, 3, 0, 0, 0).unwrap();
         let nyt = extracted(
-            Source::Nyt,
+            Source::NYT,
             "n1",
             Trigger::new(TriggerKind::Initial),
             nyt_at,
         );
         let jhu = extracted(
-            Source::Jhu,
+            Source::JHU,
             "j1",
             Trigger::new(TriggerKind::Initial),
             jhu_at,
@@ -366,16 +322,5 @@ mod tests {
         let once = dataset::to_parquet(&dataset::transform(nyt, jhu).unwrap().rows).unwrap();
         let again = dataset::to_parquet(&dataset::transform(nyt, jhu).unwrap().rows).unwrap();
         assert_eq!(Digest::of(&once), Digest::of(&again));
-    }
-
-    #[test]
-    fn step_timings_keep_their_order() {
-        let mut steps = Steps::start();
-        steps.lap("read");
-        steps.record("transform", 7);
-        steps.lap_remaining("parquet", 7);
-        let names: Vec<&str> = steps.timings.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["read", "transform", "parquet"]);
-        assert_eq!(steps.timings[1].1, 7);
     }
 }

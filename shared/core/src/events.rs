@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 use crate::ids::{CommitSha, Digest, RunId, TriggerId};
-use crate::source::Source;
+use crate::source::{Dataset, Source};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -97,7 +97,14 @@ impl Trigger {
 pub struct Extracted {
     pub schema_version: u32,
     pub env: Env,
+    /// The dataset the payload belongs to (`us` in events written before datasets existed).
+    #[serde(default = "Dataset::us")]
+    pub dataset: Dataset,
     pub source: Source,
+    /// Every source of the dataset, in the order its transform reads them: a run is made of the
+    /// latest payload of each. Empty in events written before datasets existed (`us`: NYT, JHU).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dataset_sources: Vec<Source>,
     pub upstream: UpstreamRef,
     pub object: ObjectRef,
     pub trigger: Trigger,
@@ -107,7 +114,7 @@ pub struct Extracted {
 impl Extracted {
     pub fn input(&self) -> InputRef {
         InputRef {
-            source: self.source,
+            source: self.source.clone(),
             upstream: self.upstream.clone(),
             object: self.object.clone(),
         }
@@ -146,6 +153,8 @@ pub type Timings = Vec<(String, u64)>;
 pub struct Transformed {
     pub schema_version: u32,
     pub env: Env,
+    #[serde(default = "Dataset::us")]
+    pub dataset: Dataset,
     pub run_id: RunId,
     /// Where the run stands among the env's runs; the loader never applies an earlier one over a
     /// later one.
@@ -160,6 +169,26 @@ pub struct Transformed {
     pub warnings: Vec<String>,
     #[serde(default)]
     pub timings: Timings,
+    /// A keyed dataset's change against the run its transform compared with (see [`Delta`]);
+    /// `None` for `us`, and for a keyed run without a previous one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Delta>,
+}
+
+/// The rows a keyed run changes against its base, the previous run the transformer curated: the
+/// loader applies them when its table holds exactly the base, and reconciles from the whole
+/// curated dataset otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    pub base_run_id: RunId,
+    /// COPY-ready CSV objects in `etl-curated` (the keyed contract): the new or changed rows
+    /// (`date,<key>,fips,cases,deaths,new_cases,new_deaths`), the rows that left
+    /// (`date,<key>`) and one line per revised value (`date,<key>,field,old_value,new_value`).
+    pub rows: ObjectRef,
+    pub removed: ObjectRef,
+    pub changes: ObjectRef,
+    /// What the delta does, by the counting rules of DESIGN.md.
+    pub counts: Counts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -185,6 +214,9 @@ impl Field {
 /// One upstream value that changed: `old` → `new` (`None` is "not reported").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Correction {
+    /// The key of a keyed dataset's row, as people write it (`Harris, Texas`); `None` for `us`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub date: NaiveDate,
     pub field: Field,
     pub old: Option<i64>,
@@ -206,6 +238,8 @@ pub struct Counts {
 pub struct Loaded {
     pub schema_version: u32,
     pub env: Env,
+    #[serde(default = "Dataset::us")]
+    pub dataset: Dataset,
     pub run_id: RunId,
     pub trigger: Trigger,
     pub inputs: Vec<InputRef>,
@@ -366,6 +400,8 @@ impl std::fmt::Display for FailureKind {
 pub struct Failed {
     pub schema_version: u32,
     pub env: Env,
+    #[serde(default = "Dataset::us")]
+    pub dataset: Dataset,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<RunId>,
     pub stage: Stage,
@@ -403,12 +439,18 @@ impl Failed {
             Some(cause) => cause.clone(),
             None => self.failed_at.timestamp_micros().to_string(),
         };
+        // `us` failures keep the ids they had before datasets existed.
+        let scope = if self.dataset.is_us() {
+            self.env.to_string()
+        } else {
+            format!("{}/{}", self.env, self.dataset)
+        };
         let key = format!(
             "{}|{}|{}|{}|{}|{}|{}",
-            self.env,
+            scope,
             self.stage.as_str(),
             self.kind.as_str(),
-            self.source.map_or("", Source::as_str),
+            self.source.as_ref().map_or("", Source::as_str),
             self.trigger
                 .as_ref()
                 .and_then(|t| t.id.as_ref())
@@ -458,6 +500,8 @@ impl EmailFate {
 pub struct Notification {
     pub schema_version: u32,
     pub env: Env,
+    #[serde(default = "Dataset::us")]
+    pub dataset: Dataset,
     pub run_id: RunId,
     pub status: RunStatus,
     pub subject: String,
@@ -617,6 +661,7 @@ mod tests {
     #[test]
     fn loaded_counts_are_flat_fields_in_json() {
         let loaded = Loaded {
+            dataset: crate::Dataset::US,
             schema_version: SCHEMA_VERSION,
             env: Env::prod(),
             run_id: RunId::new("r").unwrap(),

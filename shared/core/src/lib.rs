@@ -43,7 +43,7 @@ pub mod telemetry;
 
 pub use env::{Env, EnvScope};
 pub use shutdown::Shutdown;
-pub use source::Source;
+pub use source::{Dataset, Source};
 
 /// Installs the process-wide rustls crypto provider.
 ///

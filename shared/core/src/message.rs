@@ -239,7 +239,7 @@ impl Body<'_> {
     fn expect_raw_object(&self, env: &Env, input: &InputRef) -> Result<(), DecodeError> {
         let object = &input.object;
         self.expect("object.bucket", &object.bucket, RAW_BUCKET)?;
-        let name = store::raw_object_name(env, input.source, &object.sha256);
+        let name = store::raw_object_name(env, &input.source, &object.sha256);
         self.expect("object.name", &object.name, &name)
     }
 
@@ -261,7 +261,7 @@ pub trait Publish: Serialize {
 
 impl Publish for Extracted {
     fn subject(&self) -> Subject {
-        Subject::Extracted(self.env.clone(), self.source)
+        Subject::Extracted(self.env.clone(), self.source.clone())
     }
 
     /// Content and commit: a revert to an earlier file is a new event, not a duplicate; a forced

@@ -4,6 +4,7 @@ use crate::env::Env;
 use crate::events::{Extracted, Trigger};
 use crate::hash::sha256_hex;
 use crate::ids::RunId;
+use crate::source::Dataset;
 
 /// The run of these two extracted payloads. Each input counts by its content and the commit it
 /// was read at, so an upstream revert to an earlier file is a new run (and applied), while the
@@ -11,6 +12,25 @@ use crate::ids::RunId;
 pub fn of_inputs(env: &Env, nyt: &Extracted, jhu: &Extracted, trigger: &Trigger) -> RunId {
     let key = |input: &Extracted| format!("{}@{}", input.object.sha256, input.upstream.commit_sha);
     derive(env, &key(nyt), &key(jhu), trigger)
+}
+
+/// The run of a keyed dataset made of these payloads, one per source in the dataset's order. As
+/// with `us`, each counts by its content and commit, and a forced trigger's id is mixed in.
+pub fn of_dataset(env: &Env, dataset: &Dataset, inputs: &[&Extracted], trigger: &Trigger) -> RunId {
+    let mut key = format!("{env}\n{dataset}");
+    for input in inputs {
+        key.push_str(&format!(
+            "\n{}:{}@{}",
+            input.source, input.object.sha256, input.upstream.commit_sha
+        ));
+    }
+    if trigger.force
+        && let Some(id) = &trigger.id
+    {
+        key.push('\n');
+        key.push_str(id.as_str());
+    }
+    RunId::new(&sha256_hex(key.as_bytes())[..24]).expect("hex digits are a run id")
 }
 
 /// `env` plus a key for each source's input (NYT first). A forced trigger's id is mixed in, so
@@ -76,6 +96,8 @@ mod tests {
         use crate::events::{ObjectRef, SCHEMA_VERSION, UpstreamRef};
         use crate::source::Source;
         let extracted = |source, sha256: &str, commit: &str| Extracted {
+            dataset: crate::Dataset::US,
+            dataset_sources: Vec::new(),
             schema_version: SCHEMA_VERSION,
             env: Env::prod(),
             source,
@@ -96,16 +118,16 @@ mod tests {
             fetched_at: chrono::Utc::now(),
         };
         let trigger = Trigger::new(TriggerKind::Commit);
-        let jhu = extracted(Source::Jhu, "j", "c0c0c0c0");
+        let jhu = extracted(Source::JHU, "j", "c0c0c0c0");
         let first = of_inputs(
             &Env::prod(),
-            &extracted(Source::Nyt, "x", "c1c1c1c1"),
+            &extracted(Source::NYT, "x", "c1c1c1c1"),
             &jhu,
             &trigger,
         );
         let reverted = of_inputs(
             &Env::prod(),
-            &extracted(Source::Nyt, "x", "c3c3c3c3"),
+            &extracted(Source::NYT, "x", "c3c3c3c3"),
             &jhu,
             &trigger,
         );
@@ -114,7 +136,7 @@ mod tests {
             first,
             of_inputs(
                 &Env::prod(),
-                &extracted(Source::Nyt, "x", "c1c1c1c1"),
+                &extracted(Source::NYT, "x", "c1c1c1c1"),
                 &jhu,
                 &trigger
             )

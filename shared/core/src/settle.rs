@@ -20,7 +20,7 @@ use crate::events::{
 use crate::ids::RunId;
 use crate::message::Event;
 use crate::nats::{self, NatsError, backoff};
-use crate::source::Source;
+use crate::source::{Dataset, Source};
 
 /// Why a handler could not finish a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,7 @@ impl Failure {
 /// What a failure report says about the run the message was about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunContext {
+    pub dataset: Dataset,
     pub run_id: Option<RunId>,
     pub inputs: Vec<InputRef>,
     pub trigger: Option<Trigger>,
@@ -85,22 +86,25 @@ impl RunContext {
         match event {
             Event::Extracted(e) => Self::of_extracted(e),
             Event::Transformed(e) => Self {
+                dataset: e.dataset.clone(),
                 run_id: Some(e.run_id.clone()),
                 inputs: e.inputs.clone(),
                 trigger: Some(e.trigger.clone()),
                 source: None,
             },
             Event::Loaded(e) => Self {
+                dataset: e.dataset.clone(),
                 run_id: Some(e.run_id.clone()),
                 inputs: e.inputs.clone(),
                 trigger: Some(e.trigger.clone()),
                 source: None,
             },
             Event::Failed(e) => Self {
+                dataset: e.dataset.clone(),
                 run_id: e.run_id.clone(),
                 inputs: e.inputs.clone(),
                 trigger: e.trigger.clone(),
-                source: e.source,
+                source: e.source.clone(),
             },
             Event::Dead(_)
             | Event::Notification(_)
@@ -111,10 +115,11 @@ impl RunContext {
 
     pub fn of_extracted(event: &Extracted) -> Self {
         Self {
+            dataset: event.dataset.clone(),
             run_id: None,
             inputs: vec![event.input()],
             trigger: Some(event.trigger.clone()),
-            source: Some(event.source),
+            source: Some(event.source.clone()),
         }
     }
 }
@@ -211,6 +216,7 @@ fn failed_event(message: &GivenUp<'_>, failure: &Failure) -> Option<Failed> {
     Some(Failed {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
+        dataset: run.dataset,
         run_id: run.run_id,
         stage: message.stage,
         kind: failure.kind,

@@ -18,14 +18,25 @@ use crate::events::{Extracted, FailureKind, ObjectRef};
 use crate::ids::{Digest, RunId};
 use crate::nats::{self, NatsError, Stores};
 use crate::settle::Failure;
-use crate::source::Source;
+use crate::source::{Dataset, Source};
 
-pub fn raw_object_name(env: &Env, source: Source, sha256: &Digest) -> String {
+pub fn raw_object_name(env: &Env, source: &Source, sha256: &Digest) -> String {
     format!("{env}/{source}/{sha256}")
 }
 
 pub fn curated_object_name(env: &Env, run_id: &RunId) -> String {
     format!("{env}/{run_id}.parquet")
+}
+
+/// One part of a keyed run's delta (`rows`, `removed`, `changes`): COPY-ready CSV.
+pub fn delta_object_name(env: &Env, run_id: &RunId, part: &str) -> String {
+    format!("{env}/{run_id}.{part}.csv")
+}
+
+/// KV key of the last run of a keyed dataset the transformer curated (its `Transformed` event):
+/// the base the next run's delta is computed against.
+pub fn curated_key(env: &Env, dataset: &Dataset) -> String {
+    format!("{env}.{dataset}.curated")
 }
 
 /// Metadata key of a curated object: when its run started (RFC 3339), i.e. when the extraction
@@ -38,12 +49,12 @@ pub const CURATED_STARTED_AT: &str = "started_at";
 pub const CURATED_TRANSFORMED_AT: &str = "transformed_at";
 
 /// KV key of the latest extracted payload of a source (the [`Extracted`] event as JSON).
-pub fn latest_key(env: &Env, source: Source) -> String {
+pub fn latest_key(env: &Env, source: &Source) -> String {
     format!("{env}.{source}.latest")
 }
 
 /// KV key of the extractor's polling cursor for a source.
-pub fn cursor_key(env: &Env, source: Source) -> String {
+pub fn cursor_key(env: &Env, source: &Source) -> String {
     format!("{env}.{source}.cursor")
 }
 
@@ -52,7 +63,7 @@ pub fn cursor_key(env: &Env, source: Source) -> String {
 pub const TROUBLE_KEY_SUFFIX: &str = "trouble";
 
 /// KV key of a source's trouble (see [`TROUBLE_KEY_SUFFIX`]).
-pub fn trouble_key(env: &Env, source: Source) -> String {
+pub fn trouble_key(env: &Env, source: &Source) -> String {
     format!("{env}.{source}.{TROUBLE_KEY_SUFFIX}")
 }
 
@@ -567,7 +578,7 @@ pub async fn kv_put<T: serde::Serialize>(
 pub async fn latest_extracted(
     state: &kv::Store,
     env: &Env,
-    source: Source,
+    source: &Source,
 ) -> Result<Option<Extracted>, StoreError> {
     kv_get(state, &latest_key(env, source)).await
 }
@@ -586,7 +597,7 @@ pub enum LatestWrite {
 /// upstream commit: the latest never goes backwards. The write is revision-checked, so a
 /// concurrent writer makes it read again and decide anew rather than overwrite blindly.
 pub async fn put_latest(state: &kv::Store, event: &Extracted) -> Result<LatestWrite, StoreError> {
-    let key = latest_key(&event.env, event.source);
+    let key = latest_key(&event.env, &event.source);
     let kv_error = |source: async_nats::Error| StoreError::KvPut {
         key: key.clone(),
         source,

@@ -90,12 +90,12 @@ pub fn trigger(env: &Env) -> String {
     Subject::Trigger(env.clone()).to_string()
 }
 
-pub fn extracted(env: &Env, source: Source) -> String {
-    Subject::Extracted(env.clone(), source).to_string()
+pub fn extracted(env: &Env, source: &Source) -> String {
+    Subject::Extracted(env.clone(), source.clone()).to_string()
 }
 
-pub fn progress(env: &Env, source: Source) -> String {
-    Subject::Progress(env.clone(), source).to_string()
+pub fn progress(env: &Env, source: &Source) -> String {
+    Subject::Progress(env.clone(), source.clone()).to_string()
 }
 
 pub fn transformed(env: &Env) -> String {
@@ -190,8 +190,8 @@ mod tests {
     fn subjects_follow_the_contract() {
         let env = Env::new("test").unwrap();
         assert_eq!(trigger(&env), "etl.test.trigger");
-        assert_eq!(extracted(&env, Source::Jhu), "etl.test.extracted.jhu");
-        assert_eq!(progress(&env, Source::Nyt), "etl.test.progress.nyt");
+        assert_eq!(extracted(&env, &Source::JHU), "etl.test.extracted.jhu");
+        assert_eq!(progress(&env, &Source::NYT), "etl.test.progress.nyt");
         assert_eq!(transformed(&env), "etl.test.transformed");
         assert_eq!(loaded(&env), "etl.test.loaded");
         assert_eq!(failed(&env, Stage::Transform), "etl.test.failed.transform");
@@ -205,8 +205,8 @@ mod tests {
         let env = Env::new("e2e_1").unwrap();
         for subject in [
             Subject::Trigger(env.clone()),
-            Subject::Extracted(env.clone(), Source::Nyt),
-            Subject::Progress(env.clone(), Source::Jhu),
+            Subject::Extracted(env.clone(), Source::NYT),
+            Subject::Progress(env.clone(), Source::JHU),
             Subject::Transformed(env.clone()),
             Subject::Loaded(env.clone()),
             Subject::Failed(env.clone(), Stage::Extract),

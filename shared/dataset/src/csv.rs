@@ -105,9 +105,9 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(input: Source, text: &'a str) -> Self {
+    pub fn new(input: &Source, text: &'a str) -> Self {
         Self {
-            input,
+            input: input.clone(),
             text,
             pos: 0,
             line: 1,
@@ -121,7 +121,7 @@ impl<'a> Reader<'a> {
     }
 
     fn fail(&self, line: usize, problem: Problem) -> DataError {
-        DataError::payload(self.input, At::Line(line), problem)
+        DataError::payload(&self.input, At::Line(line), problem)
     }
 
     #[allow(clippy::should_implement_trait)] // fallible, and records borrow the reader's text
@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
-        let mut reader = Reader::new(Source::Jhu, text);
+        let mut reader = Reader::new(&Source::JHU, text);
         let mut out = Vec::new();
         while let Some(record) = reader.next().map_err(|e| e.to_string())? {
             out.push((
@@ -345,13 +345,13 @@ mod tests {
 
     #[test]
     fn a_plain_record_splits_lazily_and_counts_its_fields() {
-        let mut reader = Reader::new(Source::Nyt, "2020-01-01,US,,1\n");
+        let mut reader = Reader::new(&Source::NYT, "2020-01-01,US,,1\n");
         let record = reader.next().unwrap().unwrap();
         assert_eq!(record.pick([1, 2]), [Some("US"), Some("")]);
         assert_eq!(record.pick([3, 0]), [Some("1"), Some("2020-01-01")]);
         assert_eq!(record.pick([2, 4]), [Some(""), None]);
         assert_eq!(record.len(), 4);
-        let mut reader = Reader::new(Source::Nyt, "\"2020-01-01\",\"Korea, South\",,1\n");
+        let mut reader = Reader::new(&Source::NYT, "\"2020-01-01\",\"Korea, South\",,1\n");
         let record = reader.next().unwrap().unwrap();
         assert_eq!(
             record.pick([1, 2, 4]),
@@ -361,7 +361,7 @@ mod tests {
 
     /// The lines of the records after the header, each checked against the header's width.
     fn widths_checked(text: &str) -> Result<Vec<usize>, String> {
-        let mut reader = Reader::new(Source::Jhu, text);
+        let mut reader = Reader::new(&Source::JHU, text);
         let header = reader.next().map_err(|e| e.to_string())?.expect("a header");
         reader.expect_width(header.len());
         let mut lines = Vec::new();

@@ -57,6 +57,7 @@ pub fn diff(stored: &[DailyRow], new: &[DailyRow]) -> Diff {
             let (was, is) = (upstream_value(old, field), upstream_value(row, field));
             if was != is {
                 diff.corrections.push(Correction {
+                    key: None,
                     date: *date,
                     field,
                     old: was,
@@ -168,6 +169,7 @@ mod tests {
         assert_eq!(
             diff.corrections,
             vec![Correction {
+                key: None,
                 date: day(2),
                 field: Field::Cases,
                 old: Some(20),
@@ -186,18 +188,21 @@ mod tests {
             diff.corrections,
             vec![
                 Correction {
+                    key: None,
                     date: day(1),
                     field: Field::Cases,
                     old: Some(10),
                     new: Some(11)
                 },
                 Correction {
+                    key: None,
                     date: day(1),
                     field: Field::Deaths,
                     old: Some(1),
                     new: Some(2)
                 },
                 Correction {
+                    key: None,
                     date: day(1),
                     field: Field::Recovered,
                     old: Some(5),

@@ -93,8 +93,12 @@ impl DataError {
         }
     }
 
-    pub(crate) fn payload(input: Source, at: At, problem: Problem) -> Self {
-        DataError::Payload { input, at, problem }
+    pub(crate) fn payload(input: &Source, at: At, problem: Problem) -> Self {
+        DataError::Payload {
+            input: input.clone(),
+            at,
+            problem,
+        }
     }
 
     /// The same problem, named by a keyed dataset's file name instead of a [`Source`]: the
@@ -419,7 +423,7 @@ mod tests {
     #[test]
     fn a_payload_error_names_source_line_and_problem_in_one_sentence() {
         let err = DataError::payload(
-            Source::Nyt,
+            &Source::NYT,
             At::Line(57),
             Problem::NotAWholeNumber {
                 column: "deaths",
@@ -436,7 +440,7 @@ mod tests {
     #[test]
     fn a_missing_column_names_the_columns_that_are_there() {
         let err = DataError::payload(
-            Source::Jhu,
+            &Source::JHU,
             At::File,
             Problem::MissingColumn {
                 column: "Recovered",
@@ -477,7 +481,7 @@ mod tests {
         let value = shorten(&"9".repeat(100));
         assert_eq!(value.chars().count(), 41);
         let err = DataError::payload(
-            Source::Nyt,
+            &Source::NYT,
             At::Line(2),
             Problem::NotAWholeNumber {
                 column: "cases",

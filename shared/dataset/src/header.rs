@@ -15,7 +15,7 @@ pub(crate) struct Header {
 /// Reads the header and finds `required` columns by name (order and extra columns do not matter);
 /// from then on `reader` refuses any record with another number of fields than the header.
 pub(crate) fn read_header(
-    input: Source,
+    input: &Source,
     reader: &mut Reader<'_>,
     required: &[&'static str],
 ) -> Result<Header, DataError> {
@@ -64,8 +64,8 @@ mod tests {
 
     #[test]
     fn the_header_finds_columns_by_name_in_any_order_and_sets_the_width_of_every_row() {
-        let mut reader = Reader::new(Source::Nyt, "deaths, extra ,date,cases\n0,2020-01-01,1\n");
-        let header = read_header(Source::Nyt, &mut reader, &["date", "cases", "deaths"]).unwrap();
+        let mut reader = Reader::new(&Source::NYT, "deaths, extra ,date,cases\n0,2020-01-01,1\n");
+        let header = read_header(&Source::NYT, &mut reader, &["date", "cases", "deaths"]).unwrap();
         assert_eq!(header.indices, vec![2, 3, 0]);
         assert_eq!(
             reader.next().unwrap_err().to_string(),
@@ -76,8 +76,8 @@ mod tests {
     #[test]
     fn the_header_reports_missing_duplicate_and_wrongly_delimited_columns() {
         let header = |text: &str| {
-            let mut reader = Reader::new(Source::Nyt, text);
-            read_header(Source::Nyt, &mut reader, &["date", "cases"])
+            let mut reader = Reader::new(&Source::NYT, text);
+            read_header(&Source::NYT, &mut reader, &["date", "cases"])
                 .map(|_| ())
                 .unwrap_err()
                 .to_string()

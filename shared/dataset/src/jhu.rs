@@ -30,10 +30,10 @@ pub(crate) struct JhuDays {
 }
 
 pub(crate) fn read(bytes: &[u8]) -> Result<JhuDays, DataError> {
-    let input = Source::Jhu;
-    let text = check_payload(input, bytes)?;
-    let mut reader = Reader::new(input, text);
-    let header = read_header(input, &mut reader, &[DATE, COUNTRY, PROVINCE, RECOVERED])?;
+    let input = Source::JHU;
+    let text = check_payload(&input, bytes)?;
+    let mut reader = Reader::new(&input, text);
+    let header = read_header(&input, &mut reader, &[DATE, COUNTRY, PROVINCE, RECOVERED])?;
     let [date_at, country_at, province_at, recovered_at] = [
         header.indices[0],
         header.indices[1],
@@ -46,7 +46,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<JhuDays, DataError> {
     let mut rows = 0usize;
     while let Some(record) = reader.next()? {
         rows += 1;
-        let fail = |problem| DataError::payload(input, At::Line(record.line), problem);
+        let fail = |problem| DataError::payload(&input, At::Line(record.line), problem);
         // The reader has refused records of another width, so every header column is there.
         let [Some(country), Some(province)] = record.pick([country_at, province_at]) else {
             unreachable!("a record of the header's width has each of its columns");
@@ -71,10 +71,10 @@ pub(crate) fn read(bytes: &[u8]) -> Result<JhuDays, DataError> {
         days.recovered.push(recovered);
     }
     if rows == 0 {
-        return Err(DataError::payload(input, At::File, Problem::HeaderOnly));
+        return Err(DataError::payload(&input, At::File, Problem::HeaderOnly));
     }
     if days.dates.is_empty() {
-        return Err(DataError::payload(input, At::File, Problem::NoUsRows));
+        return Err(DataError::payload(&input, At::File, Problem::NoUsRows));
     }
     Ok(days)
 }

@@ -22,16 +22,16 @@ pub(crate) struct NytDays {
 }
 
 pub(crate) fn read(bytes: &[u8]) -> Result<NytDays, DataError> {
-    let input = Source::Nyt;
-    let text = check_payload(input, bytes)?;
-    let mut reader = Reader::new(input, text);
-    let header = read_header(input, &mut reader, &COLUMNS)?;
+    let input = Source::NYT;
+    let text = check_payload(&input, bytes)?;
+    let mut reader = Reader::new(&input, text);
+    let header = read_header(&input, &mut reader, &COLUMNS)?;
     let [date_at, cases_at, deaths_at] = [header.indices[0], header.indices[1], header.indices[2]];
 
     let mut days = NytDays::default();
     let mut seen: HashMap<NaiveDate, usize> = HashMap::new();
     while let Some(record) = reader.next()? {
-        let fail = |problem| DataError::payload(input, At::Line(record.line), problem);
+        let fail = |problem| DataError::payload(&input, At::Line(record.line), problem);
         // The reader has refused records of another width, so every header column is there.
         let fields = record.split();
         let date = values::date(COLUMNS[0], fields[date_at]).map_err(fail)?;
@@ -49,7 +49,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<NytDays, DataError> {
         days.deaths.push(deaths);
     }
     if days.dates.is_empty() {
-        return Err(DataError::payload(input, At::File, Problem::HeaderOnly));
+        return Err(DataError::payload(&input, At::File, Problem::HeaderOnly));
     }
     Ok(days)
 }

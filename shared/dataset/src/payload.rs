@@ -9,7 +9,7 @@ use crate::error::{At, DataError, Problem, shorten};
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Checks that make a payload a text file at all, and returns it as text without its BOM.
-pub(crate) fn check_payload(input: Source, bytes: &[u8]) -> Result<&str, DataError> {
+pub(crate) fn check_payload<'a>(input: &Source, bytes: &'a [u8]) -> Result<&'a str, DataError> {
     let fail = |at, problem| DataError::payload(input, at, problem);
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     let Some(first) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
@@ -56,7 +56,7 @@ mod tests {
     #[test]
     fn payload_checks_find_emptiness_html_json_gzip_bad_utf8_and_nul_bytes() {
         let check = |bytes: &[u8]| {
-            check_payload(Source::Nyt, bytes)
+            check_payload(&Source::NYT, bytes)
                 .map(str::to_owned)
                 .map_err(|e| e.to_string())
         };

@@ -87,8 +87,8 @@ impl DemoOptions {
                 let days = self.version(step);
                 let message = self.message(step, &days);
                 vec![
-                    self.commit(Source::Nyt, step, nyt_csv(&days), &message),
-                    self.commit(Source::Jhu, step, jhu_csv(&days), &message),
+                    self.commit(Source::NYT, step, nyt_csv(&days), &message),
+                    self.commit(Source::JHU, step, jhu_csv(&days), &message),
                 ]
             })
             .collect()
@@ -167,7 +167,9 @@ impl DemoOptions {
     }
 
     fn commit(&self, source: Source, step: usize, content: String, message: &str) -> NewCommit {
-        let location = source.default_location();
+        let location = source
+            .default_location()
+            .expect("the us sources have a default location");
         let mut hasher = Sha1::new();
         hasher.update(format!("covid-etl demo\n{}\n{source}\n{step}\n", self.seed).as_bytes());
         hasher.update(content.as_bytes());
@@ -290,10 +292,10 @@ mod tests {
                     commits.len()
                 );
             };
-            assert_eq!(nyt.repo, Source::Nyt.default_location().repo);
-            assert_eq!(nyt.path, Source::Nyt.default_location().path);
-            assert_eq!(jhu.repo, Source::Jhu.default_location().repo);
-            assert_eq!(jhu.path, Source::Jhu.default_location().path);
+            assert_eq!(nyt.repo, Source::NYT.default_location().unwrap().repo);
+            assert_eq!(nyt.path, Source::NYT.default_location().unwrap().path);
+            assert_eq!(jhu.repo, Source::JHU.default_location().unwrap().repo);
+            assert_eq!(jhu.path, Source::JHU.default_location().unwrap().path);
             let curated = dataset::transform(&nyt.content, &jhu.content)
                 .unwrap_or_else(|err| panic!("step {step} does not transform: {err}"));
             assert_eq!(curated.rows.len(), options.initial_days + step);

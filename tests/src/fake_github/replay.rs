@@ -40,7 +40,7 @@ pub enum ReplayError {
 /// The replay steps of a history folder.
 pub fn load_dir(dir: &Path) -> Result<Vec<Vec<NewCommit>>, ReplayError> {
     let mut versions = Vec::new();
-    for source in Source::ALL {
+    for source in Source::US {
         let base = dir.join(source.as_str());
         let folder = if base.join("history").is_dir() {
             base.join("history")
@@ -50,7 +50,9 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Vec<NewCommit>>, ReplayError> {
         if !folder.is_dir() {
             continue;
         }
-        let location = source.default_location();
+        let location = source
+            .default_location()
+            .expect("the us sources have a default location");
         let entries = std::fs::read_dir(&folder).map_err(|e| ReplayError::Read {
             path: folder.clone(),
             source: e,
@@ -71,7 +73,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Vec<NewCommit>>, ReplayError> {
             // same file always gets the same sha.
             let sha = format!("{sha10}{}", &hex::encode(Sha1::digest(&content))[..30]);
             versions.push((
-                source,
+                source.clone(),
                 NewCommit {
                     repo: location.repo.clone(),
                     path: location.path.clone(),
@@ -94,7 +96,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Vec<NewCommit>>, ReplayError> {
     }
     versions.sort_by_key(|(_, c)| c.time);
     // Step 0: the versions up to the time both sources have one.
-    let start = Source::ALL
+    let start = Source::US
         .iter()
         .filter_map(|s| {
             versions

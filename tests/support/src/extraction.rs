@@ -16,9 +16,11 @@ use shared::{Env, Source, store, subjects};
 pub fn extraction(env: &Env, source: Source, payload: &[u8], trigger: Trigger) -> Extracted {
     let sha256 = Digest::of(payload);
     Extracted {
+        dataset: shared::Dataset::US,
+        dataset_sources: Vec::new(),
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
-        source,
+        source: source.clone(),
         upstream: UpstreamRef {
             repo: format!("{source}/repo"),
             path: format!("{source}.csv"),
@@ -28,7 +30,7 @@ pub fn extraction(env: &Env, source: Source, payload: &[u8], trigger: Trigger) -
         },
         object: ObjectRef {
             bucket: nats::RAW_BUCKET.to_owned(),
-            name: store::raw_object_name(env, source, &sha256),
+            name: store::raw_object_name(env, &source, &sha256),
             sha256,
             bytes: payload.len() as u64,
         },
@@ -77,9 +79,13 @@ pub async fn extract_quietly(
 ) -> Extracted {
     let event = extraction(env, source, payload, trigger);
     store_raw(stores, &event, payload).await;
-    store::kv_put(&stores.state, &store::latest_key(env, source), &event)
-        .await
-        .expect("the latest extraction is recorded");
+    store::kv_put(
+        &stores.state,
+        &store::latest_key(env, &event.source),
+        &event,
+    )
+    .await
+    .expect("the latest extraction is recorded");
     event
 }
 
@@ -93,7 +99,7 @@ pub async fn publish_again(stores: &Stores, event: &Extracted, tag: &str) -> u64
     let ack = stores
         .js
         .publish_with_headers(
-            subjects::extracted(&event.env, event.source),
+            subjects::extracted(&event.env, &event.source),
             headers,
             serde_json::to_vec(event).expect("an event encodes").into(),
         )

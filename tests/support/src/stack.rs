@@ -191,7 +191,9 @@ pub fn nats_config(identity: Identity) -> NatsConfig {
 
 /// The variables a service started by a test gets: the stack's addresses (and the process's
 /// NATS identity, the operator's), and `env` as the only env it serves (with an addressee for
-/// its emails). [`vars_for`] makes the service run as itself.
+/// its emails), its extractor polling the `us` dataset only (the one most tests give the fake
+/// GitHub; a test of the keyed datasets sets `DATASETS`). [`vars_for`] makes the service run as
+/// itself.
 pub fn vars(env: &Env) -> Vars {
     let mut vars = Vars::default();
     vars.set("NATS_URL", nats_url())
@@ -199,6 +201,7 @@ pub fn vars(env: &Env) -> Vars {
         .set("SMTP_URL", smtp_url())
         .set("ETL_ENV", env.as_str())
         .set("ETL_ENVS", env.as_str())
+        .set("DATASETS", "us")
         .set(
             format!("EMAIL_TO_{}", env.as_str().to_uppercase()),
             "ops@example.com",

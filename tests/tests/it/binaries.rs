@@ -465,8 +465,8 @@ async fn the_opentelemetry_variables_mean_what_the_specification_says() {
     let otlp = OtlpReceiver::start().await;
     let logs = tempfile::tempdir().unwrap();
     let mut events = test.events().await;
-    let extracted = shared::subjects::extracted(env, Source::Nyt);
-    let nyt = Source::Nyt.default_location();
+    let extracted = shared::subjects::extracted(env, &Source::NYT);
+    let nyt = Source::NYT.default_location().unwrap();
     let csv = |day: u32| format!("date,cases,deaths\n2020-03-0{day},100,2\n");
 
     // OTEL_SDK_DISABLED=true: the extractor works, and exports nothing though an endpoint is set.

@@ -119,6 +119,7 @@ async fn the_demo_history_becomes_runs_notifications_emails_and_a_correction() {
     let (before, after) = (demo.version(1), demo.version(2));
     let day = revision.day;
     let mut expected = vec![Correction {
+        key: None,
         date: date_of(day),
         field: Field::Cases,
         old: Some(before[day].cases),
@@ -126,6 +127,7 @@ async fn the_demo_history_becomes_runs_notifications_emails_and_a_correction() {
     }];
     if revision.added_deaths > 0 {
         expected.push(Correction {
+            key: None,
             date: date_of(day),
             field: Field::Deaths,
             old: Some(before[day].deaths),

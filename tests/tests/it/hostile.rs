@@ -52,7 +52,7 @@ fn with(mut value: Value, pointer: &str, replacement: Value) -> Vec<u8> {
 /// Every kind of bad message, built from the real events of the first run.
 async fn corpus(test: &TestEnv, extracted: &Value, transformed: &Value) -> Vec<Hostile> {
     let env = &test.env;
-    let nyt = subjects::extracted(env, Source::Nyt);
+    let nyt = subjects::extracted(env, &Source::NYT);
     let transformed_subject = subjects::transformed(env);
     let loaded = subjects::loaded(env);
     let failed = subjects::failed(env, Stage::Transform);
@@ -203,7 +203,7 @@ async fn hostile_messages_stop_no_stage_and_each_is_dead_lettered_once() {
     github.add_many(upstream_commits(NYT, JHU));
     let first = next_notification(&mut notifications, &processes, "the first run").await;
     assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
-    let extracted = latest_json(&mut events, &subjects::extracted(&env, Source::Nyt)).await;
+    let extracted = latest_json(&mut events, &subjects::extracted(&env, &Source::NYT)).await;
     let transformed = latest_json(&mut events, &subjects::transformed(&env)).await;
 
     for body in hostile_triggers() {

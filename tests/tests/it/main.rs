@@ -8,6 +8,7 @@ mod cluster;
 mod demo;
 mod extractor;
 mod hostile;
+mod keyed;
 mod lease;
 mod lockdown;
 mod lockdown_postgres;

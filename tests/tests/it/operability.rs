@@ -19,8 +19,8 @@ const JHU: &str = "Date,Country/Region,Province/State,Confirmed,Recovered,Deaths
 const PIPELINE: [&str; 4] = ["extractor", "transformer", "loader", "notifier"];
 
 fn upstream(github: &FakeGithub) {
-    let nyt = Source::Nyt.default_location();
-    let jhu = Source::Jhu.default_location();
+    let nyt = Source::NYT.default_location().unwrap();
+    let jhu = Source::JHU.default_location().unwrap();
     github.add_many([
         NewCommit::new(&nyt.repo, &nyt.path, NYT),
         NewCommit::new(&jhu.repo, &jhu.path, JHU),

@@ -159,7 +159,7 @@ fn nyt(rows: &[(&str, i64, i64)], eol: &str) -> String {
 }
 
 fn nyt_commit(content: String) -> NewCommit {
-    let at = Source::Nyt.default_location();
+    let at = Source::NYT.default_location().unwrap();
     NewCommit::new(&at.repo, &at.path, content)
 }
 

@@ -396,8 +396,8 @@ async fn no_credential_is_ever_printed_in_logs_spans_events_emails_or_check_conf
             )
         })
         .collect();
-    let nyt = Source::Nyt.default_location();
-    let jhu = Source::Jhu.default_location();
+    let nyt = Source::NYT.default_location().unwrap();
+    let jhu = Source::JHU.default_location().unwrap();
     github.add_many([
         NewCommit::new(&nyt.repo, &nyt.path, NYT),
         NewCommit::new(&jhu.repo, &jhu.path, JHU),

@@ -57,8 +57,8 @@ async fn both_sources_at_the_same_instant_make_one_write_one_load_one_notificati
         // and makes the run; the second makes the same run again.
         let (nyt, jhu) = versions(3 + round);
         let trigger = || Trigger::new(TriggerKind::Commit);
-        let nyt = extract_quietly(&test.stores, env, Source::Nyt, nyt.as_bytes(), trigger()).await;
-        let jhu = extract_quietly(&test.stores, env, Source::Jhu, jhu.as_bytes(), trigger()).await;
+        let nyt = extract_quietly(&test.stores, env, Source::NYT, nyt.as_bytes(), trigger()).await;
+        let jhu = extract_quietly(&test.stores, env, Source::JHU, jhu.as_bytes(), trigger()).await;
         let tag = format!("round-{round}");
         futures::join!(
             publish_again(&test.stores, &nyt, &tag),

@@ -22,6 +22,7 @@ const MAX_DELIVER: i64 = 3;
 /// A failure report of the extract stage: a message a notifier-like stage would consume.
 fn report(env: &Env, cause: &str) -> Failed {
     Failed {
+        dataset: shared::Dataset::US,
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
         run_id: None,

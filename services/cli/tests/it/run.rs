@@ -29,7 +29,7 @@ async fn a_real_run_reads_back_as_json_and_exports_as_it_was_curated() {
     let nyt = extraction::extract(
         &t.stores,
         &t.env,
-        Source::Nyt,
+        Source::NYT,
         NYT.as_bytes(),
         trigger.clone(),
     )
@@ -37,7 +37,7 @@ async fn a_real_run_reads_back_as_json_and_exports_as_it_was_curated() {
     let jhu = extraction::extract(
         &t.stores,
         &t.env,
-        Source::Jhu,
+        Source::JHU,
         JHU.as_bytes(),
         trigger.clone(),
     )
@@ -48,7 +48,7 @@ async fn a_real_run_reads_back_as_json_and_exports_as_it_was_curated() {
     let revised = extraction::extract(
         &t.stores,
         &t.env,
-        Source::Nyt,
+        Source::NYT,
         NYT_REVISED.as_bytes(),
         trigger.clone(),
     )

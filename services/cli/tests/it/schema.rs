@@ -94,7 +94,8 @@ fn the_checker_finds_a_missing_field_a_wrong_type_and_a_bad_word() {
         "services": [], "missing_services": [], "sources": [],
         "streams": [{"name": "ETL", "available": true, "messages": 1, "bytes": 2,
                      "consumers": [{"name": "loader-all", "lag": 0, "in_flight": 0, "redelivered": 0}]}],
-        "envs": [{"env": "prod", "latest_run": {"run_id": "r", "status": "succeeded"}}],
+        "envs": [{"env": "prod", "latest_run": {"run_id": "r", "dataset": "us", "status": "succeeded"},
+                  "latest_runs": [{"run_id": "r", "dataset": "us", "status": "succeeded"}]}],
     });
     assert_eq!(violations(&schema, &status), Vec::<String>::new());
     status["nats"] = serde_json::json!({"reachable": "yes", "address": "a"});

@@ -246,6 +246,7 @@ async fn the_event_stream_pushes_runs_as_they_land_or_fail() {
     );
 
     let failed = shared::events::Failed {
+        dataset: shared::Dataset::US,
         schema_version: shared::events::SCHEMA_VERSION,
         env: db.env.clone(),
         run_id: Some(shared::ids::RunId::new("run-broken").unwrap()),

@@ -17,9 +17,9 @@
 //! ([`db::lock_key`]`("load", env)`), so no two loads of an env overlap, across processes too. Its
 //! wait is bounded as the `us` path's is: by the session's `lock_timeout` (`DB_LOCK_TIMEOUT`),
 //! whose error is transient. The lock is held until the caller's transaction ends. Run order is
-//! the caller's to check (the handler is not written yet): as `apply::apply_run` does with
-//! `etl_runs`, it takes the same lock first (taking it again here is free), then refuses an
-//! already loaded or superseded run; these functions apply whatever run they are given.
+//! the caller's to check (`keyed_run`): as `apply::apply_run` does with `etl_runs`, it takes the
+//! same lock first (taking it again here is free), then refuses an already loaded or superseded
+//! run; these functions apply whatever run they are given.
 //!
 //! Every call does its work under a savepoint and rolls back to it on any error, so a
 //! [`KeyedError`] leaves the tables as they were and the caller's transaction usable (to record
@@ -29,10 +29,12 @@
 //! - `stage`: the staging tables and the COPY of each CSV;
 //! - `base`: `keyed_base`, and rule 7;
 //! - `write`: the statements shared by both paths (delete, upsert, the new base);
-//! - `apply`: [`apply_delta`]; `reconcile`: [`reconcile`].
+//! - `apply`: [`apply_delta`]; `reconcile`: [`reconcile`];
+//! - `corrections`: a run's revisions read back for its `Loaded` event ([`corrections`]).
 
 mod apply;
 mod base;
+mod corrections;
 mod error;
 mod reconcile;
 mod stage;
@@ -40,6 +42,7 @@ pub mod table;
 mod write;
 
 pub use apply::{Delta, DeltaOutcome, apply_delta};
+pub use corrections::corrections;
 pub use error::KeyedError;
 pub use reconcile::reconcile;
 use shared::Env;

@@ -1011,7 +1011,7 @@ async fn copy_out(client: &Client, query: &str) -> String {
 
 /// The table's rows, or `run_id`'s revisions, in the producer's columns and order (key, byte
 /// order, then date).
-async fn stored_csv(
+pub(crate) async fn stored_csv(
     client: &Client,
     env: &Env,
     table: &Table,

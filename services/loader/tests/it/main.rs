@@ -3,5 +3,6 @@
 
 mod apply;
 mod keyed;
+mod keyed_service;
 mod service;
 mod support;

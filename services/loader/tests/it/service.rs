@@ -13,14 +13,14 @@ use shared::events::{
 };
 use shared::ids::RunId;
 use shared::nats::{self, CURATED_BUCKET, DEAD_STREAM, ETL_STREAM, Stores};
-use shared::{Env, Source, store, subjects};
+use shared::{Dataset, Env, Source, store, subjects};
 use test_support::{EventLog, Running, TestEnv, eventually, stored_count, wait_consumed};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Harness {
-    env: Env,
-    stores: Stores,
+pub(crate) struct Harness {
+    pub(crate) env: Env,
+    pub(crate) stores: Stores,
     /// Everything the ETL stream stores for the env, in order (so never a de-duplicated publish).
     events: EventLog,
     /// What the DEAD stream stores for the env.
@@ -32,13 +32,16 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(&[], |_| {}).await
     }
 
     /// Starts the loader with `vars` added to the env's, and its configuration then `adjust`ed
     /// (the test seams).
-    async fn start_with(vars: &[(&str, &str)], adjust: impl FnOnce(&mut loader::Config)) -> Self {
+    pub(crate) async fn start_with(
+        vars: &[(&str, &str)],
+        adjust: impl FnOnce(&mut loader::Config),
+    ) -> Self {
         let test = TestEnv::new("load").await;
         let events = test.events().await;
         let dead = EventLog::open(
@@ -75,7 +78,7 @@ impl Harness {
     }
 
     /// Stores `rows` as the run's Parquet dataset; returns the run's transformed event.
-    async fn store_run(&self, tag: &str, rows: &[DailyRow]) -> Transformed {
+    pub(crate) async fn store_run(&self, tag: &str, rows: &[DailyRow]) -> Transformed {
         let bytes = dataset::to_parquet(rows).unwrap();
         let placeholder = transformed(&self.env, tag, rows, no_object(&self.env));
         let name = store::curated_object_name(&self.env, &placeholder.run_id);
@@ -100,7 +103,7 @@ impl Harness {
     }
 
     /// Publishes `event` under a message id of its own, as a redelivery would arrive.
-    async fn publish_transformed(&self, event: &Transformed, delivery: &str) {
+    pub(crate) async fn publish_transformed(&self, event: &Transformed, delivery: &str) {
         let msg_id = format!("test:{}:{delivery}", event.run_id);
         nats::publish_event(
             &self.stores.js,
@@ -112,12 +115,12 @@ impl Harness {
         .unwrap();
     }
 
-    async fn next_loaded(&mut self) -> Loaded {
+    pub(crate) async fn next_loaded(&mut self) -> Loaded {
         let subject = subjects::loaded(&self.env);
         self.events.next_event(&subject, WAIT).await
     }
 
-    async fn next_failed_load(&mut self) -> Failed {
+    pub(crate) async fn next_failed_load(&mut self) -> Failed {
         let subject = subjects::failed(&self.env, Stage::Load);
         self.events.next_event(&subject, WAIT).await
     }
@@ -134,17 +137,21 @@ impl Harness {
         message.info().unwrap().stream_sequence
     }
 
-    async fn stored(&self, subject: &str) -> usize {
+    pub(crate) async fn stored(&self, subject: &str) -> usize {
         stored_count(&self.stores.js, ETL_STREAM, subject).await
     }
 
     /// Waits until the loader has settled every message stored so far.
-    async fn settled(&self) {
+    pub(crate) async fn settled(&self) {
         wait_consumed(&self.stores.js, ETL_STREAM, &self.durable, WAIT).await;
     }
 
     /// Waits until `run_id`'s `etl_runs` row has `status`; returns its kind and error.
-    async fn run_row(&self, run_id: &RunId, status: &str) -> (Option<String>, Option<String>) {
+    pub(crate) async fn run_row(
+        &self,
+        run_id: &RunId,
+        status: &str,
+    ) -> (Option<String>, Option<String>) {
         let client = connect().await;
         let sql = format!(
             "SELECT status, kind, error FROM \"{}\".etl_runs WHERE run_id = $1",
@@ -161,7 +168,7 @@ impl Harness {
         .await
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.loader.stop().await;
         test_support::clean_up(&self.env).await;
     }
@@ -249,13 +256,14 @@ async fn failures_are_recorded_and_leave_the_table_untouched() {
     let failed = Failed {
         schema_version: SCHEMA_VERSION,
         env: h.env.clone(),
+        dataset: Dataset::US,
         run_id: Some(RunId::new("transform-failure").unwrap()),
         stage: Stage::Transform,
         kind: FailureKind::InvalidData,
         reason: "nyt line 3: `x` is not a count".into(),
         inputs: vec![
-            input(&h.env, Source::Nyt, "n"),
-            input(&h.env, Source::Jhu, "j"),
+            input(&h.env, Source::NYT, "n"),
+            input(&h.env, Source::JHU, "j"),
         ],
         trigger: Some(Trigger::new(TriggerKind::Commit)),
         source: None,

@@ -14,6 +14,12 @@ fn day(d: u32) -> NaiveDate {
 
 fn input(source: Source, repo: &str, sha: &str) -> InputRef {
     InputRef {
+        object: ObjectRef {
+            bucket: "etl-raw".into(),
+            name: format!("prod/{source}/{}", "0".repeat(64)),
+            sha256: "0".repeat(64).parse().unwrap(),
+            bytes: 10,
+        },
         source,
         upstream: UpstreamRef {
             repo: repo.to_owned(),
@@ -22,12 +28,6 @@ fn input(source: Source, repo: &str, sha: &str) -> InputRef {
             commit_time: Utc.with_ymd_and_hms(2023, 3, 23, 14, 5, 0).unwrap(),
             covered_commits: vec![],
         },
-        object: ObjectRef {
-            bucket: "etl-raw".into(),
-            name: format!("prod/{source}/{}", "0".repeat(64)),
-            sha256: "0".repeat(64).parse().unwrap(),
-            bytes: 10,
-        },
     }
 }
 
@@ -35,11 +35,12 @@ fn loaded(counts: Counts, corrections: Vec<Correction>) -> Loaded {
     Loaded {
         schema_version: SCHEMA_VERSION,
         env: Env::prod(),
+        dataset: Dataset::US,
         run_id: "run1".parse().unwrap(),
         trigger: Trigger::new(TriggerKind::Commit),
         inputs: vec![
-            input(Source::Nyt, "nytimes/covid-19-data", "1a2b3c4d5e6f7a8b9c0d"),
-            input(Source::Jhu, "datasets/covid-19", "ffeeddccbbaa99887766"),
+            input(Source::NYT, "nytimes/covid-19-data", "1a2b3c4d5e6f7a8b9c0d"),
+            input(Source::JHU, "datasets/covid-19", "ffeeddccbbaa99887766"),
         ],
         counts,
         corrections_total: corrections.len() as u64,
@@ -62,6 +63,7 @@ fn loaded(counts: Counts, corrections: Vec<Correction>) -> Loaded {
 fn revisions(n: usize) -> Vec<Correction> {
     (0..n)
         .map(|i| Correction {
+            key: None,
             date: day(1 + (i % 28) as u32),
             field: Field::Cases,
             old: Some(1000 + i as i64),
@@ -186,12 +188,13 @@ fn failed(reason: &str) -> Failed {
     Failed {
         schema_version: SCHEMA_VERSION,
         env: Env::prod(),
+        dataset: Dataset::US,
         run_id: Some("run9".parse().unwrap()),
         stage: Stage::Transform,
         kind: FailureKind::InvalidData,
         reason: reason.into(),
         inputs: vec![input(
-            Source::Nyt,
+            Source::NYT,
             "nytimes/covid-19-data",
             "1a2b3c4d5e6f7a8b9c0d",
         )],
@@ -296,4 +299,190 @@ fn a_failure_report_of_the_notifier_never_takes_the_runs_identity() {
     let report = RunEvent::Failed(Box::new(gave_up()));
     assert_ne!(report.id(), run.id());
     assert_eq!(report.failure_context().run_id, None);
+}
+
+/// A `counties` run: its inputs are NYT's county files, its corrections carry their key and come
+/// largest first, as the loader sends them.
+fn counties_loaded(counts: Counts, corrections: Vec<Correction>) -> Loaded {
+    let mut event = loaded(counts, corrections);
+    event.dataset = Dataset::COUNTIES;
+    let mut input = input(
+        Source::new("us-counties-2020").unwrap(),
+        "nytimes/covid-19-data",
+        "1a2b3c4d5e6f7a8b9c0d",
+    );
+    input.upstream.path = "us-counties-2020.csv".to_owned();
+    event.inputs = vec![input];
+    event.dropped = Dropped::default();
+    event.rows = 2_280_000;
+    event
+}
+
+/// `n` revised county values, the largest first.
+fn county_revisions(n: usize) -> Vec<Correction> {
+    (0..n)
+        .map(|i| Correction {
+            key: Some(format!("County {i}, Texas")),
+            date: NaiveDate::from_ymd_opt(2020, 4, 28).unwrap(),
+            field: Field::Deaths,
+            old: Some(10),
+            new: Some(10 + (n - i) as i64),
+        })
+        .collect()
+}
+
+#[test]
+fn a_keyed_run_names_its_dataset_and_lists_the_largest_revisions_with_their_key() {
+    let counts = Counts {
+        inserted: 3_250,
+        updated: 3_300,
+        unchanged: 2_276_700,
+        removed: 2,
+        revised: 50,
+    };
+    let mut corrections = vec![Correction {
+        key: Some("Harris, Texas".to_owned()),
+        date: NaiveDate::from_ymd_opt(2020, 4, 28).unwrap(),
+        field: Field::Cases,
+        old: Some(10),
+        new: Some(12),
+    }];
+    corrections.extend(county_revisions(29));
+    let mut event = counties_loaded(counts, corrections);
+    event.corrections_total = 57;
+    let event = RunEvent::Loaded(Box::new(event));
+    assert!(!event.is_unchanged());
+    let composed = event.compose(DASHBOARD);
+    assert_eq!(
+        composed.subject,
+        "[prod] COVID-19 counties data updated: 3,250 new rows, 50 revised, 2 removed"
+    );
+    for line in [
+        "The COVID-19 counties data for prod was updated from upstream.\n",
+        "  new rows: 3,250\n",
+        "  revised values: 57 (in 50 rows)\n",
+        "  removed rows: 2\n",
+        "  rows stored: 2,280,000 (2023-03-20 to 2023-03-23)\n",
+        "  - Harris, Texas  2020-04-28  cases 10 → 12\n",
+        "  - County 0, Texas  2020-04-28  deaths 10 → 39\n",
+        "  - and 37 more\n",
+        "us-counties-2020: nytimes/covid-19-data us-counties-2020.csv at 1a2b3c4",
+    ] {
+        assert!(
+            composed.text.contains(line),
+            "missing {line:?} in\n{}",
+            composed.text
+        );
+    }
+    let listed = composed
+        .text
+        .lines()
+        .filter(|l| l.starts_with("  - ") && l.contains(" → "))
+        .count();
+    assert_eq!(listed, MAX_CORRECTIONS_IN_EMAIL);
+    assert!(
+        !composed.text.contains("dropped by the join"),
+        "a keyed dataset has one source, nothing to join"
+    );
+    assert!(
+        composed
+            .html
+            .contains("<li>Harris, Texas  2020-04-28  cases 10 → 12</li>")
+    );
+
+    let n = event.notification(&composed, EmailFate::Pending, None);
+    assert_eq!(n.dataset, Dataset::COUNTIES);
+    assert_eq!(n.subject, composed.subject);
+    assert_eq!(n.corrections[0].key.as_deref(), Some("Harris, Texas"));
+    assert_eq!(n.counts.inserted, 3_250);
+}
+
+#[test]
+fn a_keyed_run_follows_the_us_rules_for_nothing_changed_and_only_updated() {
+    let unchanged = RunEvent::Loaded(Box::new(counties_loaded(
+        Counts {
+            unchanged: 9,
+            ..Counts::default()
+        },
+        vec![],
+    )));
+    assert!(unchanged.is_unchanged());
+    let composed = unchanged.compose(DASHBOARD);
+    assert_eq!(composed.subject, "[prod] COVID-19 counties data unchanged");
+    assert!(
+        composed
+            .text
+            .contains("is unchanged: this run found nothing new upstream")
+    );
+
+    let mut states = counties_loaded(
+        Counts {
+            updated: 1,
+            unchanged: 8,
+            ..Counts::default()
+        },
+        vec![],
+    );
+    states.dataset = Dataset::STATES;
+    assert_eq!(
+        RunEvent::Loaded(Box::new(states))
+            .compose(DASHBOARD)
+            .subject,
+        "[prod] COVID-19 states data updated: 1 row updated"
+    );
+}
+
+#[test]
+fn a_us_notification_says_us() {
+    let event = RunEvent::Loaded(Box::new(loaded(Counts::default(), vec![])));
+    let composed = event.compose(DASHBOARD);
+    let n = event.notification(&composed, EmailFate::Pending, None);
+    assert_eq!(n.dataset, Dataset::US);
+}
+
+#[test]
+fn a_keyed_failure_names_the_dataset() {
+    let mut event = failed("us-counties-2021.csv line 12: cases is not a number.");
+    event.dataset = Dataset::COUNTIES;
+    let event = RunEvent::Failed(Box::new(event));
+    let composed = event.compose(DASHBOARD);
+    assert_eq!(
+        composed.subject,
+        "[prod] COVID-19 counties ETL failed at transform: us-counties-2021.csv line 12: cases is not a number"
+    );
+    for line in [
+        "The COVID-19 counties run for prod failed at the transform stage.\n",
+        "  dataset: counties\n",
+        "  stage: transform\n",
+        "The stored data was left unchanged",
+    ] {
+        assert!(
+            composed.text.contains(line),
+            "missing {line:?} in\n{}",
+            composed.text
+        );
+    }
+    let n = event.notification(&composed, EmailFate::Pending, None);
+    assert_eq!(n.dataset, Dataset::COUNTIES);
+    assert_eq!(n.status, RunStatus::Failed);
+    assert_eq!(event.failure_context().dataset, Dataset::COUNTIES);
+}
+
+#[test]
+fn the_notifiers_own_failure_about_a_keyed_run_names_the_dataset() {
+    let mut event = gave_up();
+    event.dataset = Dataset::STATES;
+    let composed = RunEvent::Failed(Box::new(event)).compose(DASHBOARD);
+    assert!(
+        composed
+            .subject
+            .starts_with("[prod] COVID-19 states ETL notification failed: gave up"),
+        "{}",
+        composed.subject
+    );
+    assert!(
+        composed
+            .text
+            .contains("The notifier gave up on a notice about the states data of prod.")
+    );
 }

@@ -86,6 +86,71 @@ async fn a_successful_run_is_emailed_and_published() {
 }
 
 #[tokio::test]
+async fn a_keyed_datasets_run_is_published_and_emailed_under_its_name() {
+    let stores = stores().await;
+    let env = unique_env("notify");
+    let (smtp_url, maildir) = stack_smtp();
+    let notifier = start(&vars(&env, &smtp_url));
+    publish_loaded(&stores, &counties_loaded(&env, "run_counties"), 1).await;
+
+    let subject =
+        format!("[{env}] COVID-19 counties data updated: 3,250 new rows, 25 revised, 2 removed");
+    let mut notify = NotifyReader::open(&stores, &env).await;
+    let n = notify.next().await;
+    assert_eq!(n["dataset"], "counties");
+    assert_eq!(n["status"], "succeeded");
+    assert_eq!(n["run_id"], "run_counties");
+    assert_eq!(n["subject"], subject);
+    assert_eq!(n["inserted"], 3_250);
+    assert_eq!(n["corrections"][0]["key"], "Harris, Texas");
+    assert_eq!(n["email"], "pending");
+    let report = notify.next().await;
+    assert_eq!(
+        (&report["about"], &report["email"]),
+        (&"run_counties".into(), &"sent".into())
+    );
+
+    let mails = wait_for_mails(&maildir, &env, 1).await;
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.subject, subject);
+    assert_eq!(
+        mail.text.trim_end(),
+        n["text"].as_str().unwrap().trim_end(),
+        "the notification's text is the email's"
+    );
+    for (label, value) in [
+        ("dataset", "counties"),
+        ("new rows", "3,250"),
+        ("revised values", "31 (in 25 rows)"),
+        ("removed rows", "2"),
+    ] {
+        mail.assert_fact(label, value);
+    }
+    // The largest revision first, with its key; HTML collapses the text's double spaces.
+    assert!(
+        mail.text
+            .contains("  - Harris, Texas  2020-04-28  cases 10 → 2,512\n"),
+        "{}",
+        mail.text
+    );
+    assert!(
+        mail.html_visible()
+            .contains("Harris, Texas 2020-04-28 cases 10 → 2,512")
+    );
+    for line in [
+        "and 11 more",
+        "us-counties: nytimes/covid-19-data us-counties.csv at 5e6f708",
+    ] {
+        mail.assert_line(line);
+    }
+
+    notifier.stop().await;
+    remove_mails(&mails);
+    clean_up(&env).await;
+}
+
+#[tokio::test]
 async fn a_failed_run_is_emailed_with_stage_reason_and_inputs() {
     let stores = stores().await;
     let env = unique_env("notify");

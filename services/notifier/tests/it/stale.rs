@@ -8,12 +8,14 @@ use shared::nats::Stores;
 
 /// Makes a commit of `age_days` ago the latest extracted payload of `source`.
 async fn set_latest(stores: &Stores, env: &shared::Env, source: Source, sha: &str, age_days: i64) {
-    let mut input = input(env, source, sha);
+    let mut input = input(env, source.clone(), sha);
     input.upstream.commit_time = Utc::now() - Duration::days(age_days);
     let event = Extracted {
         schema_version: shared::events::SCHEMA_VERSION,
         env: env.clone(),
-        source,
+        dataset: shared::Dataset::US,
+        source: source.clone(),
+        dataset_sources: vec![],
         upstream: input.upstream,
         object: input.object,
         trigger: Trigger::new(TriggerKind::Commit),
@@ -21,7 +23,7 @@ async fn set_latest(stores: &Stores, env: &shared::Env, source: Source, sha: &st
     };
     shared::store::kv_put(
         &stores.state,
-        &shared::store::latest_key(env, source),
+        &shared::store::latest_key(env, &source),
         &event,
     )
     .await
@@ -43,8 +45,8 @@ async fn a_stale_source_is_reported_once_per_stale_commit() {
     let stores = stores().await;
     let env = unique_env("notify");
     let sink = SmtpSink::start().await;
-    set_latest(&stores, &env, Source::Nyt, "aaaaaaa111", 30).await;
-    set_latest(&stores, &env, Source::Jhu, "bbbbbbb222", 1).await;
+    set_latest(&stores, &env, Source::NYT, "aaaaaaa111", 30).await;
+    set_latest(&stores, &env, Source::JHU, "bbbbbbb222", 1).await;
     let mut vars = vars(&env, &sink.url());
     vars.set("STALE_AFTER", "7d");
     let notifier = start(&vars);
@@ -53,7 +55,7 @@ async fn a_stale_source_is_reported_once_per_stale_commit() {
     let mut notify = NotifyReader::open(&stores, &env).await;
     let alert: StaleAlert = serde_json::from_value(notify.next().await).unwrap();
     assert_eq!(alert.alert, "stale");
-    assert_eq!(alert.source, Source::Nyt);
+    assert_eq!(alert.source, Source::NYT);
     assert_eq!(alert.upstream.commit_sha, "aaaaaaa111");
     assert_eq!(alert.email, EmailFate::Pending);
     // The alert's email goes through the same steps as a run's: its report follows.
@@ -86,12 +88,12 @@ async fn a_stale_source_is_reported_once_per_stale_commit() {
     assert_eq!(stale_mails(&env), 1);
 
     // A newer commit that is stale too is a new episode, reported on the next run.
-    set_latest(&stores, &env, Source::Nyt, "ccccccc333", 10).await;
+    set_latest(&stores, &env, Source::NYT, "ccccccc333", 10).await;
     publish_loaded(&stores, &loaded(&env, "run_c"), 1).await;
     next_run_emailed(&mut notify, "run_c").await;
     let second: StaleAlert = serde_json::from_value(notify.next().await).unwrap();
     assert_eq!(second.upstream.commit_sha, "ccccccc333");
-    assert_eq!(second.source, Source::Nyt);
+    assert_eq!(second.source, Source::NYT);
     assert_eq!(notify.next().await["about"], second.id().as_str());
     publish_loaded(&stores, &loaded(&env, "run_d"), 1).await;
     next_run_emailed(&mut notify, "run_d").await;
@@ -111,7 +113,7 @@ async fn a_stale_source_is_reported_once_per_stale_commit() {
 async fn a_stale_source_of_an_env_without_recipients_is_still_published() {
     let stores = stores().await;
     let env = unique_env("notify");
-    set_latest(&stores, &env, Source::Jhu, "ddddddd444", 9).await;
+    set_latest(&stores, &env, Source::JHU, "ddddddd444", 9).await;
     let mut vars = vars(&env, "smtp://127.0.0.1:1");
     vars.set(format!("EMAIL_TO_{}", env.as_str().to_uppercase()), "");
     vars.set("STALE_AFTER", "8d");
@@ -119,7 +121,7 @@ async fn a_stale_source_of_an_env_without_recipients_is_still_published() {
 
     let alert: StaleAlert =
         serde_json::from_value(NotifyReader::open(&stores, &env).await.next().await).unwrap();
-    assert_eq!(alert.source, Source::Jhu);
+    assert_eq!(alert.source, Source::JHU);
     assert_eq!((alert.email, alert.email_note), (EmailFate::Skipped, None));
     assert_eq!(alert.stale_after_secs, 8 * 86_400);
 
@@ -132,7 +134,7 @@ async fn of_two_notifiers_one_checks_staleness_and_the_other_takes_over_when_it_
     let stores = stores().await;
     let env = unique_env("notify");
     let sink = SmtpSink::start().await;
-    set_latest(&stores, &env, Source::Nyt, "eeeeeee555", 30).await;
+    set_latest(&stores, &env, Source::NYT, "eeeeeee555", 30).await;
     let mut vars = vars(&env, &sink.url());
     vars.set("STALE_AFTER", "7d")
         .set("STALE_CHECK_INTERVAL", "100ms")
@@ -162,7 +164,7 @@ async fn of_two_notifiers_one_checks_staleness_and_the_other_takes_over_when_it_
         .unwrap()
         .expect("a lease holder");
     first.stop().await;
-    set_latest(&stores, &env, Source::Nyt, "fffffff666", 20).await;
+    set_latest(&stores, &env, Source::NYT, "fffffff666", 20).await;
     let next: StaleAlert = serde_json::from_value(notify.next().await).unwrap();
     assert_eq!(next.upstream.commit_sha, "fffffff666");
     assert_eq!(notify.next().await["about"], next.id().as_str());

@@ -1,4 +1,5 @@
 //! The transformer's integration tests, in one binary.
 
+mod keyed;
 mod service;
 mod store;

@@ -20,7 +20,7 @@ use transformer::{Clock, Config};
 // The tests call polars (to compute what to expect), which uses `block_in_place`: that needs
 // the multi-threaded runtime, as the services' `main` has.
 
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 const NYT: &str =
     "date,cases,deaths\n2020-01-21,1,0\n2020-01-22,1,0\n2020-01-23,1,0\n2020-01-24,2,0\n";
@@ -46,9 +46,9 @@ fn at(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 1, day, 12, 0, 0).unwrap()
 }
 
-struct Harness {
-    env: Env,
-    stores: Stores,
+pub(crate) struct Harness {
+    pub env: Env,
+    pub stores: Stores,
     config: Config,
     /// Everything the ETL stream stores for the env, in order (so never a de-duplicated publish).
     events: EventLog,
@@ -56,7 +56,7 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start(extra: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start(extra: &[(&str, &str)]) -> Self {
         Self::start_with(extra, Clock::default()).await
     }
 
@@ -117,12 +117,12 @@ impl Harness {
         extraction::publish_again(&self.stores, event, tag).await
     }
 
-    async fn next_transformed(&mut self) -> Transformed {
+    pub(crate) async fn next_transformed(&mut self) -> Transformed {
         let subject = subjects::transformed(&self.env);
         self.events.next_event(&subject, WAIT).await
     }
 
-    async fn next_failed(&mut self) -> Failed {
+    pub(crate) async fn next_failed(&mut self) -> Failed {
         let subject = subjects::failed(&self.env, Stage::Transform);
         self.events.next_event(&subject, WAIT).await
     }
@@ -136,9 +136,14 @@ impl Harness {
     /// Waits until the transformer's consumer has handled every extracted event stored so far:
     /// nothing left to deliver, nothing awaiting an ack or a redelivery.
     async fn wait_handled(&self) {
+        self.wait_handled_of(&Source::US).await;
+    }
+
+    /// [`Harness::wait_handled`] for the extracted events of `sources`.
+    pub(crate) async fn wait_handled_of(&self, sources: &[Source]) {
         let stream = self.stores.js.get_stream(ETL_STREAM).await.unwrap();
         let mut last = 0;
-        for source in [Source::Nyt, Source::Jhu] {
+        for source in sources {
             let subject = subjects::extracted(&self.env, source);
             if let Ok(message) = stream.get_last_raw_message_by_subject(&subject).await {
                 last = last.max(message.sequence);
@@ -175,7 +180,7 @@ impl Harness {
         self.stores.curated.info(&name).await.unwrap()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.transformer.stop().await;
         test_support::clean_up(&self.env).await;
     }
@@ -192,7 +197,7 @@ fn commit() -> Trigger {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_waits_for_both_sources_then_stores_a_readable_dataset() {
     let mut h = Harness::start_with(&[], Clock::fixed(at(5))).await;
-    let nyt = h.extract(Source::Nyt, NYT, commit()).await;
+    let nyt = h.extract(Source::NYT, NYT, commit()).await;
     h.wait_handled().await;
     assert_eq!(
         h.stored_count(&subjects::transformed(&h.env)).await,
@@ -204,11 +209,11 @@ async fn a_run_waits_for_both_sources_then_stores_a_readable_dataset() {
             .await,
         0
     );
-    let jhu = h.extract(Source::Jhu, JHU, commit()).await;
+    let jhu = h.extract(Source::JHU, JHU, commit()).await;
 
     let jhu_message = h
         .events
-        .next_on(&subjects::extracted(&h.env, Source::Jhu), WAIT)
+        .next_on(&subjects::extracted(&h.env, &Source::JHU), WAIT)
         .await;
     let jhu_sequence = jhu_message.info().unwrap().stream_sequence;
     let event = h.next_transformed().await;
@@ -259,18 +264,18 @@ async fn a_superseded_extracted_event_is_skipped() {
     // A forced trigger makes the old event's run distinct, so running it again could not hide
     // behind the stream's de-duplication of a repeated run.
     let old = Trigger::forced(TriggerKind::Manual, TriggerId::new("old").unwrap());
-    let old_nyt = h.extract(Source::Nyt, NYT, old).await;
+    let old_nyt = h.extract(Source::NYT, NYT, old).await;
     h.wait_handled().await;
-    h.extract(Source::Jhu, JHU, commit()).await;
+    h.extract(Source::JHU, JHU, commit()).await;
     let _first = h.next_transformed().await;
-    let new_nyt = h.extract(Source::Nyt, NYT_REVISED, commit()).await;
+    let new_nyt = h.extract(Source::NYT, NYT_REVISED, commit()).await;
     let second = h.next_transformed().await;
     assert_eq!(second.inputs[0], new_nyt.input());
 
     // The old NYT event again (a redelivery), then a new JHU payload as a marker: events are
     // handled in order, so once the marker's run is out the old event has been handled.
     let _ = h.publish_again(&old_nyt, "redelivered").await;
-    let jhu = h.extract(Source::Jhu, JHU_NEXT, commit()).await;
+    let jhu = h.extract(Source::JHU, JHU_NEXT, commit()).await;
     let third = h.next_transformed().await;
     assert_eq!(third.inputs, vec![new_nyt.input(), jhu.input()]);
     assert_eq!(
@@ -284,8 +289,8 @@ async fn a_superseded_extracted_event_is_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_data_fails_the_transform_with_the_dataset_reason() {
     let mut h = Harness::start(&[]).await;
-    let nyt = h.extract(Source::Nyt, NYT_BAD, commit()).await;
-    let jhu = h.extract(Source::Jhu, JHU, commit()).await;
+    let nyt = h.extract(Source::NYT, NYT_BAD, commit()).await;
+    let jhu = h.extract(Source::JHU, JHU, commit()).await;
 
     let failed = h.next_failed().await;
     let expected = dataset::transform(NYT_BAD.as_bytes(), JHU.as_bytes()).unwrap_err();
@@ -316,8 +321,8 @@ async fn bad_data_fails_the_transform_with_the_dataset_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payload_over_the_size_limit_fails_as_too_large() {
     let mut h = Harness::start(&[("MAX_PAYLOAD_BYTES", "100")]).await;
-    let nyt = h.extract(Source::Nyt, NYT, commit()).await;
-    h.extract(Source::Jhu, JHU, commit()).await; // 200+ bytes
+    let nyt = h.extract(Source::NYT, NYT, commit()).await;
+    h.extract(Source::JHU, JHU, commit()).await; // 200+ bytes
 
     let failed = h.next_failed().await;
     assert_eq!(failed.kind, FailureKind::TooLarge);
@@ -340,11 +345,11 @@ async fn a_payload_over_the_size_limit_fails_as_too_large() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_raw_object_is_reported_once_and_dead_lettered() {
     let mut h = Harness::start(&[]).await;
-    let nyt = h.extract(Source::Nyt, NYT, commit()).await;
+    let nyt = h.extract(Source::NYT, NYT, commit()).await;
     // The NYT event waits for JHU: only the JHU event runs (and fails), once.
     h.wait_handled().await;
     // Recorded and announced, but its object was never stored (or was removed since).
-    let jhu = h.extraction(Source::Jhu, JHU, commit());
+    let jhu = h.extraction(Source::JHU, JHU, commit());
     store::record_extracted(&h.stores, &jhu).await.unwrap();
 
     let failed = h.next_failed().await;
@@ -361,7 +366,7 @@ async fn a_missing_raw_object_is_reported_once_and_dead_lettered() {
     assert_eq!(failed.inputs, vec![nyt.input(), jhu.input()]);
     let dead = h.next_dead_letter().await;
     assert_eq!(dead.kind, FailureKind::MissingObject);
-    assert_eq!(dead.subject, subjects::extracted(&h.env, Source::Jhu));
+    assert_eq!(dead.subject, subjects::extracted(&h.env, &Source::JHU));
     assert_eq!(dead.delivered, 1, "a missing object is not retried");
 
     h.wait_handled().await;
@@ -383,9 +388,9 @@ async fn a_missing_raw_object_is_reported_once_and_dead_lettered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_object_that_is_not_the_announced_payload_fails_as_corrupt_after_one_reread() {
     let mut h = Harness::start(&[]).await;
-    h.extract(Source::Nyt, NYT, commit()).await;
+    h.extract(Source::NYT, NYT, commit()).await;
     h.wait_handled().await;
-    let jhu = h.extraction(Source::Jhu, JHU, commit());
+    let jhu = h.extraction(Source::JHU, JHU, commit());
     h.store_raw(&jhu, JHU_TAMPERED).await;
     store::record_extracted(&h.stores, &jhu).await.unwrap();
 
@@ -418,10 +423,10 @@ async fn a_raw_object_that_is_not_the_announced_payload_fails_as_corrupt_after_o
 async fn the_first_events_delivered_twice_at_once_make_one_curated_object_and_one_event() {
     let h = Harness::start(&[]).await;
     let nyt = h
-        .extract_quietly(Source::Nyt, NYT, Trigger::new(TriggerKind::Initial))
+        .extract_quietly(Source::NYT, NYT, Trigger::new(TriggerKind::Initial))
         .await;
     let jhu = h
-        .extract_quietly(Source::Jhu, JHU, Trigger::new(TriggerKind::Initial))
+        .extract_quietly(Source::JHU, JHU, Trigger::new(TriggerKind::Initial))
         .await;
     let run_id = run_id::of_inputs(&h.env, &nyt, &jhu, &jhu.trigger);
     let name = store::curated_object_name(&h.env, &run_id);
@@ -444,9 +449,9 @@ async fn the_first_events_delivered_twice_at_once_make_one_curated_object_and_on
     h.wait_handled_through(last).await;
 
     assert_eq!(
-        h.stored_count(&subjects::extracted(&h.env, Source::Nyt))
+        h.stored_count(&subjects::extracted(&h.env, &Source::NYT))
             .await
-            + h.stored_count(&subjects::extracted(&h.env, Source::Jhu))
+            + h.stored_count(&subjects::extracted(&h.env, &Source::JHU))
                 .await,
         4,
         "four deliveries"
@@ -477,8 +482,8 @@ async fn the_first_events_delivered_twice_at_once_make_one_curated_object_and_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runs_curated_object_is_never_rewritten() {
     let mut h = Harness::start_with(&[], Clock::fixed(at(1))).await;
-    h.extract(Source::Nyt, NYT, commit()).await;
-    let jhu = h.extract(Source::Jhu, JHU, commit()).await;
+    h.extract(Source::NYT, NYT, commit()).await;
+    let jhu = h.extract(Source::JHU, JHU, commit()).await;
     let event = h.next_transformed().await;
     let first = h.curated_info(&event.run_id).await;
 
@@ -511,8 +516,8 @@ async fn a_runs_curated_object_is_never_rewritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_object_under_a_runs_name_is_left_alone_and_fails_the_run() {
     let mut h = Harness::start(&[]).await;
-    let nyt = h.extraction(Source::Nyt, NYT, commit());
-    let jhu = h.extraction(Source::Jhu, JHU, commit());
+    let nyt = h.extraction(Source::NYT, NYT, commit());
+    let jhu = h.extraction(Source::JHU, JHU, commit());
     let run_id = run_id::of_inputs(&h.env, &nyt, &jhu, &jhu.trigger);
     let name = store::curated_object_name(&h.env, &run_id);
     store::put_object_once(

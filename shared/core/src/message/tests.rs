@@ -14,9 +14,11 @@ fn extracted(source: Source) -> Extracted {
     let sha256 = Digest::of(source.as_str().as_bytes());
     let at = DateTime::from_timestamp(1_600_000_000, 0).unwrap();
     Extracted {
+        dataset: crate::Dataset::US,
+        dataset_sources: Vec::new(),
         schema_version: SCHEMA_VERSION,
         env: env(),
-        source,
+        source: source.clone(),
         upstream: UpstreamRef {
             repo: "o/r".into(),
             path: "us.csv".into(),
@@ -26,7 +28,7 @@ fn extracted(source: Source) -> Extracted {
         },
         object: ObjectRef {
             bucket: RAW_BUCKET.into(),
-            name: store::raw_object_name(&env(), source, &sha256),
+            name: store::raw_object_name(&env(), &source, &sha256),
             sha256,
             bytes: 3,
         },
@@ -38,11 +40,13 @@ fn extracted(source: Source) -> Extracted {
 fn transformed() -> Transformed {
     let run_id = RunId::new("0123456789abcdef01234567").unwrap();
     let inputs = vec![
-        extracted(Source::Nyt).input(),
-        extracted(Source::Jhu).input(),
+        extracted(Source::NYT).input(),
+        extracted(Source::JHU).input(),
     ];
     let day = NaiveDate::from_ymd_opt(2020, 3, 1).unwrap();
     Transformed {
+        dataset: crate::Dataset::US,
+        delta: None,
         schema_version: SCHEMA_VERSION,
         env: env(),
         order: RunOrder::of(&inputs, 7),
@@ -74,7 +78,7 @@ fn decode_json(subject: &str, value: &Value) -> Result<Event, DecodeError> {
 
 #[test]
 fn a_valid_event_decodes_as_its_subject_says() {
-    let event = extracted(Source::Jhu);
+    let event = extracted(Source::JHU);
     let decoded = decode_json(&event.subject().to_string(), &json_of(&event)).unwrap();
     assert_eq!(decoded, Event::Extracted(Box::new(event)));
     let event = transformed();
@@ -89,11 +93,11 @@ fn a_line_break_in_any_identifier_is_refused() {
     let err = decode_json("etl.t_msg.transformed", &value).unwrap_err();
     assert!(err.to_string().contains("run id"), "{err}");
 
-    let mut value = json_of(&extracted(Source::Nyt));
+    let mut value = json_of(&extracted(Source::NYT));
     value["trigger"] = json!({"kind": "manual", "force": true, "id": "x\r\nNats-Msg-Id: y"});
     assert!(decode_json("etl.t_msg.extracted.nyt", &value).is_err());
 
-    let mut value = json_of(&extracted(Source::Nyt));
+    let mut value = json_of(&extracted(Source::NYT));
     value["upstream"]["commit_sha"] = json!("abc*>");
     assert!(decode_json("etl.t_msg.extracted.nyt", &value).is_err());
 }
@@ -124,12 +128,12 @@ fn object_names_must_belong_to_the_event() {
     value["object"]["name"] = json!("t_msg/ffffffffffffffffffffffff.parquet");
     assert!(decode_json("etl.t_msg.transformed", &value).is_err());
 
-    let mut value = json_of(&extracted(Source::Nyt));
+    let mut value = json_of(&extracted(Source::NYT));
     value["object"]["bucket"] = json!("etl-curated");
     assert!(decode_json("etl.t_msg.extracted.nyt", &value).is_err());
 
     // The payload of one source announced on the other's subject.
-    let value = json_of(&extracted(Source::Nyt));
+    let value = json_of(&extracted(Source::NYT));
     assert!(decode_json("etl.t_msg.extracted.jhu", &value).is_err());
 }
 
@@ -186,9 +190,9 @@ fn notify_messages_are_told_apart_by_their_marker_field() {
 fn message_ids_are_deterministic_and_valid_headers() {
     let event = transformed();
     assert_eq!(event.msg_id(), transformed().msg_id());
-    let mut forced = extracted(Source::Nyt);
+    let mut forced = extracted(Source::NYT);
     forced.trigger = Trigger::forced(TriggerKind::Manual, "daily:2026-03-01".parse().unwrap());
-    assert_ne!(forced.msg_id(), extracted(Source::Nyt).msg_id());
+    assert_ne!(forced.msg_id(), extracted(Source::NYT).msg_id());
     for id in [event.msg_id(), forced.msg_id()] {
         assert!(!id.contains(['\r', '\n', ' ']), "{id}");
     }

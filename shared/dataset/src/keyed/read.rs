@@ -70,14 +70,14 @@ impl Raw {
         bytes: &[u8],
     ) -> Result<(), DataError> {
         // The shared readers name a `Source`; `in_file` renames their errors after the file.
-        let input = Source::Nyt;
+        let input = Source::NYT;
         let renamed = |err: DataError| err.in_file(name);
-        let text = check_payload(input, bytes).map_err(renamed)?;
-        let mut reader = Reader::new(input, text);
+        let text = check_payload(&input, bytes).map_err(renamed)?;
+        let mut reader = Reader::new(&input, text);
         let mut required = vec!["date"];
         required.extend_from_slice(spec.keys);
         required.extend_from_slice(&["fips", "cases", "deaths"]);
-        let header = read_header(input, &mut reader, &required).map_err(renamed)?;
+        let header = read_header(&input, &mut reader, &required).map_err(renamed)?;
         let at = &header.indices;
         let keys = spec.keys.len();
         // A one-column key reads its column twice and ignores the second.

@@ -175,7 +175,7 @@ async fn a_contents_refusal_is_reported_once(refusal: Fault, kind: &str, says: &
     let (failed, _) = h.failed().await;
     assert_eq!(failed.stage, Stage::Extract);
     assert_eq!(failed.kind.as_str(), kind, "{refusal:?}: {}", failed.reason);
-    assert_eq!(failed.source, Some(Source::Nyt));
+    assert_eq!(failed.source, Some(Source::NYT));
     assert!(
         failed.reason.contains(NYT_REPO) && failed.reason.contains(says),
         "{refusal:?}: the reason names the source and the cause: {}",
@@ -190,7 +190,7 @@ async fn a_contents_refusal_is_reported_once(refusal: Fault, kind: &str, says: &
         .unwrap();
     let other = h.github.add(jhu_commit(6, 1));
     let (event, _) = h.extracted().await;
-    assert_eq!(event.source, Source::Jhu, "{refusal:?}");
+    assert_eq!(event.source, Source::JHU, "{refusal:?}");
     assert_eq!(event.upstream.commit_sha, other.sha.as_str());
     h.github
         .wait_for_requests(5, WAIT, is_refusal)
@@ -202,7 +202,7 @@ async fn a_contents_refusal_is_reported_once(refusal: Fault, kind: &str, says: &
         "{refusal:?}: one report per cause"
     );
     let trouble = h
-        .latest_trouble(Source::Nyt)
+        .latest_trouble(Source::NYT)
         .await
         .expect("the trouble is in KV, for `etl status`");
     assert_eq!(trouble.kind, kind);
@@ -212,9 +212,9 @@ async fn a_contents_refusal_is_reported_once(refusal: Fault, kind: &str, says: &
     // Served again: the commit is extracted, and the trouble is forgotten.
     h.github.clear_faults();
     let (event, _) = h.extracted().await;
-    assert_eq!(event.source, Source::Nyt);
+    assert_eq!(event.source, Source::NYT);
     assert_eq!(event.upstream.commit_sha, commit.sha.as_str());
-    assert!(h.trouble_cleared(Source::Nyt, WAIT).await);
+    assert!(h.trouble_cleared(Source::NYT, WAIT).await);
     assert!(
         h.github.requests()[skip..]
             .iter()
@@ -328,7 +328,7 @@ async fn short_altered_or_html_downloads_are_failed_extracts_and_nothing_is_stor
         (Fault::HtmlAsText, "not_csv"),
     ];
     for (round, (fault, kind)) in cases.into_iter().enumerate() {
-        let previous = h.latest(Source::Nyt).await.unwrap();
+        let previous = h.latest(Source::NYT).await.unwrap();
         h.github.inject(Endpoint::Raw, fault.clone(), 1000);
         let content = nyt_csv(60, round as u32);
         let commit = h.github.add_commit(NYT_REPO, NYT_PATH, content.clone());
@@ -336,18 +336,18 @@ async fn short_altered_or_html_downloads_are_failed_extracts_and_nothing_is_stor
         let (failed, _) = h.failed().await;
         assert_eq!(failed.stage, Stage::Extract, "{fault:?}");
         assert_eq!(failed.kind.as_str(), kind, "{fault:?}: {}", failed.reason);
-        assert_eq!(failed.source, Some(Source::Nyt));
+        assert_eq!(failed.source, Some(Source::NYT));
         assert!(
             failed.reason.contains(&commit.sha[..10]),
             "{fault:?}: the reason names the commit: {}",
             failed.reason
         );
         assert!(
-            !h.object_exists(Source::Nyt, content.as_bytes()).await,
+            !h.object_exists(Source::NYT, content.as_bytes()).await,
             "{fault:?}: nothing stored"
         );
         assert_eq!(
-            h.latest(Source::Nyt).await.unwrap(),
+            h.latest(Source::NYT).await.unwrap(),
             previous,
             "{fault:?}: the latest payload is unchanged"
         );
@@ -384,7 +384,7 @@ async fn bodies_over_the_limit_are_refused_without_being_held() {
         raws,
         "no download was started"
     );
-    assert!(!h.object_exists(Source::Nyt, &big.content).await);
+    assert!(!h.object_exists(Source::NYT, &big.content).await);
 
     // A body that never ends is cut off at the limit.
     h.github.inject(Endpoint::Raw, Fault::Endless, 1000);
@@ -402,7 +402,7 @@ async fn bodies_over_the_limit_are_refused_without_being_held() {
             .iter()
             .any(|r| r.uri.contains(&small.sha))
     );
-    assert!(!h.object_exists(Source::Nyt, &small.content).await);
+    assert!(!h.object_exists(Source::NYT, &small.content).await);
     assert!(h.is_running());
     h.finish().await;
 }

@@ -60,7 +60,7 @@ async fn a_new_commit_is_extracted_within_a_second_of_the_poll_that_sees_it() {
     let commit = h.github.add_commit(NYT_REPO, NYT_PATH, content.clone());
     let (event, arrived) = h.extracted().await;
 
-    assert_eq!(event.source, Source::Nyt);
+    assert_eq!(event.source, Source::NYT);
     assert_eq!(event.upstream.commit_sha, commit.sha.as_str());
     assert_eq!(event.upstream.commit_time, commit.time);
     assert!(
@@ -74,7 +74,7 @@ async fn a_new_commit_is_extracted_within_a_second_of_the_poll_that_sees_it() {
     );
     assert_eq!(
         event.object.name,
-        shared::store::raw_object_name(&h.env, Source::Nyt, &event.object.sha256)
+        shared::store::raw_object_name(&h.env, &Source::NYT, &event.object.sha256)
     );
 
     let seen = h
@@ -118,7 +118,7 @@ async fn a_new_commit_is_extracted_within_a_second_of_the_poll_that_sees_it() {
     );
     assert!(info.metadata.contains_key("commit_time") && info.metadata.contains_key("fetched_at"));
     assert_eq!(
-        h.latest(Source::Nyt).await.unwrap(),
+        h.latest(Source::NYT).await.unwrap(),
         event,
         "KV holds the latest payload"
     );
@@ -133,7 +133,7 @@ async fn a_download_tells_its_progress_until_the_whole_file_has_arrived() {
         .stores
         .js
         .client()
-        .subscribe(subjects::progress(&h.env, Source::Nyt))
+        .subscribe(subjects::progress(&h.env, &Source::NYT))
         .await
         .unwrap();
     let content = nyt_csv(400, 0);
@@ -150,7 +150,7 @@ async fn a_download_tells_its_progress_until_the_whole_file_has_arrived() {
         let report: DownloadProgress = serde_json::from_slice(&message.payload).unwrap();
         assert_eq!(
             (report.source, report.commit.as_str(), report.total_bytes),
-            (Source::Nyt, commit.sha.as_str(), total)
+            (Source::NYT, commit.sha.as_str(), total)
         );
         received.push(report.received_bytes);
     }
@@ -240,12 +240,12 @@ async fn commits_to_both_sources_are_both_latest_before_either_event_goes_out() 
     let commits = h.github.add_many([nyt_commit(6, 0), jhu_commit(6, 0)]);
     let (first, _) = h.extracted().await;
     // The transformer woken by the first event must already see the other source's new payload.
-    let other = if first.source == Source::Nyt {
-        Source::Jhu
+    let other = if first.source == Source::NYT {
+        Source::JHU
     } else {
-        Source::Nyt
+        Source::NYT
     };
-    let other_latest = h.latest(other).await.unwrap();
+    let other_latest = h.latest(other.clone()).await.unwrap();
     let other_commit = commits
         .iter()
         .find(|c| c.path != first.upstream.path)

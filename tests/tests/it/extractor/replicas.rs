@@ -125,7 +125,7 @@ async fn one_extractor_polls_at_a_time_and_another_takes_over_when_it_dies() {
     let event = next_extracted(&mut events, WAIT).await.expect("commit 2");
     assert_eq!(
         (event.source, event.upstream.commit_sha.as_str()),
-        (Source::Nyt, two.sha.as_str())
+        (Source::NYT, two.sha.as_str())
     );
     if let Some(extra) = next_extracted(&mut events, Duration::from_secs(1)).await {
         panic!("a commit was extracted again: {extra:?}");

@@ -168,12 +168,12 @@ impl Harness {
         let (b, _) = self.extracted().await;
         let mut sources = [a.source, b.source];
         sources.sort();
-        assert_eq!(sources, [Source::Nyt, Source::Jhu]);
+        assert_eq!(sources, [Source::JHU, Source::NYT]);
         (commits[0].clone(), commits[1].clone())
     }
 
     pub async fn latest(&self, source: Source) -> Option<Extracted> {
-        shared::store::latest_extracted(&self.stores.state, &self.env, source)
+        shared::store::latest_extracted(&self.stores.state, &self.env, &source)
             .await
             .unwrap()
     }
@@ -182,7 +182,7 @@ impl Harness {
     pub async fn latest_trouble(&self, source: Source) -> Option<extractor::trouble::Trouble> {
         shared::store::kv_get(
             &self.stores.state,
-            &shared::store::trouble_key(&self.env, source),
+            &shared::store::trouble_key(&self.env, &source),
         )
         .await
         .unwrap()
@@ -192,7 +192,7 @@ impl Harness {
     /// source works again, just after announcing what it extracted.
     pub async fn trouble_cleared(&self, source: Source, timeout: Duration) -> bool {
         use async_nats::jetstream::kv::Operation;
-        let key = shared::store::trouble_key(&self.env, source);
+        let key = shared::store::trouble_key(&self.env, &source);
         let mut watch = self
             .stores
             .state
@@ -211,7 +211,7 @@ impl Harness {
 
     pub async fn object_exists(&self, source: Source, content: &[u8]) -> bool {
         let name =
-            shared::store::raw_object_name(&self.env, source, &shared::ids::Digest::of(content));
+            shared::store::raw_object_name(&self.env, &source, &shared::ids::Digest::of(content));
         self.stores.raw.info(&name).await.is_ok()
     }
 

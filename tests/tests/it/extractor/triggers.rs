@@ -15,14 +15,14 @@ use super::support::*;
 async fn a_forced_trigger_reruns_both_sources_without_a_new_commit() {
     let mut h = Harness::new(&[("POLL_INTERVAL", "1h")]).await;
     h.initial_load().await;
-    let nyt = h.latest(Source::Nyt).await.unwrap();
-    let jhu = h.latest(Source::Jhu).await.unwrap();
+    let nyt = h.latest(Source::NYT).await.unwrap();
+    let jhu = h.latest(Source::JHU).await.unwrap();
 
     let reply = h.trigger(json!({"force": true, "id": "t-123"})).await;
     let trigger = Trigger::forced(TriggerKind::Manual, TriggerId::new("t-123").unwrap());
     let run_id = shared::run_id::of_inputs(&h.env, &nyt, &jhu, &trigger);
     assert_eq!(reply.run_id.as_ref(), Some(&run_id), "{}", reply.message);
-    assert_eq!(reply.extracted, vec![Source::Nyt, Source::Jhu]);
+    assert_eq!(reply.extracted, vec![Source::NYT, Source::JHU]);
     assert_eq!(reply.env, h.env);
 
     for expected in [&nyt, &jhu] {
@@ -56,11 +56,11 @@ async fn a_plain_trigger_checks_upstream_now() {
     // With an hour between polls, only the trigger can notice this commit.
     let commit = h.github.add(jhu_commit(6, 0));
     let reply = h.trigger(json!({"force": false})).await;
-    assert_eq!(reply.extracted, vec![Source::Jhu], "{}", reply.message);
+    assert_eq!(reply.extracted, vec![Source::JHU], "{}", reply.message);
     let (event, _) = h.extracted().await;
     assert_eq!(event.upstream.commit_sha, commit.sha.as_str());
     assert_eq!(event.trigger, Trigger::new(TriggerKind::Manual));
-    let nyt = h.latest(Source::Nyt).await.unwrap();
+    let nyt = h.latest(Source::NYT).await.unwrap();
     let run_id = shared::run_id::of_inputs(&h.env, &nyt, &event, &event.trigger);
     assert_eq!(reply.run_id, Some(run_id));
 
@@ -85,7 +85,7 @@ async fn the_daily_run_reruns_without_a_new_commit() {
         TriggerKind::Daily,
         TriggerId::new(format!("daily:{}", at.date_naive())).unwrap(),
     );
-    for source in [Source::Nyt, Source::Jhu] {
+    for source in [Source::NYT, Source::JHU] {
         let (event, _) = h.extracted().await;
         assert_eq!(event.source, source);
         assert_eq!(event.trigger, trigger);

@@ -26,10 +26,10 @@ pub fn pipeline_vars(env: &Env, github: &FakeGithub) -> Vars {
 /// One commit of each upstream file, at its default location: `nyt` as NYT's `us.csv`, `jhu` as
 /// the JHU file.
 pub fn upstream_commits(nyt: &str, jhu: &str) -> Vec<NewCommit> {
-    [(Source::Nyt, nyt), (Source::Jhu, jhu)]
+    [(Source::NYT, nyt), (Source::JHU, jhu)]
         .into_iter()
         .map(|(source, content)| {
-            let at = source.default_location();
+            let at = source.default_location().unwrap();
             NewCommit::new(&at.repo, &at.path, content.to_owned())
         })
         .collect()

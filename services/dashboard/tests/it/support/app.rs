@@ -101,6 +101,7 @@ pub fn loaded_event(
     inserted: u64,
 ) -> Loaded {
     Loaded {
+        dataset: shared::Dataset::US,
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
         run_id: RunId::new(run_id).expect("a valid run id"),

@@ -11,7 +11,7 @@ use shared::events::{
     UpstreamRef,
 };
 use shared::ids::{CommitSha, Digest};
-use shared::{Source, run_id, store};
+use shared::{Dataset, Source, run_id, store};
 use tokio_postgres::Client;
 
 pub use test_support::stack::database_url;
@@ -74,7 +74,6 @@ pub fn commit_of(tag: &str) -> CommitSha {
 pub fn input(env: &Env, source: Source, tag: &str) -> InputRef {
     let sha256 = Digest::of(tag.as_bytes());
     InputRef {
-        source,
         upstream: UpstreamRef {
             repo: format!("{source}/repo"),
             path: format!("{source}.csv"),
@@ -84,27 +83,34 @@ pub fn input(env: &Env, source: Source, tag: &str) -> InputRef {
         },
         object: ObjectRef {
             bucket: shared::nats::RAW_BUCKET.into(),
-            name: store::raw_object_name(env, source, &sha256),
+            name: store::raw_object_name(env, &source, &sha256),
             sha256,
             bytes: 10,
         },
+        source,
     }
 }
 
 /// Fixture runs come in the order they are made, as runs started by successive extractions do.
 static EXTRACTIONS: AtomicU64 = AtomicU64::new(1);
 
+/// The order of a fixture run of `inputs`: after every fixture run made before it.
+pub fn next_order(inputs: &[InputRef]) -> RunOrder {
+    RunOrder::of(inputs, EXTRACTIONS.fetch_add(1, Ordering::Relaxed))
+}
+
 /// The transformed event of a run over `rows`; `tag` makes its inputs (and so its run id) unique.
 /// Its order comes after every fixture run made before it.
 pub fn transformed(env: &Env, tag: &str, rows: &[DailyRow], object: ObjectRef) -> Transformed {
     let trigger = Trigger::new(TriggerKind::Commit);
     let (nyt, jhu) = (format!("nyt-{tag}"), format!("jhu-{tag}"));
-    let inputs = vec![input(env, Source::Nyt, &nyt), input(env, Source::Jhu, &jhu)];
+    let inputs = vec![input(env, Source::NYT, &nyt), input(env, Source::JHU, &jhu)];
     Transformed {
         schema_version: SCHEMA_VERSION,
         env: env.clone(),
+        dataset: Dataset::US,
         run_id: run_id::derive(env, &nyt, &jhu, &trigger),
-        order: RunOrder::of(&inputs, EXTRACTIONS.fetch_add(1, Ordering::Relaxed)),
+        order: next_order(&inputs),
         trigger,
         inputs,
         object,
@@ -119,6 +125,7 @@ pub fn transformed(env: &Env, tag: &str, rows: &[DailyRow], object: ObjectRef) -
         },
         warnings: vec![],
         timings: vec![("read".into(), 1), ("transform".into(), 2)],
+        delta: None,
     }
 }
 
