@@ -51,7 +51,8 @@ if [ "$DEMO" = 1 ]; then
   # The demo's settings win over the caller's: the extractor must poll the fake, and no GitHub
   # token goes to it.
   export GITHUB_API_URL="http://$DEMO_API_ADDR" GITHUB_RAW_URL="http://$DEMO_RAW_ADDR"
-  export POLL_INTERVAL=2s ETL_ENV="$DEMO_ENV" ETL_ENVS="$DEMO_ENV" MAX_REMOVED_SHARE=1
+  # The demo's history is the national series only.
+  export POLL_INTERVAL=2s ETL_ENV="$DEMO_ENV" ETL_ENVS="$DEMO_ENV" MAX_REMOVED_SHARE=1 DATASETS=us
   unset GITHUB_TOKEN
   email_to="EMAIL_TO_$(printf '%s' "$DEMO_ENV" | tr '[:lower:]-' '[:upper:]_')"
   export "$email_to=${!email_to:-demo@localhost}"

@@ -1,6 +1,7 @@
 //! `etl export`: the curated dataset of an env, as the transformer wrote it to `etl-curated`, as
-//! CSV or Parquet. Which run's: `--run`, or the env's latest loaded run (the last
-//! `etl.<env>.loaded` event in stream `ETL`): the dataset the stored table was made from.
+//! CSV or Parquet. Which run's: `--run`, or the run the stored table was made from: for `us` the
+//! env's latest loaded run (the last `etl.<env>.loaded` event in stream `ETL`), for `states` and
+//! `counties` the run `keyed_base` says the table holds.
 //!
 //! The object is read as the loader reads it (`shared::store::get_object`: within a deadline,
 //! checked against the size and digest the store recorded); Parquet is written out byte for byte,
@@ -20,13 +21,29 @@ use shared::{Env, store, subjects};
 
 use crate::Connections;
 
-/// The largest curated object read (a real one is tens of kB).
-pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest curated object read (a real `us` one is tens of kB, the counties' at their final
+/// size tens of MB).
+pub const MAX_BYTES: u64 = 512 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dataset {
     /// The US national daily series (`us_daily`).
     Us,
+    /// The series per state (`states_daily`).
+    States,
+    /// The series per county (`counties_daily`).
+    Counties,
+}
+
+impl Dataset {
+    /// The keyed dataset's spec; `None` for `us`.
+    fn keyed(self) -> Option<&'static dataset::keyed::Spec> {
+        match self {
+            Dataset::Us => None,
+            Dataset::States => Some(&dataset::keyed::STATES),
+            Dataset::Counties => Some(&dataset::keyed::COUNTIES),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -84,9 +101,11 @@ pub async fn run(
         .get_object_store(CURATED_BUCKET)
         .await
         .with_context(|| format!("opening the object store {CURATED_BUCKET}"))?;
-    let run_id = match run_id {
-        Some(run_id) => run_id,
-        None => latest_loaded(&js, env).await?,
+    let keyed = request.dataset.keyed();
+    let run_id = match (run_id, keyed) {
+        (Some(run_id), _) => run_id,
+        (None, None) => latest_loaded(&js, env).await?,
+        (None, Some(spec)) => stored_base(connections, env, spec).await?,
     };
     let name = store::curated_object_name(env, &run_id);
     let object = store::object_info(&curated, CURATED_BUCKET, &name, store::OBJECT_DEADLINE)
@@ -97,13 +116,13 @@ pub async fn run(
     let parquet = store::get_object(&curated, &object, MAX_BYTES, store::OBJECT_DEADLINE).await?;
     // Decoding checks the object whatever the format asked; polars' reader blocks.
     let decoded = parquet.clone();
-    let rows = tokio::task::spawn_blocking(move || dataset::from_parquet(&decoded))
+    let (rows, csv) = tokio::task::spawn_blocking(move || decode(&decoded, keyed))
         .await
         .context("decoding the curated dataset")?
         .with_context(|| format!("the curated dataset {name}"))?;
     let data = match request.format {
         Format::Parquet => parquet,
-        Format::Csv => to_csv(&rows).into_bytes(),
+        Format::Csv => csv,
     };
     let output = match &request.output {
         Some(path) if !to_stdout => {
@@ -115,7 +134,7 @@ pub async fn run(
             "-".to_owned()
         }
     };
-    tracing::info!(%run_id, object = %name, rows = rows.len(), "exported");
+    tracing::info!(%run_id, object = %name, rows, "exported");
     if json {
         crate::output::json(&Exported {
             env: env.to_string(),
@@ -125,12 +144,49 @@ pub async fn run(
                 Format::Csv => "csv",
                 Format::Parquet => "parquet",
             },
-            rows: rows.len(),
+            rows,
             bytes: data.len(),
             output,
         });
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The curated Parquet's row count and CSV: `us_daily`'s columns for `us`, the keyed contract's
+/// (`date,<key>,fips,cases,deaths,new_cases,new_deaths`) for a keyed dataset.
+fn decode(
+    parquet: &[u8],
+    keyed: Option<&'static dataset::keyed::Spec>,
+) -> Result<(usize, Vec<u8>), dataset::DataError> {
+    match keyed {
+        None => {
+            let rows = dataset::from_parquet(parquet)?;
+            Ok((rows.len(), to_csv(&rows).into_bytes()))
+        }
+        Some(spec) => {
+            let curated = dataset::keyed::Curated::from_parquet(spec, parquet)?;
+            Ok((curated.rows(), curated.rows_csv()?))
+        }
+    }
+}
+
+/// The run a keyed table holds (`keyed_base`).
+async fn stored_base(
+    connections: &Connections,
+    env: &Env,
+    spec: &dataset::keyed::Spec,
+) -> anyhow::Result<RunId> {
+    let client = connections.connect_db().await?;
+    let sql = format!("SELECT run_id FROM \"{env}\".keyed_base WHERE dataset = $1");
+    let row = client.query_opt(&sql, &[&spec.name]).await.with_context(|| {
+        format!("env {env} has no keyed tables (never migrated?); name a run with --run")
+    })?;
+    let run: String = row
+        .with_context(|| {
+            format!("env {env} has no loaded {} run; name one with --run", spec.name)
+        })?
+        .get(0);
+    Ok(RunId::new(&run)?)
 }
 
 /// The run of the env's last `loaded` event.

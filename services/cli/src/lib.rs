@@ -170,7 +170,7 @@ pub enum Command {
     },
     /// Write the curated dataset of the env's latest loaded run (or of --run) as CSV or Parquet.
     Export {
-        /// The dataset: `us`, the US national daily series.
+        /// The dataset: `us` (the US national daily series), `states` or `counties`.
         #[arg(long, value_enum, default_value_t = export::Dataset::Us)]
         dataset: export::Dataset,
         /// CSV (the columns of us_daily, a value not reported left empty) or Parquet (the

@@ -152,13 +152,13 @@ impl Poller {
 
     pub(crate) fn state(&self, source: &Source) -> &SourceState {
         self.state
-            .get(&source)
+            .get(source)
             .expect("every configured source has a state")
     }
 
     pub(crate) fn state_mut(&mut self, source: &Source) -> &mut SourceState {
         self.state
-            .get_mut(&source)
+            .get_mut(source)
             .expect("every configured source has a state")
     }
 

@@ -226,7 +226,7 @@ mod tests {
             "etl.prod.loaded.extra",
             "etl.Prod.loaded",
             "etl.public.loaded",
-            "etl.prod.extracted.cdc",
+            "etl.prod.extracted.Cdc",
             "etl.prod.failed.publish",
             "etl._.loaded",
             "notify.prod.x",

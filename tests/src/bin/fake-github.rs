@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     github.queue_steps(steps);
     println!("fake GitHub serving; point the extractor at it with:");
     println!(
-        "  export GITHUB_API_URL={} GITHUB_RAW_URL={}",
+        "  export GITHUB_API_URL={} GITHUB_RAW_URL={} DATASETS=us",
         github.api_url(),
         github.raw_url()
     );

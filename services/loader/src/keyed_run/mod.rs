@@ -71,21 +71,9 @@ pub(crate) async fn load(
     )
     .await
     .map_err(LoadError::db("take the env's load lock"))?;
-    if let Some(loaded) = runs::find_succeeded(&tx, &event.env, &event.run_id)
-        .await
-        .map_err(LoadError::db("read etl_runs"))?
-    {
-        return Ok(Applied::AlreadyLoaded(Box::new(loaded)));
-    }
-    if let Some(by) = runs::newer_success(&tx, &event.env, &event.dataset, event.order)
-        .await
-        .map_err(LoadError::db("read etl_runs"))?
-    {
-        runs::record_superseded(&tx, event, &by, run.times(Utc::now()))
-            .await
-            .map_err(LoadError::db("record the superseded run"))?;
+    if let Some(settled) = settled_before(&tx, &run).await? {
         tx.commit().await.map_err(LoadError::db("commit"))?;
-        return Ok(Applied::Superseded { by });
+        return Ok(settled);
     }
     steps.lap("lock");
 
@@ -134,7 +122,41 @@ pub(crate) async fn load(
         duration_ms: u64::try_from((finished_at - run.started_at).num_milliseconds()).unwrap_or(0),
         timings: stage_timings(&event.timings, steps.timings),
     };
-    let recorded = runs::record_succeeded(&tx, &loaded, event.order, run.times(finished_at))
+    record(tx, &loaded, &run, finished_at).await?;
+    Ok(Applied::Loaded(Box::new(loaded)))
+}
+
+/// What became of the run before, under the lock (`us`'s rules, within its dataset): already
+/// loaded (its event rebuilt), or overtaken by a later run of the dataset (recorded as
+/// superseded now). `None`: the run is to be applied.
+async fn settled_before(tx: &Transaction<'_>, run: &Run<'_>) -> Result<Option<Applied>, LoadError> {
+    let event = run.event;
+    if let Some(loaded) = runs::find_succeeded(tx, &event.env, &event.run_id)
+        .await
+        .map_err(LoadError::db("read etl_runs"))?
+    {
+        return Ok(Some(Applied::AlreadyLoaded(Box::new(loaded))));
+    }
+    let Some(by) = runs::newer_success(tx, &event.env, &event.dataset, event.order)
+        .await
+        .map_err(LoadError::db("read etl_runs"))?
+    else {
+        return Ok(None);
+    };
+    runs::record_superseded(tx, event, &by, run.times(Utc::now()))
+        .await
+        .map_err(LoadError::db("record the superseded run"))?;
+    Ok(Some(Applied::Superseded { by }))
+}
+
+/// Records the loaded run in `etl_runs` and commits it with its table.
+async fn record(
+    tx: Transaction<'_>,
+    loaded: &Loaded,
+    run: &Run<'_>,
+    finished_at: DateTime<Utc>,
+) -> Result<(), LoadError> {
+    let recorded = runs::record_succeeded(&tx, loaded, run.event.order, run.times(finished_at))
         .await
         .map_err(LoadError::db("record the run"))?;
     if recorded != 1 {
@@ -142,8 +164,7 @@ pub(crate) async fn load(
             "recording the run in etl_runs wrote {recorded} rows, not 1"
         )));
     }
-    tx.commit().await.map_err(LoadError::db("commit"))?;
-    Ok(Applied::Loaded(Box::new(loaded)))
+    tx.commit().await.map_err(LoadError::db("commit"))
 }
 
 /// The run being loaded.

@@ -18,6 +18,9 @@ pub struct Row {
 
 pub type Table = BTreeMap<RowKey, Row>;
 
+/// An upstream row as the files give it: fips, cases, deaths.
+type Upstream = (Option<u32>, Option<i64>, Option<i64>);
+
 /// One revised upstream value: `(date, key, field, old, new)`.
 pub type Change = (String, Vec<String>, String, Option<i64>, Option<i64>);
 
@@ -35,8 +38,8 @@ pub const COUNTIES: Layout = Layout {
 /// The table a version's files make: the union of the files' rows (a row in two files is the
 /// same row), with each key's deltas against its previous date.
 pub fn table(layout: Layout, files: &[&str]) -> Table {
-    let mut upstream: BTreeMap<(Vec<String>, String), (Option<u32>, Option<i64>, Option<i64>)> =
-        BTreeMap::new();
+    // By key, then date: each row's predecessor is the one before it with the same key.
+    let mut upstream: BTreeMap<(Vec<String>, String), Upstream> = BTreeMap::new();
     for file in files {
         let mut lines = file.lines();
         let header = split(lines.next().expect("a header"));
@@ -62,7 +65,6 @@ pub fn table(layout: Layout, files: &[&str]) -> Table {
     }
     let mut table = Table::new();
     let mut previous: Option<(Vec<String>, Option<i64>, Option<i64>)> = None;
-    // Sorted by key, then date: each row's predecessor is the one before it with the same key.
     for ((key, date), (fips, cases, deaths)) in upstream {
         let delta = |now: Option<i64>, before: Option<Option<i64>>| match before {
             None => now,
