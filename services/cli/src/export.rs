@@ -1,6 +1,6 @@
 //! `etl export`: the curated dataset of an env, as the transformer wrote it to `etl-curated`, as
 //! CSV or Parquet. Which run's: `--run`, or the run the stored table was made from: for `us` the
-//! env's latest loaded run (the last `etl.<env>.loaded` event in stream `ETL`), for `states` and
+//! env's latest successful `us` run (the last in run order in `etl_runs`), for `states` and
 //! `counties` the run `keyed_base` says the table holds.
 //!
 //! The object is read as the loader reads it (`shared::store::get_object`: within a deadline,
@@ -15,9 +15,8 @@ use anyhow::Context;
 use serde::Serialize;
 use shared::daily::DailyRow;
 use shared::ids::RunId;
-use shared::message::{self, Event};
-use shared::nats::{CURATED_BUCKET, ETL_STREAM};
-use shared::{Env, store, subjects};
+use shared::nats::CURATED_BUCKET;
+use shared::{Env, store};
 
 use crate::Connections;
 
@@ -104,7 +103,7 @@ pub async fn run(
     let keyed = request.dataset.keyed();
     let run_id = match (run_id, keyed) {
         (Some(run_id), _) => run_id,
-        (None, None) => latest_loaded(&js, env).await?,
+        (None, None) => latest_us_run(connections, env).await?,
         (None, Some(spec)) => stored_base(connections, env, spec).await?,
     };
     let name = store::curated_object_name(env, &run_id);
@@ -178,34 +177,42 @@ async fn stored_base(
 ) -> anyhow::Result<RunId> {
     let client = connections.connect_db().await?;
     let sql = format!("SELECT run_id FROM \"{env}\".keyed_base WHERE dataset = $1");
-    let row = client.query_opt(&sql, &[&spec.name]).await.with_context(|| {
-        format!("env {env} has no keyed tables (never migrated?); name a run with --run")
-    })?;
+    let row = client
+        .query_opt(&sql, &[&spec.name])
+        .await
+        .with_context(|| {
+            format!("env {env} has no keyed tables (never migrated?); name a run with --run")
+        })?;
     let run: String = row
         .with_context(|| {
-            format!("env {env} has no loaded {} run; name one with --run", spec.name)
+            format!(
+                "env {env} has no loaded {} run; name one with --run",
+                spec.name
+            )
         })?
         .get(0);
     Ok(RunId::new(&run)?)
 }
 
-/// The run of the env's last `loaded` event.
-pub async fn latest_loaded(
-    js: &async_nats::jetstream::Context,
-    env: &Env,
-) -> anyhow::Result<RunId> {
-    let subject = subjects::loaded(env);
-    let stream = js.get_stream(ETL_STREAM).await?;
-    let message = stream
-        .get_last_raw_message_by_subject(&subject)
+/// The env's latest successful `us` run, in run order: the one `us_daily` was made from.
+async fn latest_us_run(connections: &Connections, env: &Env) -> anyhow::Result<RunId> {
+    let client = connections.connect_db().await?;
+    // A schema not migrated to 0005 has no `dataset` column: its runs are all `us`.
+    let sql = format!(
+        "SELECT run_id FROM \"{env}\".etl_runs r
+         WHERE status = 'succeeded' AND coalesce(to_jsonb(r)->>'dataset', 'us') = 'us'
+         ORDER BY upstream_time DESC NULLS LAST, sequence DESC NULLS LAST, finished_at DESC
+         LIMIT 1"
+    );
+    let row = client
+        .query_opt(&sql, &[])
         .await
         .with_context(|| {
-            format!("env {env} has no loaded run in stream {ETL_STREAM} (nothing on {subject}); name one with --run")
-        })?;
-    match message::decode(&subject, &message.payload)? {
-        Event::Loaded(loaded) => Ok(loaded.run_id),
-        _ => anyhow::bail!("the last message on {subject} is not a loaded event"),
-    }
+            format!("env {env} has no runs table (never loaded?); name a run with --run")
+        })?
+        .with_context(|| format!("env {env} has no loaded us run; name one with --run"))?;
+    let run: String = row.get(0);
+    Ok(RunId::new(&run)?)
 }
 
 /// The CSV columns: those of `us_daily`.

@@ -75,8 +75,9 @@ pub async fn list(
         "SELECT run_id, status, coalesce(trigger->>'kind', ''), \
                 coalesce(inserted, 0)::bigint, coalesce(updated, 0)::bigint, coalesce(unchanged, 0)::bigint, \
                 coalesce(removed, 0)::bigint, coalesce(revised, 0)::bigint, \
-                finished_at, coalesce(kind, ''), coalesce(error, ''), dataset \
-         FROM \"{env}\".etl_runs ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST LIMIT $1"
+                finished_at, coalesce(kind, ''), coalesce(error, ''), \
+                coalesce(to_jsonb(r)->>'dataset', 'us') \
+         FROM \"{env}\".etl_runs r ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST LIMIT $1"
     );
     let rows = client.query(&sql, &[&limit.clamp(1, 1000)]).await?;
     rows.iter()

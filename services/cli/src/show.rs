@@ -66,6 +66,9 @@ pub struct RunEvent {
 /// One value the run changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
+    /// The row's key in a keyed dataset (`Harris, Texas`); `None` for `us`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub date: NaiveDate,
     pub field: String,
     pub old: Option<i64>,
@@ -146,17 +149,36 @@ pub async fn collect(
             .context("reading etl_runs")?
             .map(|row| row.try_get(0))
             .transpose()?;
+        // The changes table of the run's dataset; the key as people write it, most specific
+        // part first.
+        let dataset = report
+            .run
+            .as_ref()
+            .and_then(|run| run.get("dataset"))
+            .and_then(|d| d.as_str())
+            .and_then(dataset::keyed::Spec::by_name);
+        let (key, table) = match dataset {
+            Some(spec) => {
+                let parts: Vec<&str> = spec.keys.iter().rev().copied().collect();
+                (
+                    format!("concat_ws(', ', {})", parts.join(", ")),
+                    spec.changes_table,
+                )
+            }
+            None => ("NULL::text".to_owned(), "us_daily_changes"),
+        };
         let sql = format!(
-            "SELECT date, field, old_value, new_value, count(*) OVER () \
-             FROM \"{env}\".us_daily_changes WHERE run_id = $1 ORDER BY date, field LIMIT $2"
+            "SELECT date, field, old_value, new_value, count(*) OVER (), {key} \
+             FROM \"{env}\".{table} WHERE run_id = $1 ORDER BY date, 6, field LIMIT $2"
         );
         for row in pg
             .query(&sql, &[&run_id, &MAX_CHANGES])
             .await
-            .context("reading us_daily_changes")?
+            .with_context(|| format!("reading {table}"))?
         {
             report.changes_total = row.try_get(4)?;
             report.changes.push(Change {
+                key: row.try_get(5)?,
                 date: row.try_get(0)?,
                 field: row.try_get(1)?,
                 old: row.try_get(2)?,
@@ -424,8 +446,12 @@ fn print(report: &RunReport) {
         say!("changes ({}):", report.changes_total);
         let show = |v: Option<i64>| v.map_or_else(|| "not reported".to_owned(), |v| v.to_string());
         for change in &report.changes {
+            let key = change
+                .key
+                .as_ref()
+                .map_or_else(String::new, |key| format!("{key}  "));
             say!(
-                "  {} {}: {} -> {}",
+                "  {key}{} {}: {} -> {}",
                 change.date,
                 change.field,
                 show(change.old),

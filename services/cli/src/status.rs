@@ -302,9 +302,11 @@ async fn latest_runs(
         let env: String = schema.get(0);
         // The schema name is an env's (validated by the loader when it made it); quoted anyway.
         let sql = format!(
-            "SELECT DISTINCT ON (dataset) run_id, dataset, status, finished_at \
-             FROM \"{}\".etl_runs \
-             ORDER BY dataset, coalesce(finished_at, started_at) DESC NULLS LAST",
+            "SELECT DISTINCT ON (of_dataset) run_id, of_dataset, status, finished_at \
+             FROM (SELECT run_id, status, started_at, finished_at, \
+                          coalesce(to_jsonb(r)->>'dataset', 'us') AS of_dataset \
+                   FROM \"{}\".etl_runs r) runs \
+             ORDER BY of_dataset, coalesce(finished_at, started_at) DESC NULLS LAST",
             env.replace('"', "\"\"")
         );
         let latest_runs: Vec<LatestRun> = client

@@ -197,7 +197,8 @@
         row([
           cell(fmtTime(r.finished_at || r.started_at)),
           cell(r.status || "unknown", "status status-" + (r.status || "unknown")),
-          cell(r.trigger || ""),
+          // Runs of the state and county datasets are listed too, named.
+          cell((r.dataset && r.dataset !== "us" ? r.dataset + ": " : "") + (r.trigger || "")),
           count(r.inserted),
           count(r.updated),
           count(r.removed),

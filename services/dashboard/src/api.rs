@@ -187,6 +187,7 @@ pub struct RunView {
     pub error: Option<String>,
     pub stage: Option<String>,
     pub kind: Option<String>,
+    pub dataset: String,
     pub sources: Vec<SourceView>,
 }
 
@@ -221,6 +222,7 @@ impl From<RunRow> for RunView {
             error: run.error,
             stage: run.stage,
             kind: run.kind,
+            dataset: run.dataset,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct RunRow {
     pub error: Option<String>,
     pub stage: Option<String>,
     pub kind: Option<String>,
+    /// `us`, `states` or `counties`.
+    pub dataset: String,
 }
 
 /// One upstream correction from `us_daily_changes`, with when its run finished.
@@ -126,8 +128,14 @@ struct Statements {
 
 impl Statements {
     fn new(schema: &str) -> Self {
-        let runs_columns = "run_id, status, trigger->>'kind', inputs, \
-            inserted, updated, unchanged, removed, revised, started_at, finished_at, error, stage, kind";
+        // A schema the loader has not migrated to 0005 yet has no `dataset` column: its runs
+        // are all `us`.
+        let dataset = "coalesce(to_jsonb(r)->>'dataset', 'us')";
+        let runs_columns = format!(
+            "run_id, status, trigger->>'kind', inputs, \
+            inserted, updated, unchanged, removed, revised, started_at, finished_at, error, stage, \
+            kind, {dataset}"
+        );
         Self {
             version: format!(
                 "SELECT (SELECT count(*) FROM {schema}.us_daily), \
@@ -151,7 +159,8 @@ impl Statements {
                  ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST, run_id LIMIT $1"
             ),
             last_success: format!(
-                "SELECT {runs_columns} FROM {schema}.etl_runs r WHERE status = 'succeeded' \
+                "SELECT {runs_columns} FROM {schema}.etl_runs r \
+                 WHERE status = 'succeeded' AND {dataset} = 'us' \
                  ORDER BY finished_at DESC NULLS LAST, run_id LIMIT 1"
             ),
             // Ordered by when the run finished.
@@ -366,6 +375,7 @@ fn run_row(row: &Row) -> RunRow {
         error: row.get(11),
         stage: row.get(12),
         kind: row.get(13),
+        dataset: row.get(14),
     }
 }
 

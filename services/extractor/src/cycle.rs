@@ -145,9 +145,13 @@ impl Poller {
                             source = %s.source,
                             trigger = trigger.kind.as_str(),
                         );
+                        // The dataset as configured now: a file added to or taken from it since the
+                        // payload was extracted changes the run.
                         events.push((
                             Extracted {
                                 trigger: trigger.clone(),
+                                dataset: s.dataset.clone(),
+                                dataset_sources: self.dataset_sources(&s.dataset),
                                 ..latest.clone()
                             },
                             span,

@@ -127,8 +127,13 @@ impl Handler {
         migrate::migrate(&mut client, env).await?;
         // The env's freshness survives a restart: its last success is read back once.
         match runs::last_succeeded(&**client, env).await {
-            Ok(Some(at)) => self.metrics.record().succeeded_at(env.as_str(), at.into()),
-            Ok(None) => {}
+            Ok(last) => {
+                for (dataset, at) in last {
+                    self.metrics
+                        .record()
+                        .succeeded_at(env.as_str(), &dataset, at.into());
+                }
+            }
             Err(err) => {
                 tracing::debug!(%env, error = %err, "could not read the last successful run")
             }
@@ -147,6 +152,7 @@ impl Handler {
                 // Counted once, at the commit: a redelivery finds the run already loaded.
                 self.metrics.record().run_loaded(
                     loaded.env.as_str(),
+                    loaded.dataset.as_str(),
                     loaded.counts.inserted,
                     loaded.counts.updated,
                     loaded.counts.removed,
@@ -166,18 +172,22 @@ impl Handler {
                 // Counted once, at the commit that recorded it (its failed event, back in
                 // `on_failed`, finds it recorded).
                 if first {
-                    self.metrics
-                        .record()
-                        .run_finished(failed.env.as_str(), "failed");
+                    self.metrics.record().run_finished(
+                        failed.env.as_str(),
+                        failed.dataset.as_str(),
+                        "failed",
+                    );
                 }
                 tracing::warn!(env = %failed.env, dataset = %failed.dataset, run_id = ?failed.run_id, reason = %failed.reason, "run refused as suspicious");
                 self.announce(&*failed, "the failed event").await
             }
             Applied::Superseded { by } => {
                 tracing::warn!(%subject, env = %event.env, dataset = %event.dataset, run_id = %event.run_id, newer = %by, "a run after this one is already loaded; recorded this one as superseded");
-                self.metrics
-                    .record()
-                    .run_finished(event.env.as_str(), "superseded");
+                self.metrics.record().run_finished(
+                    event.env.as_str(),
+                    event.dataset.as_str(),
+                    "superseded",
+                );
                 Ok(())
             }
         }
@@ -238,9 +248,11 @@ impl Handler {
         tracing::info!(env = %event.env, id = %event.id(), stage = event.stage.as_str(), kind = %event.kind, new, "recorded a failed run");
         // Counted once: a redelivered report, or one about a run that had succeeded, is not.
         if new {
-            self.metrics
-                .record()
-                .run_finished(event.env.as_str(), "failed");
+            self.metrics.record().run_finished(
+                event.env.as_str(),
+                event.dataset.as_str(),
+                "failed",
+            );
         }
         Ok(())
     }

@@ -151,13 +151,18 @@ pub async fn record_superseded(
 pub async fn last_succeeded(
     client: &impl GenericClient,
     env: &Env,
-) -> Result<Option<DateTime<Utc>>, Error> {
+) -> Result<Vec<(String, DateTime<Utc>)>, Error> {
     let sql = format!(
-        "SELECT max(finished_at) FROM {s}.etl_runs WHERE status = 'succeeded'",
+        "SELECT dataset, max(finished_at) FROM {s}.etl_runs
+         WHERE status = 'succeeded' AND finished_at IS NOT NULL GROUP BY dataset",
         s = schema(env)
     );
-    let row = client.query_one(&sql, &[]).await?;
-    row.try_get(0)
+    client
+        .query(&sql, &[])
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 /// Records a failed run, keyed by [`Failed::id`]: recording the same failure twice changes

@@ -54,6 +54,11 @@ pub(crate) enum RunError {
         sources: Vec<Source>,
     },
     #[error(
+        "the {dataset} dataset's source list in the event names {count} sources, or one twice; at most {} distinct sources make a dataset",
+        crate::keyed::MAX_DATASET_SOURCES
+    )]
+    TooManyDatasetSources { dataset: Dataset, count: usize },
+    #[error(
         "could not read the {dataset} dataset's last curated run from the state bucket: {error}"
     )]
     ReadBase { dataset: Dataset, error: StoreError },
@@ -100,7 +105,8 @@ impl RunError {
             // The event contradicts what a dataset is: no delivery can make it a run.
             RunError::UnknownDataset { .. }
             | RunError::NoDatasetSources { .. }
-            | RunError::NotADatasetSource { .. } => {
+            | RunError::NotADatasetSource { .. }
+            | RunError::TooManyDatasetSources { .. } => {
                 Failure::permanent(FailureKind::Malformed, reason)
             }
         }

@@ -4,7 +4,8 @@
 //!
 //! One full join of the staged rows with the table finds every row that is new, changed or gone
 //! (a small temporary `diff` table, usually); the statements that follow read only that. A
-//! reconcile that changes nothing costs the COPY and one join, not a probe per row.
+//! reconcile that changes nothing costs the COPY and one join, not a probe per row. An empty
+//! table (a first load) skips all that: the rows are copied straight into it.
 
 use shared::Env;
 use shared::events::Counts;
@@ -13,9 +14,9 @@ use tokio_postgres::Transaction;
 
 use super::base;
 use super::error::KeyedError;
-use super::stage::{Kind, stage};
+use super::stage::{Kind, copy_into_empty, stage};
 use super::table::Table;
-use super::write::{VALUES, count, delete_listed, fill_empty, unchanged, upsert};
+use super::write::{VALUES, count, delete_listed, unchanged, upsert};
 use super::{Applied, guarded, lock, steps};
 
 /// Makes `table` in `env`'s schema hold exactly `all_rows` (the rows CSV of the whole dataset:
@@ -51,6 +52,20 @@ async fn reconcile_all(
     max_removed_share: f64,
 ) -> Result<Applied, KeyedError> {
     let mut steps = steps();
+    if is_empty(tx, env, table).await? {
+        let inserted = copy_into_empty(tx, env, table, all_rows, run_id).await?;
+        steps.lap("load");
+        base::record(tx, env, table, run_id, inserted).await?;
+        return Ok(Applied {
+            counts: Counts {
+                inserted,
+                ..Counts::default()
+            },
+            rows: inserted,
+            changes: 0,
+            timings: steps.timings,
+        });
+    }
     let (staging, staged) = stage(tx, table, Kind::Rows, all_rows).await?;
     // Without statistics the planner would guess the size of a table of millions of rows.
     tx.batch_execute(&format!("ANALYZE {staging}"))
@@ -60,7 +75,7 @@ async fn reconcile_all(
             "analyze the staged rows",
         ))?;
     steps.lap("stage");
-    let diff = Diff::make(tx, env, table, &staging, staged).await?;
+    let diff = Diff::make(tx, env, table, &staging).await?;
     // Every stored row is either staged (matched) or gone; every staged row matched or added.
     let stored = (staged + diff.gone)
         .checked_sub(diff.added)
@@ -71,18 +86,11 @@ async fn reconcile_all(
     base::check_removal(table, stored, diff.gone, max_removed_share)?;
     steps.lap("diff");
 
-    let (lines, revised, removed, up) = if diff.all_added {
-        // An empty table: every staged row is new, nothing to revise or delete.
-        let up = fill_empty(tx, env, table, &staging, run_id).await?;
-        (0, 0, 0, up)
-    } else {
-        let (lines, revised) = record_revisions(tx, env, table, &diff.name, run_id).await?;
-        steps.lap("changes");
-        let removed = delete_listed(tx, env, table, &diff.name, "r.gone").await?;
-        steps.lap("delete");
-        let up = upsert(tx, env, table, &diff.name, "NOT gone", run_id).await?;
-        (lines, revised, removed, up)
-    };
+    let (lines, revised) = record_revisions(tx, env, table, &diff.name, run_id).await?;
+    steps.lap("changes");
+    let removed = delete_listed(tx, env, table, &diff.name, "r.gone").await?;
+    steps.lap("delete");
+    let up = upsert(tx, env, table, &diff.name, "NOT gone", run_id).await?;
     steps.lap("upsert");
     let changed = diff.rows.saturating_sub(diff.added + diff.gone);
     if removed != diff.gone || up.inserted != diff.added || up.updated != changed {
@@ -115,8 +123,6 @@ async fn reconcile_all(
 /// row is `added` (not stored) or `gone` (not staged).
 struct Diff {
     name: String,
-    /// The table was empty: no diff table was made, every staged row is new.
-    all_added: bool,
     rows: u64,
     added: u64,
     gone: u64,
@@ -128,26 +134,8 @@ impl Diff {
         env: &Env,
         table: &Table,
         staging: &str,
-        staged: u64,
     ) -> Result<Diff, KeyedError> {
         let name = table.staging("diff");
-        let empty: bool = tx
-            .query_one(
-                &format!("SELECT NOT EXISTS (SELECT 1 FROM {})", table.qualified(env)),
-                &[],
-            )
-            .await
-            .map_err(KeyedError::db(table.table_name(), "look for stored rows"))?
-            .get(0);
-        if empty {
-            return Ok(Diff {
-                name,
-                all_added: true,
-                rows: staged,
-                added: staged,
-                gone: 0,
-            });
-        }
         let key = std::iter::once("date")
             .chain(table.key().iter().copied())
             .map(|c| format!("coalesce(s.{c}, t.{c}) AS {c}"))
@@ -196,12 +184,23 @@ impl Diff {
             .map_err(KeyedError::db(table.table_name(), "count the differences"))?;
         Ok(Diff {
             name,
-            all_added: false,
             rows,
             added: count(row.get(0)),
             gone: count(row.get(1)),
         })
     }
+}
+
+/// Whether `table` holds no row at all.
+async fn is_empty(tx: &Transaction<'_>, env: &Env, table: &Table) -> Result<bool, KeyedError> {
+    Ok(tx
+        .query_one(
+            &format!("SELECT NOT EXISTS (SELECT 1 FROM {})", table.qualified(env)),
+            &[],
+        )
+        .await
+        .map_err(KeyedError::db(table.table_name(), "look for stored rows"))?
+        .get(0))
 }
 
 /// Records, as `run_id`'s revisions, every cases or deaths value of a stored (date, key) that the

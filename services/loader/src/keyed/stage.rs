@@ -1,4 +1,5 @@
-//! The staging tables (temporary, dropped at commit) and the COPY of each CSV buffer into them.
+//! The staging tables (temporary, dropped at commit) and the COPY of each CSV buffer into them;
+//! and the COPY of a whole dataset straight into an empty table ([`copy_into_empty`]).
 //!
 //! The CSV columns are the contract's, in its order; `HEADER MATCH` makes PostgreSQL check the
 //! header line against them, so a buffer with other columns fails instead of loading shifted
@@ -8,6 +9,8 @@
 use std::io::Cursor;
 
 use futures::{SinkExt, pin_mut};
+use shared::Env;
+use shared::ids::RunId;
 use tokio_postgres::Transaction;
 use tokio_postgres::error::SqlState;
 
@@ -122,6 +125,76 @@ pub(crate) async fn stage(
     .await
     .map_err(invalid)?;
     Ok((staging, copied))
+}
+
+/// Fills the empty `table` with the rows CSV of a whole dataset, `COPY`ed straight into it as
+/// `run_id`: no staging table and no row-by-row upsert, since every row is new. The secondary
+/// indexes are dropped first and built again after: building an index once over millions of
+/// sorted rows costs a fraction of keeping it up to date row by row. The primary key stays, and
+/// refuses a repeated (date, key) as the staging table's would. Returns the rows copied.
+///
+/// It all happens in the caller's transaction, so no reader ever sees the table without its
+/// indexes or half filled; they wait for the commit instead (DROP INDEX and ALTER TABLE lock the
+/// table), which only a first load makes them do. The table is analyzed at the end, so the first
+/// queries after the load are planned on its real size.
+pub(crate) async fn copy_into_empty(
+    tx: &Transaction<'_>,
+    env: &Env,
+    table: &Table,
+    csv: &[u8],
+    run_id: &RunId,
+) -> Result<u64, KeyedError> {
+    let target = table.qualified(env);
+    let failed = |step| KeyedError::db(table.table_name(), step);
+    let secondary = tx
+        .query(
+            "SELECT quote_ident(c.relname), pg_get_indexdef(c.oid)
+             FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+             WHERE x.indrelid = $1::text::regclass AND NOT x.indisprimary",
+            &[&target],
+        )
+        .await
+        .map_err(failed("list the secondary indexes"))?;
+    for index in &secondary {
+        let name: String = index.get(0);
+        tx.batch_execute(&format!("DROP INDEX {}.{name}", crate::db::schema(env)))
+            .await
+            .map_err(failed("drop a secondary index"))?;
+    }
+    // COPY cannot fill a column with a constant: the run id is the column's default meanwhile.
+    // A run id is letters, digits, `_` and `-`, so it is a safe literal.
+    tx.batch_execute(&format!(
+        "ALTER TABLE {target} ALTER COLUMN run_id SET DEFAULT '{run_id}'"
+    ))
+    .await
+    .map_err(failed("set the run as the rows' default"))?;
+    let columns = std::iter::once("date")
+        .chain(table.key().iter().copied())
+        .chain(Kind::Rows.columns().iter().map(|(name, _)| *name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let copied = copy(
+        tx,
+        &format!("COPY {target} ({columns}) FROM STDIN (FORMAT csv, HEADER MATCH)"),
+        csv,
+    )
+    .await
+    .map_err(|source| classify(table, Kind::Rows, source))?;
+    tx.batch_execute(&format!(
+        "ALTER TABLE {target} ALTER COLUMN run_id DROP DEFAULT"
+    ))
+    .await
+    .map_err(failed("drop the rows' default run"))?;
+    for index in &secondary {
+        let definition: String = index.get(1);
+        tx.batch_execute(&definition)
+            .await
+            .map_err(failed("build a secondary index again"))?;
+    }
+    tx.batch_execute(&format!("ANALYZE {target}"))
+        .await
+        .map_err(failed("analyze the filled table"))?;
+    Ok(copied)
 }
 
 /// Streams `csv` into a `COPY … FROM STDIN` statement; the rows PostgreSQL read.

@@ -18,60 +18,6 @@ pub(crate) struct Upserted {
     pub updated: u64,
 }
 
-/// Fills the empty `table` with every row of the temporary table `source`: a plain insert in key
-/// order, with the table's secondary indexes dropped first and built again after. Building an
-/// index once over millions of sorted rows costs a fraction of keeping it up to date row by row
-/// (the full county table: 18 s with the indexes in place, 10 s this way). It all happens in the
-/// caller's transaction, so no reader ever sees the table without its indexes; they wait for the
-/// commit instead (DROP INDEX locks the table), which only a first load makes them do.
-pub(crate) async fn fill_empty(
-    tx: &Transaction<'_>,
-    env: &Env,
-    table: &Table,
-    source: &str,
-    run_id: &RunId,
-) -> Result<Upserted, KeyedError> {
-    let target = table.qualified(env);
-    let failed = |step| KeyedError::db(table.table_name(), step);
-    let secondary = tx
-        .query(
-            "SELECT quote_ident(c.relname), pg_get_indexdef(c.oid)
-             FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-             WHERE x.indrelid = $1::text::regclass AND NOT x.indisprimary",
-            &[&target],
-        )
-        .await
-        .map_err(failed("list the secondary indexes"))?;
-    for index in &secondary {
-        let name: String = index.get(0);
-        tx.batch_execute(&format!("DROP INDEX {}.{name}", crate::db::schema(env)))
-            .await
-            .map_err(failed("drop a secondary index"))?;
-    }
-    let columns = format!("date, {}, {}", table.key_list(), VALUES.join(", "));
-    let inserted = tx
-        .execute(
-            &format!(
-                "INSERT INTO {target} ({columns}, updated_at, run_id)
-                 SELECT {columns}, now(), $1 FROM {source} ORDER BY {key}, date",
-                key = table.key_list(),
-            ),
-            &[&run_id.as_str()],
-        )
-        .await
-        .map_err(failed("insert every row"))?;
-    for index in &secondary {
-        let definition: String = index.get(1);
-        tx.batch_execute(&definition)
-            .await
-            .map_err(failed("build a secondary index again"))?;
-    }
-    Ok(Upserted {
-        inserted,
-        updated: 0,
-    })
-}
-
 /// Inserts the rows of the temporary table `source` where `filter` holds that are new, and
 /// updates the stored rows where any value IS DISTINCT FROM the staged one (NULL-aware); a row
 /// that is the same is not touched (its `run_id` and `updated_at` stay). `xmax = 0` marks a row

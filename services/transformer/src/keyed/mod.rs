@@ -103,6 +103,15 @@ async fn plan(stores: &Stores, event: &Extracted, stream_sequence: u64) -> Resul
     let mut inputs = Vec::with_capacity(latest.len());
     for (source, extracted) in latest {
         match extracted {
+            // A source recorded under another dataset (the event lists `nyt` among the states'
+            // sources, say) is not this dataset's file.
+            Some(extracted) if extracted.dataset != event.dataset => {
+                return Err(RunError::NotADatasetSource {
+                    input: source.clone(),
+                    dataset: event.dataset.clone(),
+                    sources: event.dataset_sources.clone(),
+                });
+            }
             Some(extracted) => inputs.push(extracted),
             None => {
                 return Ok(Plan::Wait {
@@ -119,6 +128,11 @@ async fn plan(stores: &Stores, event: &Extracted, stream_sequence: u64) -> Resul
     ))))
 }
 
+/// The most sources one dataset may have: the county files split by year are six at most until
+/// 2024. The list comes from the event, so it is bounded before it is read: each source costs a
+/// KV read and a payload held in memory.
+pub(crate) const MAX_DATASET_SOURCES: usize = 16;
+
 /// The dataset's spec, if `event` is a well-formed event of a keyed dataset.
 fn spec_of(event: &Extracted) -> Result<&'static Spec, RunError> {
     let Some(spec) = Spec::by_name(event.dataset.as_str()) else {
@@ -130,6 +144,14 @@ fn spec_of(event: &Extracted) -> Result<&'static Spec, RunError> {
         return Err(RunError::NoDatasetSources {
             input: event.source.clone(),
             dataset: event.dataset.clone(),
+        });
+    }
+    let sources = &event.dataset_sources;
+    let repeated = (1..sources.len()).any(|i| sources[..i].contains(&sources[i]));
+    if sources.len() > MAX_DATASET_SOURCES || repeated {
+        return Err(RunError::TooManyDatasetSources {
+            dataset: event.dataset.clone(),
+            count: sources.len(),
         });
     }
     if !event.dataset_sources.contains(&event.source) {

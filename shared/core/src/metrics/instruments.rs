@@ -12,9 +12,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, ObservableGauge};
 
-/// The dataset every run produces today (`us_daily`); more come with later datasets.
-pub const DATASET: &str = "us";
-
 /// Bounds of the pipeline's duration histograms, in seconds: a stage takes from milliseconds
 /// (a notification) to minutes (a large download).
 const STAGE_BOUNDS: &[f64] = &[
@@ -27,7 +24,8 @@ const HTTP_BOUNDS: &[f64] = &[
 ];
 
 /// Each env's last successful run, read by the freshness gauges when they are collected.
-type LastSuccess = Arc<Mutex<HashMap<String, SystemTime>>>;
+/// The last success per (env, dataset).
+type LastSuccess = Arc<Mutex<HashMap<(String, String), SystemTime>>>;
 
 /// How a consumed message was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,15 +88,15 @@ impl Instruments {
                 .build(),
             rows: meter
                 .u64_counter("covid_etl.rows")
-                .with_description("Dates written to the dataset's table, by dataset, env and change (inserted, updated, removed)")
+                .with_description("Rows written to the dataset's table (a date of us, a (date, key) of states and counties), by dataset, env and change (inserted, updated, removed)")
                 .build(),
             _last_success_time: meter
                 .f64_observable_gauge("covid_etl.last_success.time")
                 .with_unit("s")
                 .with_description("Unix time of the last successful run this process loaded, by dataset and env")
                 .with_callback(move |observer| {
-                    for (env, at) in snapshot(&for_time) {
-                        observer.observe(unix_seconds(at), &labels_env(&env));
+                    for ((env, dataset), at) in snapshot(&for_time) {
+                        observer.observe(unix_seconds(at), &labels(&env, &dataset));
                     }
                 })
                 .build(),
@@ -108,9 +106,9 @@ impl Instruments {
                 .with_description("Seconds since the last successful run this process loaded, by dataset and env")
                 .with_callback(move |observer| {
                     let now = SystemTime::now();
-                    for (env, at) in snapshot(&for_age) {
+                    for ((env, dataset), at) in snapshot(&for_age) {
                         let age = now.duration_since(at).unwrap_or(Duration::ZERO);
-                        observer.observe(age.as_secs_f64(), &labels_env(&env));
+                        observer.observe(age.as_secs_f64(), &labels(&env, &dataset));
                     }
                 })
                 .build(),
@@ -173,28 +171,29 @@ impl Instruments {
         }
     }
 
-    /// A run ended with `status` (`succeeded`, `failed`, `superseded`).
-    pub fn run_finished(&self, env: &str, status: &str) {
+    /// A run of `dataset` ended with `status` (`succeeded`, `failed`, `superseded`).
+    pub fn run_finished(&self, env: &str, dataset: &str, status: &str) {
         self.runs.add(
             1,
             &[
-                KeyValue::new("dataset", DATASET),
+                KeyValue::new("dataset", dataset.to_owned()),
                 KeyValue::new("env", env.to_owned()),
                 KeyValue::new("status", status.to_owned()),
             ],
         );
     }
 
-    /// A run was loaded: its rows by change, its duration, and the env's last success (now).
+    /// A run of `dataset` was loaded: its rows by change, its duration, and the last success (now).
     pub fn run_loaded(
         &self,
         env: &str,
+        dataset: &str,
         inserted: u64,
         updated: u64,
         removed: u64,
         duration: Duration,
     ) {
-        self.run_finished(env, "succeeded");
+        self.run_finished(env, dataset, "succeeded");
         for (change, count) in [
             ("inserted", inserted),
             ("updated", updated),
@@ -203,21 +202,23 @@ impl Instruments {
             self.rows.add(
                 count,
                 &[
-                    KeyValue::new("dataset", DATASET),
+                    KeyValue::new("dataset", dataset.to_owned()),
                     KeyValue::new("env", env.to_owned()),
                     KeyValue::new("change", change),
                 ],
             );
         }
         self.run_duration
-            .record(duration.as_secs_f64(), &labels_env(env));
-        self.succeeded_at(env, SystemTime::now());
+            .record(duration.as_secs_f64(), &labels(env, dataset));
+        self.succeeded_at(env, dataset, SystemTime::now());
     }
 
     /// The env's last successful run finished at `at` (kept only when later than the one known).
-    pub fn succeeded_at(&self, env: &str, at: SystemTime) {
+    pub fn succeeded_at(&self, env: &str, dataset: &str, at: SystemTime) {
         if let Ok(mut last) = self.last_success.lock() {
-            let entry = last.entry(env.to_owned()).or_insert(at);
+            let entry = last
+                .entry((env.to_owned(), dataset.to_owned()))
+                .or_insert(at);
             if *entry < at {
                 *entry = at;
             }
@@ -299,9 +300,9 @@ impl Instruments {
     }
 }
 
-fn labels_env(env: &str) -> [KeyValue; 2] {
+fn labels(env: &str, dataset: &str) -> [KeyValue; 2] {
     [
-        KeyValue::new("dataset", DATASET),
+        KeyValue::new("dataset", dataset.to_owned()),
         KeyValue::new("env", env.to_owned()),
     ]
 }
@@ -313,7 +314,7 @@ fn consumer_labels(consumer: &str, stage: &str) -> [KeyValue; 2] {
     ]
 }
 
-fn snapshot(map: &Mutex<HashMap<String, SystemTime>>) -> Vec<(String, SystemTime)> {
+fn snapshot<K: Clone>(map: &Mutex<HashMap<K, SystemTime>>) -> Vec<(K, SystemTime)> {
     map.lock()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
         .unwrap_or_default()

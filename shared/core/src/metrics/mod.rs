@@ -31,7 +31,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 pub use addr::METRICS_ADDR;
 pub use endpoint::StartError;
-pub use instruments::{DATASET, Instruments};
+pub use instruments::Instruments;
 pub use probe::Readiness;
 
 use crate::shutdown::Shutdown;
@@ -236,7 +236,7 @@ mod tests {
         let metrics = Metrics::new("loader");
         metrics
             .record()
-            .run_loaded("prod", 3, 2, 1, Duration::from_secs(4));
+            .run_loaded("prod", "us", 3, 2, 1, Duration::from_secs(4));
         metrics
             .record()
             .message("loader-prod", "load", Settled::DeadLettered);
@@ -291,7 +291,7 @@ mod tests {
     fn gauges_carry_their_unit_and_the_age_of_the_last_success_grows() {
         let metrics = Metrics::new("loader");
         let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
-        metrics.record().succeeded_at("prod", an_hour_ago);
+        metrics.record().succeeded_at("prod", "us", an_hour_ago);
         metrics.record().github_budget(5000, 4999, 1_700_000_000);
         let text = metrics.render().unwrap();
         assert!(
