@@ -186,7 +186,7 @@ async fn stored_base(
     let run: String = row
         .with_context(|| {
             format!(
-                "env {env} has no loaded {} run; name one with --run",
+                "env {env} has no loaded run of dataset {}; name one with --run",
                 spec.name
             )
         })?
@@ -197,6 +197,10 @@ async fn stored_base(
 /// The env's latest successful `us` run, in run order: the one `us_daily` was made from.
 async fn latest_us_run(connections: &Connections, env: &Env) -> anyhow::Result<RunId> {
     let client = connections.connect_db().await?;
+    let none = || anyhow::anyhow!("env {env} has no loaded run of dataset us; name one with --run");
+    if !crate::db::schema_exists(&client, env).await? {
+        return Err(none());
+    }
     // A schema not migrated to 0005 has no `dataset` column: its runs are all `us`.
     let sql = format!(
         "SELECT run_id FROM \"{env}\".etl_runs r
@@ -204,13 +208,7 @@ async fn latest_us_run(connections: &Connections, env: &Env) -> anyhow::Result<R
          ORDER BY upstream_time DESC NULLS LAST, sequence DESC NULLS LAST, finished_at DESC
          LIMIT 1"
     );
-    let row = client
-        .query_opt(&sql, &[])
-        .await
-        .with_context(|| {
-            format!("env {env} has no runs table (never loaded?); name a run with --run")
-        })?
-        .with_context(|| format!("env {env} has no loaded us run; name one with --run"))?;
+    let row = client.query_opt(&sql, &[]).await?.ok_or_else(none)?;
     let run: String = row.get(0);
     Ok(RunId::new(&run)?)
 }

@@ -185,6 +185,10 @@ impl Run<'_> {
     }
 }
 
+/// The savepoint a delta is applied under, so that one whose effect is not the announced one can
+/// be undone before the reconcile.
+const DELTA_SAVEPOINT: &str = "keyed_delta";
+
 /// The run's delta when the table holds its base, a reconcile from the whole dataset otherwise.
 async fn apply(
     tx: &Transaction<'_>,
@@ -202,6 +206,10 @@ async fn apply(
             removed: &parts.removed,
             changes: &parts.changes,
         };
+        // A delta that turns out not to do what the transformer counted is undone to here.
+        tx.batch_execute(&format!("SAVEPOINT {DELTA_SAVEPOINT}"))
+            .await
+            .map_err(LoadError::db("set a savepoint before the delta"))?;
         let outcome = keyed::apply_delta(
             tx,
             &event.env,
@@ -212,20 +220,19 @@ async fn apply(
         )
         .await;
         match outcome {
-            Ok(DeltaOutcome::Applied(applied)) => {
+            Ok(DeltaOutcome::Applied(applied)) if applied.counts == delta.counts => {
                 steps.record("delta", &applied.timings);
-                // Applied to its base, the delta does what the transformer counted, or the
-                // statements and the producer disagree: nothing is committed.
-                if applied.counts != delta.counts {
-                    return Err(LoadError::CountMismatch(format!(
-                        "the delta of {} did {:?} to {}, its event announced {:?}",
-                        event.run_id,
-                        applied.counts,
-                        run.table.table_name(),
-                        delta.counts
-                    )));
-                }
                 return Ok(applied);
+            }
+            // Applied to its base, the delta did something else than the transformer counted:
+            // the table was changed by hand in a way the fit checks cannot see (a row deleted
+            // that the delta only updates). The whole dataset makes the table right.
+            Ok(DeltaOutcome::Applied(applied)) => {
+                tracing::warn!(env = %event.env, run_id = %event.run_id, did = ?applied.counts, announced = ?delta.counts, table = run.table.table_name(), "the delta did not do what its event announced; undoing it and reconciling");
+                tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {DELTA_SAVEPOINT}"))
+                    .await
+                    .map_err(LoadError::db("undo the delta"))?;
+                steps.lap("delta");
             }
             Ok(DeltaOutcome::BaseMismatch { expected, stored }) => {
                 tracing::info!(env = %event.env, run_id = %event.run_id, base = %expected, ?stored, table = run.table.table_name(), "the table does not hold the delta's base; reconciling");

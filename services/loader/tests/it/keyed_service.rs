@@ -560,3 +560,43 @@ async fn a_delta_that_does_not_fit_a_table_changed_by_hand_is_reconciled_instead
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_delta_that_does_other_than_announced_on_a_table_changed_by_hand_is_undone_and_reconciled()
+ {
+    let mut h = Harness::start_with(&[SHARE], |_| {}).await;
+    let client = connect().await;
+    let states = Dataset::STATES;
+    let v1 = curate(&states, STATES_V1, None).await;
+    let first = store_keyed(&h, &states, "1", &v1, None).await;
+    load(&mut h, &first).await;
+    // A row the delta only updates (its new cases follow the revised day before) is deleted by
+    // hand: the delta fits, but its upsert inserts the row instead of updating it.
+    client
+        .execute(
+            &format!(
+                "DELETE FROM \"{}\".states_daily WHERE state = 'Washington' AND date = '2021-01-03'",
+                h.env
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let v2 = curate(&states, STATES_V2, Some(STATES_V1)).await;
+    let second = store_keyed(&h, &states, "2", &v2, Some(&first.run_id)).await;
+    let loaded = load(&mut h, &second).await;
+    assert!(
+        !steps(&loaded, "load.read_dataset").is_empty(),
+        "reconciled: {:?}",
+        loaded.timings
+    );
+    assert_eq!(
+        stored_csv(&client, &h.env, &Table::STATES, None).await,
+        v2.rows_csv
+    );
+    // Counted against what the table held: the deleted row is new again.
+    assert_eq!(loaded.counts.inserted, 5);
+    assert_eq!(loaded.counts.removed, 1);
+    h.stop().await;
+}
