@@ -3,6 +3,7 @@
 //! each other and with the other crates' tests.
 
 mod dead;
+mod diff_keyed;
 mod exit_codes;
 mod run;
 mod schema;
