@@ -22,7 +22,7 @@ use shared::events::{
     Transformed,
 };
 use shared::ids::RunId;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use crate::db;
 use crate::error::LoadError;
@@ -111,28 +111,7 @@ pub async fn apply_run(
     if let Err(err) =
         dataset::diff::check_removal(stored.len(), diff.removed.len(), max_removed_share)
     {
-        let failed = Failed {
-            schema_version: SCHEMA_VERSION,
-            env: t.env.clone(),
-            dataset: t.dataset.clone(),
-            run_id: Some(t.run_id.clone()),
-            stage: Stage::Load,
-            kind: FailureKind::SuspiciousRemoval,
-            reason: err.to_string(),
-            inputs: t.inputs.clone(),
-            trigger: Some(t.trigger.clone()),
-            source: None,
-            cause: None,
-            failed_at: Utc::now(),
-        };
-        let first = runs::record_failed(&tx, &failed, run.started_at)
-            .await
-            .map_err(LoadError::db("record the failed run"))?;
-        tx.commit().await.map_err(LoadError::db("commit"))?;
-        return Ok(Applied::Suspicious {
-            failed: Box::new(failed),
-            first,
-        });
+        return refuse_suspicious(tx, t, err.to_string(), run.started_at).await;
     }
 
     let staged = stage(&tx, &run.rows).await?;
@@ -227,6 +206,38 @@ impl Steps {
         );
         self.last = Instant::now();
     }
+}
+
+/// DESIGN rule 7: `event`'s run is recorded as failed with `reason`, the table left as it was, and
+/// the transaction committed; the caller announces the failed event.
+pub(crate) async fn refuse_suspicious(
+    tx: Transaction<'_>,
+    event: &Transformed,
+    reason: String,
+    started_at: DateTime<Utc>,
+) -> Result<Applied, LoadError> {
+    let failed = Failed {
+        schema_version: SCHEMA_VERSION,
+        env: event.env.clone(),
+        dataset: event.dataset.clone(),
+        run_id: Some(event.run_id.clone()),
+        stage: Stage::Load,
+        kind: FailureKind::SuspiciousRemoval,
+        reason,
+        inputs: event.inputs.clone(),
+        trigger: Some(event.trigger.clone()),
+        source: None,
+        cause: None,
+        failed_at: Utc::now(),
+    };
+    let first = runs::record_failed(&tx, &failed, started_at)
+        .await
+        .map_err(LoadError::db("record the failed run"))?;
+    tx.commit().await.map_err(LoadError::db("commit"))?;
+    Ok(Applied::Suspicious {
+        failed: Box::new(failed),
+        first,
+    })
 }
 
 #[cfg(test)]

@@ -21,13 +21,10 @@ mod read;
 
 use async_nats::jetstream::object_store::ObjectStore;
 use chrono::{DateTime, Utc};
-use shared::events::{
-    Dropped, Failed, FailureKind, Loaded, MAX_CORRECTIONS_IN_EVENT, SCHEMA_VERSION, Stage,
-    Transformed,
-};
+use shared::events::{Dropped, Loaded, MAX_CORRECTIONS_IN_EVENT, SCHEMA_VERSION, Transformed};
 use tokio_postgres::{Client, Transaction};
 
-use crate::apply::{Applied, Steps, stage_timings};
+use crate::apply::{Applied, Steps, refuse_suspicious, stage_timings};
 use crate::config::Config;
 use crate::error::LoadError;
 use crate::keyed::{self, Delta, DeltaOutcome, KeyedError, Table};
@@ -80,7 +77,8 @@ pub(crate) async fn load(
     let applied = match apply(&tx, store, config, &run, parts.as_ref(), &mut steps).await {
         Ok(applied) => applied,
         Err(LoadError::Keyed(err @ KeyedError::SuspiciousRemoval { .. })) => {
-            return refuse(tx, &run, &err).await;
+            // The keyed calls rolled back to their savepoint: the table is as it was.
+            return refuse_suspicious(tx, run.event, err.to_string(), run.started_at).await;
         }
         Err(err) => return Err(err),
     };
@@ -262,36 +260,4 @@ async fn apply(
     .await?;
     steps.record("reconcile", &applied.timings);
     Ok(applied)
-}
-
-/// DESIGN rule 7: the run is recorded as failed with `err`'s reason and the table left as it was
-/// (the keyed calls roll back to their savepoint); its failed event is announced.
-async fn refuse(
-    tx: Transaction<'_>,
-    run: &Run<'_>,
-    err: &KeyedError,
-) -> Result<Applied, LoadError> {
-    let event = run.event;
-    let failed = Failed {
-        schema_version: SCHEMA_VERSION,
-        env: event.env.clone(),
-        dataset: event.dataset.clone(),
-        run_id: Some(event.run_id.clone()),
-        stage: Stage::Load,
-        kind: FailureKind::SuspiciousRemoval,
-        reason: err.to_string(),
-        inputs: event.inputs.clone(),
-        trigger: Some(event.trigger.clone()),
-        source: None,
-        cause: None,
-        failed_at: Utc::now(),
-    };
-    let first = runs::record_failed(&tx, &failed, run.started_at)
-        .await
-        .map_err(LoadError::db("record the failed run"))?;
-    tx.commit().await.map_err(LoadError::db("commit"))?;
-    Ok(Applied::Suspicious {
-        failed: Box::new(failed),
-        first,
-    })
 }

@@ -1,7 +1,7 @@
 //! The email of a keyed dataset's run (`states`, `counties`): the dataset is named in the subject
 //! and the text, its changes are counted in rows (one per date and key), and its largest
-//! revisions are listed with their key. A keyed dataset has a single source, so there is no join
-//! and nothing dropped by one.
+//! revisions are listed with their key. A keyed dataset's files are read together, not joined, so
+//! nothing is dropped by a join.
 
 use shared::events::{Counts, Loaded};
 
