@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use dataset::DailyRow;
+use shared::Env;
 use shared::events::{
     Failed, FailureKind, Loaded, MAX_CORRECTIONS_IN_EVENT, SCHEMA_VERSION, Stage, Timings,
     Transformed,
@@ -68,36 +69,15 @@ pub async fn apply_run(
 ) -> Result<Applied, LoadError> {
     let t = &run.transformed;
     let mut steps = Steps::new(run.timings.clone());
-    let tx = client
-        .transaction()
-        .await
-        .map_err(LoadError::db("begin a transaction"))?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1)",
-        &[&db::lock_key("load", &t.env)],
-    )
-    .await
-    .map_err(LoadError::db("take the env's load lock"))?;
-    if let Some(loaded) = runs::find_succeeded(&tx, &t.env, &t.run_id)
-        .await
-        .map_err(LoadError::db("read etl_runs"))?
-    {
-        return Ok(Applied::AlreadyLoaded(Box::new(loaded)));
-    }
-    if let Some(by) = runs::newer_success(&tx, &t.env, &t.dataset, t.order)
-        .await
-        .map_err(LoadError::db("read etl_runs"))?
-    {
-        let times = RunTimes {
-            started_at: run.started_at,
-            transformed_at: run.transformed_at,
-            finished_at: Utc::now(),
-        };
-        runs::record_superseded(&tx, t, &by, times)
-            .await
-            .map_err(LoadError::db("record the superseded run"))?;
+    let tx = begin_locked(client, &t.env).await?;
+    let times = RunTimes {
+        started_at: run.started_at,
+        transformed_at: run.transformed_at,
+        finished_at: Utc::now(),
+    };
+    if let Some(settled) = settled_before(&tx, t, times).await? {
         tx.commit().await.map_err(LoadError::db("commit"))?;
-        return Ok(Applied::Superseded { by });
+        return Ok(settled);
     }
     steps.lap("lock");
 
@@ -206,6 +186,51 @@ impl Steps {
         );
         self.last = Instant::now();
     }
+}
+
+/// Begins the transaction a run is loaded in, holding the env's load lock until it ends: no two
+/// loads of an env overlap, across processes too.
+pub(crate) async fn begin_locked<'c>(
+    client: &'c mut Client,
+    env: &Env,
+) -> Result<Transaction<'c>, LoadError> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(LoadError::db("begin a transaction"))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&db::lock_key("load", env)],
+    )
+    .await
+    .map_err(LoadError::db("take the env's load lock"))?;
+    Ok(tx)
+}
+
+/// What became of `event`'s run before it is applied, if it is settled already: loaded (its event
+/// rebuilt from `etl_runs`), or superseded by a later run of its dataset, which is recorded with
+/// `times`. The caller commits.
+pub(crate) async fn settled_before(
+    tx: &Transaction<'_>,
+    event: &Transformed,
+    times: RunTimes,
+) -> Result<Option<Applied>, LoadError> {
+    if let Some(loaded) = runs::find_succeeded(tx, &event.env, &event.run_id)
+        .await
+        .map_err(LoadError::db("read etl_runs"))?
+    {
+        return Ok(Some(Applied::AlreadyLoaded(Box::new(loaded))));
+    }
+    let Some(by) = runs::newer_success(tx, &event.env, &event.dataset, event.order)
+        .await
+        .map_err(LoadError::db("read etl_runs"))?
+    else {
+        return Ok(None);
+    };
+    runs::record_superseded(tx, event, &by, times)
+        .await
+        .map_err(LoadError::db("record the superseded run"))?;
+    Ok(Some(Applied::Superseded { by }))
 }
 
 /// DESIGN rule 7: `event`'s run is recorded as failed with `reason`, the table left as it was, and

@@ -48,16 +48,7 @@ pub async fn read(
         error,
     };
     let started = Instant::now();
-    let (started_at, transformed_at) = tokio::time::timeout(deadline, times(curated, object))
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Timeout {
-                name: object.name.clone(),
-                operation: "look-up",
-                deadline,
-            })
-        })
-        .map_err(error)?;
+    let (started_at, transformed_at) = run_times(curated, object, deadline).await?;
     let left = deadline.saturating_sub(started.elapsed());
     if let Some(pause) = pause {
         pause.hold().await;

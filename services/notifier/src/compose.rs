@@ -76,8 +76,7 @@ impl RunEvent {
     /// A successful run that changed nothing stored.
     pub fn is_unchanged(&self) -> bool {
         match self {
-            Self::Loaded(e) if e.dataset.is_us() => us::gist(&e.counts).is_none(),
-            Self::Loaded(e) => keyed::gist(&e.counts).is_none(),
+            Self::Loaded(e) => gist(&e.counts, DAYS).is_none(),
             Self::Failed(_) => false,
         }
     }
@@ -174,6 +173,46 @@ impl RunEvent {
 
 /// The revised values a run lists, one item each by `line`, at most [`MAX_CORRECTIONS_IN_EMAIL`]
 /// of them and a count of the rest; nothing when none was revised.
+/// What a run's changes are counted in: `us`'s days, or a keyed dataset's rows (one per date and
+/// key).
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    one: &'static str,
+    many: &'static str,
+}
+
+const DAYS: Unit = Unit {
+    one: "day",
+    many: "days",
+};
+const ROWS: Unit = Unit {
+    one: "row",
+    many: "rows",
+};
+
+/// The subject's summary of what changed, counted in `unit`, or `None` when nothing did.
+fn gist(c: &Counts, unit: Unit) -> Option<String> {
+    let counted = |n| format::plural(n, unit.one, unit.many);
+    let mut parts = Vec::new();
+    if c.inserted > 0 {
+        parts.push(format::plural(
+            c.inserted,
+            &format!("new {}", unit.one),
+            &format!("new {}", unit.many),
+        ));
+    }
+    if c.revised > 0 {
+        parts.push(format!("{} revised", format::count_u(c.revised)));
+    }
+    if c.removed > 0 {
+        parts.push(format!("{} removed", counted(c.removed)));
+    }
+    if parts.is_empty() && c.updated > 0 {
+        parts.push(format!("{} updated", counted(c.updated)));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 fn corrections_section(
     doc: &mut Doc,
     title: &str,

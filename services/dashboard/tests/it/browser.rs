@@ -21,13 +21,7 @@ pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn the_page_charts_the_database_its_toggles_work_and_a_new_run_appears_live() {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing: run scripts/install-browser.sh (it installs Debian's chromium and chromium-driver)"
-        );
-    }
-    shared::install_crypto_provider();
+    require_browser();
 
     let db = TestDb::new().await;
     db.create_schema().await;
@@ -63,6 +57,18 @@ async fn the_page_charts_the_database_its_toggles_work_and_a_new_run_appears_liv
 
 /// Ends a browser test whose checks ran under `catch_unwind`: keeps a screenshot named `name`,
 /// closes the browser and the app, then fails the test if a check did.
+/// Stops the test at once, naming the fix, when the browser is not installed; and installs the
+/// TLS crypto provider the app's clients need.
+pub(crate) fn require_browser() {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: run scripts/install-browser.sh (it installs Debian's chromium and chromium-driver)"
+        );
+    }
+    shared::install_crypto_provider();
+}
+
 pub(crate) async fn finish(
     client: Client,
     app: TestApp,

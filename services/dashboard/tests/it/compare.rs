@@ -5,7 +5,6 @@
 //! that lands while the page is open is drawn without a reload.
 
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
 
 use chrono::{Days, NaiveDate};
 use dashboard::Config;
@@ -15,9 +14,7 @@ use futures::FutureExt;
 use shared::Env;
 use test_support::stack::{self, Identity};
 
-use crate::browser::{
-    CHROMEDRIVER, CHROMIUM, Chromedriver, finish, text, wait_for, write_screenshot,
-};
+use crate::browser::{Chromedriver, finish, require_browser, text, wait_for, write_screenshot};
 use crate::support::{self, TestApp, TestDb, date};
 
 const FIRST_DATE: &str = "2020-03-01";
@@ -105,13 +102,7 @@ fn last_week_mean(values: &[Option<i64>]) -> Option<f64> {
 
 #[tokio::test]
 async fn a_state_and_a_county_picked_are_compared_with_the_tables_values() {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing: run scripts/install-browser.sh"
-        );
-    }
-    shared::install_crypto_provider();
+    require_browser();
 
     let db = TestDb::new().await;
     db.create_schema().await;

@@ -19,9 +19,7 @@ use serde::Deserialize;
 use shared::Env;
 use test_support::stack::{self, Identity};
 
-use crate::browser::{
-    CHROMEDRIVER, CHROMIUM, Chromedriver, finish, set_date, text, thousands, wait_for,
-};
+use crate::browser::{Chromedriver, finish, require_browser, set_date, text, thousands, wait_for};
 use crate::support::{TestApp, TestDb, date};
 
 const FIRST_DATE: &str = "2020-01-21";
@@ -207,13 +205,7 @@ async fn index_definitions(
 
 #[tokio::test]
 async fn the_county_map_of_a_full_table_draws_a_picked_date_with_each_countys_row() {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing: run scripts/install-browser.sh"
-        );
-    }
-    shared::install_crypto_provider();
+    require_browser();
 
     let mut db = TestDb::new().await;
     db.create_schema().await;

@@ -24,12 +24,14 @@ use chrono::{DateTime, Utc};
 use shared::events::{Dropped, Loaded, MAX_CORRECTIONS_IN_EVENT, SCHEMA_VERSION, Transformed};
 use tokio_postgres::{Client, Transaction};
 
-use crate::apply::{Applied, Steps, refuse_suspicious, stage_timings};
+use crate::apply::{
+    Applied, Steps, begin_locked, refuse_suspicious, settled_before, stage_timings,
+};
 use crate::config::Config;
+use crate::curated;
 use crate::error::LoadError;
 use crate::keyed::{self, Delta, DeltaOutcome, KeyedError, Table};
 use crate::runs::{self, RunTimes};
-use crate::{curated, db};
 use read::DeltaParts;
 
 /// Loads the run of `event`, whose dataset must be a keyed one, into its env's schema (which
@@ -58,17 +60,8 @@ pub(crate) async fn load(
         None => None,
     };
     steps.lap("read");
-    let tx = client
-        .transaction()
-        .await
-        .map_err(LoadError::db("begin a transaction"))?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1)",
-        &[&db::lock_key("load", &event.env)],
-    )
-    .await
-    .map_err(LoadError::db("take the env's load lock"))?;
-    if let Some(settled) = settled_before(&tx, &run).await? {
+    let tx = begin_locked(client, &event.env).await?;
+    if let Some(settled) = settled_before(&tx, event, run.times(Utc::now())).await? {
         tx.commit().await.map_err(LoadError::db("commit"))?;
         return Ok(settled);
     }
@@ -122,29 +115,6 @@ pub(crate) async fn load(
     };
     record(tx, &loaded, &run, finished_at).await?;
     Ok(Applied::Loaded(Box::new(loaded)))
-}
-
-/// What became of the run before, under the lock (`us`'s rules, within its dataset): already
-/// loaded (its event rebuilt), or overtaken by a later run of the dataset (recorded as
-/// superseded now). `None`: the run is to be applied.
-async fn settled_before(tx: &Transaction<'_>, run: &Run<'_>) -> Result<Option<Applied>, LoadError> {
-    let event = run.event;
-    if let Some(loaded) = runs::find_succeeded(tx, &event.env, &event.run_id)
-        .await
-        .map_err(LoadError::db("read etl_runs"))?
-    {
-        return Ok(Some(Applied::AlreadyLoaded(Box::new(loaded))));
-    }
-    let Some(by) = runs::newer_success(tx, &event.env, &event.dataset, event.order)
-        .await
-        .map_err(LoadError::db("read etl_runs"))?
-    else {
-        return Ok(None);
-    };
-    runs::record_superseded(tx, event, &by, run.times(Utc::now()))
-        .await
-        .map_err(LoadError::db("record the superseded run"))?;
-    Ok(Some(Applied::Superseded { by }))
 }
 
 /// Records the loaded run in `etl_runs` and commits it with its table.

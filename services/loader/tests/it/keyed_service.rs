@@ -507,39 +507,45 @@ async fn an_unknown_dataset_or_another_runs_delta_is_refused_as_malformed() {
     h.stop().await;
 }
 
-#[tokio::test]
-async fn a_delta_that_does_not_fit_a_table_changed_by_hand_is_reconciled_instead() {
-    let mut h = Harness::start_with(&[SHARE], |_| {}).await;
+/// Loads the states' version 1, changes the table by hand with `edit` (SQL, `{env}` for the
+/// schema) while `keyed_base` still names version 1, then loads version 2 as a delta on it, and
+/// checks that the delta was given up for a reconcile that left exactly version 2. Returns the
+/// second run's event.
+async fn delta_after_a_hand_edit(h: &mut Harness, edit: &str) -> Loaded {
     let client = connect().await;
     let states = Dataset::STATES;
     let v1 = curate(&states, STATES_V1, None).await;
-    let first = store_keyed(&h, &states, "1", &v1, None).await;
-    load(&mut h, &first).await;
-    // `keyed_base` still says the table holds the first run.
+    let first = store_keyed(h, &states, "1", &v1, None).await;
+    load(h, &first).await;
     client
-        .execute(
-            &format!(
-                "UPDATE \"{}\".states_daily SET cases = 111
-                 WHERE state = 'Washington' AND date = '2021-01-02'",
-                h.env
-            ),
-            &[],
-        )
+        .execute(&edit.replace("{env}", h.env.as_str()), &[])
         .await
         .unwrap();
 
     let v2 = curate(&states, STATES_V2, Some(STATES_V1)).await;
-    let second = store_keyed(&h, &states, "2", &v2, Some(&first.run_id)).await;
-    let loaded = load(&mut h, &second).await;
+    let second = store_keyed(h, &states, "2", &v2, Some(&first.run_id)).await;
+    let loaded = load(h, &second).await;
     assert!(
         !steps(&loaded, "load.read_dataset").is_empty(),
-        "{:?}",
+        "reconciled: {:?}",
         loaded.timings
     );
     assert_eq!(
         stored_csv(&client, &h.env, &Table::STATES, None).await,
         v2.rows_csv
     );
+    loaded
+}
+
+#[tokio::test]
+async fn a_delta_that_does_not_fit_a_table_changed_by_hand_is_reconciled_instead() {
+    let mut h = Harness::start_with(&[SHARE], |_| {}).await;
+    let loaded = delta_after_a_hand_edit(
+        &mut h,
+        "UPDATE \"{env}\".states_daily SET cases = 111
+         WHERE state = 'Washington' AND date = '2021-01-02'",
+    )
+    .await;
     // The revision is recorded from the value the table held.
     assert_eq!(
         loaded.corrections,
@@ -565,36 +571,13 @@ async fn a_delta_that_does_not_fit_a_table_changed_by_hand_is_reconciled_instead
 async fn a_delta_that_does_other_than_announced_on_a_table_changed_by_hand_is_undone_and_reconciled()
  {
     let mut h = Harness::start_with(&[SHARE], |_| {}).await;
-    let client = connect().await;
-    let states = Dataset::STATES;
-    let v1 = curate(&states, STATES_V1, None).await;
-    let first = store_keyed(&h, &states, "1", &v1, None).await;
-    load(&mut h, &first).await;
     // A row the delta only updates (its new cases follow the revised day before) is deleted by
     // hand: the delta fits, but its upsert inserts the row instead of updating it.
-    client
-        .execute(
-            &format!(
-                "DELETE FROM \"{}\".states_daily WHERE state = 'Washington' AND date = '2021-01-03'",
-                h.env
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-
-    let v2 = curate(&states, STATES_V2, Some(STATES_V1)).await;
-    let second = store_keyed(&h, &states, "2", &v2, Some(&first.run_id)).await;
-    let loaded = load(&mut h, &second).await;
-    assert!(
-        !steps(&loaded, "load.read_dataset").is_empty(),
-        "reconciled: {:?}",
-        loaded.timings
-    );
-    assert_eq!(
-        stored_csv(&client, &h.env, &Table::STATES, None).await,
-        v2.rows_csv
-    );
+    let loaded = delta_after_a_hand_edit(
+        &mut h,
+        "DELETE FROM \"{env}\".states_daily WHERE state = 'Washington' AND date = '2021-01-03'",
+    )
+    .await;
     // Counted against what the table held: the deleted row is new again.
     assert_eq!(loaded.counts.inserted, 5);
     assert_eq!(loaded.counts.removed, 1);

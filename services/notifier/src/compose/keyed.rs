@@ -3,39 +3,18 @@
 //! revisions are listed with their key. A keyed dataset's files are read together, not joined, so
 //! nothing is dropped by a join.
 
-use shared::events::{Counts, Loaded};
+use shared::events::Loaded;
 
 use super::{
-    Composed, corrections_section, dashboard_line, inputs_section, run_line, warnings_section,
+    Composed, ROWS, corrections_section, dashboard_line, gist, inputs_section, run_line,
+    warnings_section,
 };
 use crate::doc::{Doc, text};
 use crate::format;
 
-/// The subject's summary of what changed, or `None` when nothing did; the rules of the `us` one,
-/// counted in rows.
-pub(super) fn gist(c: &Counts) -> Option<String> {
-    let mut parts = Vec::new();
-    if c.inserted > 0 {
-        parts.push(format::plural(c.inserted, "new row", "new rows"));
-    }
-    if c.revised > 0 {
-        parts.push(format!("{} revised", format::count_u(c.revised)));
-    }
-    if c.removed > 0 {
-        parts.push(format!("{} removed", format::count_u(c.removed)));
-    }
-    if parts.is_empty() && c.updated > 0 {
-        parts.push(format!(
-            "{} updated",
-            format::plural(c.updated, "row", "rows")
-        ));
-    }
-    (!parts.is_empty()).then(|| parts.join(", "))
-}
-
 pub(super) fn compose(e: &Loaded, dashboard_url: &str) -> Composed {
     let (env, dataset) = (&e.env, &e.dataset);
-    let gist = gist(&e.counts);
+    let gist = gist(&e.counts, ROWS);
     let subject = match &gist {
         Some(gist) => format!("[{env}] COVID-19 {dataset} data updated: {gist}"),
         None => format!("[{env}] COVID-19 {dataset} data unchanged"),

@@ -355,7 +355,7 @@ fn a_keyed_run_names_its_dataset_and_lists_the_largest_revisions_with_their_key(
     let composed = event.compose(DASHBOARD);
     assert_eq!(
         composed.subject,
-        "[prod] COVID-19 counties data updated: 3,250 new rows, 50 revised, 2 removed"
+        "[prod] COVID-19 counties data updated: 3,250 new rows, 50 revised, 2 rows removed"
     );
     for line in [
         "The COVID-19 counties data for prod was updated from upstream.\n",

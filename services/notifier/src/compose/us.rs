@@ -1,41 +1,18 @@
 //! The email of a `us` run: the national series, counted in days. Its wording is the one people
 //! received before datasets existed, and stays so.
 
-use shared::events::{Counts, Loaded};
+use shared::events::Loaded;
 
 use super::{
-    Composed, corrections_section, dashboard_line, inputs_section, run_line, warnings_section,
+    Composed, DAYS, corrections_section, dashboard_line, gist, inputs_section, run_line,
+    warnings_section,
 };
 use crate::doc::{Doc, text};
 use crate::format;
 
-/// The subject's summary of what changed, or `None` when nothing did.
-pub(super) fn gist(c: &Counts) -> Option<String> {
-    let mut parts = Vec::new();
-    if c.inserted > 0 {
-        parts.push(format::plural(c.inserted, "new day", "new days"));
-    }
-    if c.revised > 0 {
-        parts.push(format!("{} revised", format::count_u(c.revised)));
-    }
-    if c.removed > 0 {
-        parts.push(format!(
-            "{} removed",
-            format::plural(c.removed, "day", "days")
-        ));
-    }
-    if parts.is_empty() && c.updated > 0 {
-        parts.push(format!(
-            "{} updated",
-            format::plural(c.updated, "day", "days")
-        ));
-    }
-    (!parts.is_empty()).then(|| parts.join(", "))
-}
-
 pub(super) fn compose(e: &Loaded, dashboard_url: &str) -> Composed {
     let env = &e.env;
-    let gist = gist(&e.counts);
+    let gist = gist(&e.counts, DAYS);
     let subject = match &gist {
         Some(gist) => format!("[{env}] COVID-19 data updated: {gist}"),
         None => format!("[{env}] COVID-19 data unchanged"),
