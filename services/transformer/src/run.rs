@@ -145,31 +145,12 @@ impl Run {
         rows: &[dataset::DailyRow],
     ) -> Result<ObjectRef, RunError> {
         let name = store::curated_object_name(&self.env, &self.run_id);
-        let stored = store::put_object_once(
-            &stores.curated,
-            nats::CURATED_BUCKET,
-            &name,
-            parquet,
-            self.metadata(rows.len(), config.clock.now()),
-            config.store_deadline,
-        )
-        .await
-        .map_err(RunError::StoreCurated)?;
-        let existing = match stored {
-            Stored::Written(object) => return Ok(object),
-            Stored::Existing(object)
-                if object.sha256 == Digest::of(parquet) && object.bytes == parquet.len() as u64 =>
-            {
-                tracing::info!(env = %self.env, run_id = %self.run_id, object = %name, "the run's curated dataset is already stored, as this transform made it");
-                return Ok(object);
-            }
-            Stored::Existing(object) => object,
-        };
-        tracing::warn!(env = %self.env, run_id = %self.run_id, object = %name, stored = %existing.sha256, "the run's curated dataset is already stored with other bytes; checking it");
-        let limit = existing.bytes.max(config.max_payload_bytes);
-        let bytes = store::get_object(&stores.curated, &existing, limit, config.store_deadline)
-            .await
-            .map_err(RunError::CheckCurated)?;
+        let metadata = self.metadata(rows.len(), config.clock.now());
+        let (existing, bytes) =
+            match store_curated_once(stores, config, &name, parquet, metadata).await? {
+                Placed::Ours(object) => return Ok(object),
+                Placed::Other { object, bytes } => (object, bytes),
+            };
         let foreign = |problem: String| RunError::ForeignCurated {
             name: name.clone(),
             problem,
@@ -202,6 +183,56 @@ impl Run {
             ),
         ])
     }
+}
+
+/// What [`store_curated_once`] found.
+pub(crate) enum Placed {
+    /// The object holds these very bytes: written now, or by an earlier transform of the run.
+    Ours(ObjectRef),
+    /// The object was already there with other bytes (another version of the transformer wrote
+    /// it), read back whole: the caller decides whether it holds the same rows.
+    Other { object: ObjectRef, bytes: Vec<u8> },
+}
+
+/// Stores a run's curated dataset as `name` in `etl-curated` unless an object of that name is
+/// there already. An existing object is never replaced, since a loader may be reading it (issue
+/// 16); with other bytes than `bytes`, it is read back for the caller to check.
+pub(crate) async fn store_curated_once(
+    stores: &Stores,
+    config: &Config,
+    name: &str,
+    bytes: &[u8],
+    metadata: HashMap<String, String>,
+) -> Result<Placed, RunError> {
+    let stored = store::put_object_once(
+        &stores.curated,
+        nats::CURATED_BUCKET,
+        name,
+        bytes,
+        metadata,
+        config.store_deadline,
+    )
+    .await
+    .map_err(RunError::StoreCurated)?;
+    let existing = match stored {
+        Stored::Written(object) => return Ok(Placed::Ours(object)),
+        Stored::Existing(object)
+            if object.sha256 == Digest::of(bytes) && object.bytes == bytes.len() as u64 =>
+        {
+            tracing::info!(object = %name, "the run's curated dataset is already stored, as this transform made it");
+            return Ok(Placed::Ours(object));
+        }
+        Stored::Existing(object) => object,
+    };
+    tracing::warn!(object = %name, stored = %existing.sha256, "the run's curated dataset is already stored with other bytes; checking it");
+    let limit = existing.bytes.max(config.max_payload_bytes);
+    let stored_bytes = store::get_object(&stores.curated, &existing, limit, config.store_deadline)
+        .await
+        .map_err(RunError::CheckCurated)?;
+    Ok(Placed::Other {
+        object: existing,
+        bytes: stored_bytes,
+    })
 }
 
 /// Reads a raw payload and checks it is the one its extraction announced (digest and size).

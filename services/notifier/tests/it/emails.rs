@@ -93,8 +93,9 @@ async fn a_keyed_datasets_run_is_published_and_emailed_under_its_name() {
     let notifier = start(&vars(&env, &smtp_url));
     publish_loaded(&stores, &counties_loaded(&env, "run_counties"), 1).await;
 
-    let subject =
-        format!("[{env}] COVID-19 counties data updated: 3,250 new rows, 25 revised, 2 rows removed");
+    let subject = format!(
+        "[{env}] COVID-19 counties data updated: 3,250 new rows, 25 revised, 2 rows removed"
+    );
     let mut notify = NotifyReader::open(&stores, &env).await;
     let n = notify.next().await;
     assert_eq!(n["dataset"], "counties");

@@ -18,7 +18,7 @@ use shared::{Dataset, Env, run_id};
 use super::curate::{Base, Curation, DeltaParts, curate, same_rows};
 use crate::config::Config;
 use crate::error::RunError;
-use crate::run::read_payload;
+use crate::run::{Placed, read_payload, store_curated_once};
 use crate::steps::{Steps, panic_message};
 
 /// A run of a keyed dataset: the latest payload of each of its sources, in the dataset's order.
@@ -239,26 +239,11 @@ impl KeyedRun {
     ) -> Result<ObjectRef, RunError> {
         let name = store::curated_object_name(&self.env, &self.run_id);
         let metadata = self.metadata(curated.rows(), first_date, last_date, config.clock.now());
-        let stored = store::put_object_once(
-            &stores.curated,
-            nats::CURATED_BUCKET,
-            &name,
-            parquet,
-            metadata,
-            config.store_deadline,
-        )
-        .await
-        .map_err(RunError::StoreCurated)?;
-        let existing = match stored {
-            Stored::Written(object) => return Ok(object),
-            Stored::Existing(object) if object.sha256 == Digest::of(parquet) => return Ok(object),
-            Stored::Existing(object) => object,
-        };
-        tracing::warn!(env = %self.env, run_id = %self.run_id, object = %name, stored = %existing.sha256, "the run's curated dataset is already stored with other bytes; checking it");
-        let limit = existing.bytes.max(config.max_payload_bytes);
-        let bytes = store::get_object(&stores.curated, &existing, limit, config.store_deadline)
-            .await
-            .map_err(RunError::CheckCurated)?;
+        let (existing, bytes) =
+            match store_curated_once(stores, config, &name, parquet, metadata).await? {
+                Placed::Ours(object) => return Ok(object),
+                Placed::Other { object, bytes } => (object, bytes),
+            };
         let spec = self.spec;
         let problem = tokio::task::spawn_blocking(move || same_rows(spec, &bytes, &curated))
             .await
