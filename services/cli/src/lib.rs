@@ -187,7 +187,15 @@ pub enum Command {
         env: EnvArg,
     },
     /// Run the smoke test against a running stack (env `test`, dummy data); exit 0 only on success.
+    ///
+    /// It publishes a dataset's dummy files as the extractor would, so the extractor takes no part
+    /// (and DATASETS, which says what it polls, does not matter); the transformer, loader and
+    /// notifier must serve env `test`.
     Smoke {
+        /// The dataset whose run is tested: `us` (dummy NYT and JHU files), `states` (a dummy
+        /// `us-states.csv`) or `counties` (a dummy year's file and `us-counties-recent.csv`).
+        #[arg(long, value_enum, default_value_t = export::Dataset::Us)]
+        dataset: export::Dataset,
         /// Seconds to wait for the notification.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
@@ -391,8 +399,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             export::run(connections, &env.env, &request, json).await
         }
-        Command::Smoke { timeout } => {
-            let report = smoke::run(connections, Duration::from_secs(timeout)).await;
+        Command::Smoke { dataset, timeout } => {
+            let report = smoke::run(connections, dataset, Duration::from_secs(timeout)).await;
             Ok(smoke::print(&report, json))
         }
         Command::Setup => setup::run(connections, json).await,

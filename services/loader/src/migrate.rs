@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "run_datasets",
         sql: include_str!("../migrations/0005_run_datasets.sql"),
     },
+    Migration {
+        version: 6,
+        name: "keyed_keys",
+        sql: include_str!("../migrations/0006_keyed_keys.sql"),
+    },
 ];
 
 /// The table recording an env's applied migrations. Named for us because `schema_migrations` is

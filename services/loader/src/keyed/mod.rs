@@ -27,7 +27,7 @@
 //!
 //! - [`table`]: the two tables (on `dataset::keyed::Spec`), their key columns, SQL fragments;
 //! - `stage`: the staging tables and the COPY of each CSV;
-//! - `base`: `keyed_base`, and rule 7;
+//! - `base`: `keyed_base`, and rule 7; `keys`: the key list readers go through (`<dataset>_keys`);
 //! - `write`: the statements shared by both paths (delete, upsert, the new base);
 //! - `apply`: [`apply_delta`]; `reconcile`: [`reconcile`];
 //! - `corrections`: a run's revisions read back for its `Loaded` event ([`corrections`]).
@@ -36,6 +36,7 @@ mod apply;
 mod base;
 mod corrections;
 mod error;
+mod keys;
 mod reconcile;
 mod stage;
 pub mod table;

@@ -7,8 +7,8 @@ use shared::Env;
 use crate::db;
 
 /// A keyed dataset's table in an env's schema (migration 0004): rows keyed by `key` and `date`,
-/// revisions in `<name>_changes`, the table's base in `keyed_base` under `dataset`. The names are
-/// the dataset's [`Spec`]'s.
+/// revisions in `<name>_changes`, the table's base in `keyed_base` under `dataset`, and its keys
+/// in `<dataset>_keys` (0006). The names are the dataset's [`Spec`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
     spec: &'static Spec,
@@ -63,6 +63,11 @@ impl Table {
     /// `"<schema>".<changes>`.
     pub(crate) fn qualified_changes(&self, env: &Env) -> String {
         format!("{}.{}", db::schema(env), self.changes())
+    }
+
+    /// `"<schema>".<dataset>_keys`: the keys the table holds (see `keys`).
+    pub(crate) fn qualified_keys(&self, env: &Env) -> String {
+        format!("{}.{}_keys", db::schema(env), self.dataset())
     }
 
     /// The key columns: `state` or `state, county`.
@@ -129,6 +134,10 @@ mod tests {
     fn names_are_qualified_by_the_env_schema() {
         let env = Env::new("user").unwrap();
         assert_eq!(Table::STATES.qualified(&env), "\"user\".states_daily");
+        assert_eq!(
+            Table::COUNTIES.qualified_keys(&env),
+            "\"user\".counties_keys"
+        );
         assert_eq!(
             Table::COUNTIES.qualified_changes(&env),
             "\"user\".counties_daily_changes"

@@ -341,6 +341,7 @@ async fn snapshot(client: &Client, env: &Env) -> Vec<String> {
     for table in [
         "counties_daily",
         "counties_daily_changes",
+        "counties_keys",
         "states_daily",
         "keyed_base",
     ] {
@@ -401,6 +402,36 @@ fn change(
     (day(d), state.into(), county.into(), f.into(), old, new)
 }
 
+/// (state, county, fips, first date, last date) of each key in the key list.
+type KeyLine = (String, String, Option<String>, NaiveDate, NaiveDate);
+
+async fn keys_of(client: &Client, env: &Env) -> Vec<KeyLine> {
+    client
+        .query(
+            &format!(
+                "SELECT state, county, fips, first_date, last_date
+                 FROM \"{env}\".counties_keys ORDER BY state, county"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+/// The key list `rows` make: each key's latest FIPS code, first and last dates.
+fn keys_in(rows: &[Row]) -> Vec<KeyLine> {
+    let mut keys: BTreeMap<(String, String), KeyLine> = BTreeMap::new();
+    for row in sorted(rows.to_vec()) {
+        keys.entry((row.state.clone(), row.county.clone()))
+            .and_modify(|line| (line.2, line.4) = (row.fips.clone(), row.date))
+            .or_insert((row.state, row.county, row.fips, row.date, row.date));
+    }
+    keys.into_values().collect()
+}
+
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort_by(|a, b| (&a.state, &a.county, a.date).cmp(&(&b.state, &b.county, b.date)));
     rows
@@ -427,7 +458,7 @@ async fn a_first_reconcile_inserts_every_row_and_records_its_base() {
         }
     );
     // NULL stays NULL (never 0), a missing FIPS stays NULL, quoted names come back whole.
-    assert_eq!(stored(&client, &env).await, sorted(data));
+    assert_eq!(stored(&client, &env).await, sorted(data.clone()));
     assert_eq!(base_of(&client, &env).await, Some(("run-a".into(), 9)));
     let run_ids: Vec<String> = client
         .query(
@@ -440,8 +471,8 @@ async fn a_first_reconcile_inserts_every_row_and_records_its_base() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(run_ids, ["run-a"]);
-    // The first load drops the secondary indexes and builds them again: all are back, as the
-    // migration made them.
+    // The first load drops the primary key and builds it again: it is back, as the migration
+    // made it, and the only index (readers go through the key list).
     let indexes: Vec<String> = client
         .query(
             "SELECT pg_get_indexdef(indexrelid) FROM pg_index
@@ -455,16 +486,11 @@ async fn a_first_reconcile_inserts_every_row_and_records_its_base() {
         .collect();
     assert_eq!(
         indexes,
-        [
-            format!("CREATE INDEX counties_daily_date ON {env}.counties_daily USING btree (date)"),
-            format!(
-                "CREATE INDEX counties_daily_fips ON {env}.counties_daily USING btree (fips, date)"
-            ),
-            format!(
-                "CREATE UNIQUE INDEX counties_daily_pkey ON {env}.counties_daily USING btree (state, county, date)"
-            ),
-        ]
+        [format!(
+            "CREATE UNIQUE INDEX counties_daily_pkey ON {env}.counties_daily USING btree (state, county, date)"
+        )]
     );
+    assert_eq!(keys_of(&client, &env).await, keys_in(&data));
     drop_schema(&env).await;
 }
 
@@ -556,7 +582,8 @@ async fn a_delta_adds_a_day_and_a_revision_updates_two_rows() {
             change(1, "New York", "New York City", "deaths", Some(5), Some(6)),
         ]
     );
-    assert_eq!(stored(&client, &env).await, sorted(newer));
+    assert_eq!(stored(&client, &env).await, sorted(newer.clone()));
+    assert_eq!(keys_of(&client, &env).await, keys_in(&newer));
     drop_schema(&env).await;
 }
 
@@ -580,8 +607,11 @@ async fn a_delta_removes_the_rows_of_a_key_that_left() {
         }
     );
     assert_eq!(applied.rows, 6);
-    assert_eq!(stored(&client, &env).await, sorted(new));
+    assert_eq!(stored(&client, &env).await, sorted(new.clone()));
     assert_eq!(base_of(&client, &env).await, Some(("run-b".into(), 6)));
+    // The key left the key list with its rows.
+    assert_eq!(keys_of(&client, &env).await, keys_in(&new));
+    assert!(keys_of(&client, &env).await.iter().all(|k| k.1 != "King"));
     drop_schema(&env).await;
 }
 
@@ -705,7 +735,9 @@ async fn a_reconcile_repairs_a_table_that_drifted_and_records_the_revisions() {
             changes: 2,
         }
     );
-    assert_eq!(stored(&client, &env).await, sorted(new));
+    assert_eq!(stored(&client, &env).await, sorted(new.clone()));
+    // The key made by hand is gone from the key list with its row.
+    assert_eq!(keys_of(&client, &env).await, keys_in(&new));
     assert_eq!(
         changes_of(&client, &env, "run-b").await,
         [
@@ -732,6 +764,40 @@ async fn a_reconcile_repairs_a_table_that_drifted_and_records_the_revisions() {
         ),
         (10, 0, 0)
     );
+    drop_schema(&env).await;
+}
+
+#[tokio::test]
+async fn a_first_load_with_a_repeated_row_fails_naming_it_and_leaves_the_table_as_it_was() {
+    let (mut client, env) = fresh().await;
+    let before = snapshot(&client, &env).await;
+    let rows = dataset(&base_values());
+    let mut twice = rows_csv(&rows);
+    twice.extend_from_slice(rows_csv(&rows[..1]).split(|&b| b == b'\n').nth(1).unwrap());
+    twice.push(b'\n');
+
+    let tx = client.transaction().await.unwrap();
+    let err = keyed::reconcile(&tx, &env, T, &run("run-a"), &twice, SHARE)
+        .await
+        .unwrap_err();
+    still_usable(&tx).await;
+    tx.commit().await.unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, KeyedError::InvalidCsv { .. }), "{text}");
+    assert!(text.contains("counties_daily"), "{text}");
+    // PostgreSQL names the repeated key.
+    assert!(text.contains(&rows[0].county), "{text}");
+    assert_eq!(snapshot(&client, &env).await, before);
+    // The primary key the load dropped is back.
+    let keyed: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1::text::regclass AND indisprimary)",
+            &[&format!("\"{env}\".counties_daily")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(keyed);
     drop_schema(&env).await;
 }
 
@@ -832,6 +898,8 @@ async fn the_reader_reads_the_keyed_tables_and_cannot_write_them() {
         "states_daily_changes",
         "counties_daily_changes",
         "keyed_base",
+        "states_keys",
+        "counties_keys",
     ] {
         reader
             .query_one(&format!("SELECT count(*) FROM {s}.{table}"), &[])
@@ -851,6 +919,7 @@ async fn the_reader_reads_the_keyed_tables_and_cannot_write_them() {
         format!("UPDATE {s}.counties_daily SET cases = 0"),
         format!("DELETE FROM {s}.counties_daily_changes"),
         format!("UPDATE {s}.keyed_base SET run_id = 'forged'"),
+        format!("DELETE FROM {s}.counties_keys"),
     ] {
         let err = reader.batch_execute(&sql).await.unwrap_err();
         assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{sql}");
