@@ -15,11 +15,14 @@
 #   3. the pandas baseline against $DATABASE_URL in schema $BENCH_SCHEMA (default bench_pandas),
 #      dropped again at the end. Without DATABASE_URL in the environment, the stack's operator
 #      variables are used (.stack/env, or $STACK_ENV);
-#   4. run_ours: the project's release example, if built (this script never runs cargo; build it
-#      with `cargo build --release --workspace --all-targets --locked`):
+#   4. run_ours: the project's release examples, if built (this script never runs cargo; build
+#      them with `cargo build --release --workspace --all-targets --locked`):
 #      $CARGO_TARGET_DIR/release/examples/bench_counties --dir V1 --next V2
 #      (crate loader: the transformer's read, deltas and delta, then the loader's reconcile and
-#      delta apply, in one process);
+#      delta apply, in one process), and
+#      $CARGO_TARGET_DIR/release/examples/counties_pipeline_bench --dir V1 --next V2
+#      (crate etl-tests: the real services against a fake GitHub serving V1 then V2, timed from
+#      each run's first extracted event to its notification);
 #   5. a side-by-side table. Every line a program prints that is a JSON object with "step" and
 #      "seconds" (and optionally "peak_rss_mb") is a figure; the steps `full_load` and
 #      `one_day_update` make the headline. The binary's whole-process wall time and peak RSS are
@@ -150,12 +153,17 @@ PY
 # >>> The lead plugs the project's own implementation in here. <<<
 # Build first (not done here): cargo build --release --workspace --all-targets --locked
 run_ours() {
-  local bin="$CARGO_TARGET_DIR/release/examples/bench_counties"
-  if [ -x "$bin" ]; then
-    run_bin bench_counties "$bin" --dir "$DATA/v1" --next "$DATA/v2"
-  else
-    say "ours: $bin is not built (cargo build --release --workspace --all-targets --locked)"
-  fi
+  local name bin
+  # bench_counties: the transformer's and the loader's work in one process, step by step;
+  # counties_pipeline_bench: the running services, extracted event -> notification.
+  for name in bench_counties counties_pipeline_bench; do
+    bin="$CARGO_TARGET_DIR/release/examples/$name"
+    if [ -x "$bin" ]; then
+      run_bin "$name" "$bin" --dir "$DATA/v1" --next "$DATA/v2"
+    else
+      say "ours: $bin is not built (cargo build --release --workspace --all-targets --locked)"
+    fi
+  done
 }
 run_ours
 
@@ -186,9 +194,13 @@ def pick(impl, step):
 fmt = lambda v, f: "-" if v is None else format(v, f)
 print()
 print(f"{'':<16}{'pandas s':>10}{'pandas MB':>11}{'ours s':>10}{'ours MB':>10}{'speed-up':>10}")
-for step, label in (("full_load", "full load"), ("one_day_update", "one-day update")):
+# The services' figures (extracted event -> notification) beside the baseline's whole job.
+for step, ours, label in (("full_load", "full_load", "full load"),
+                          ("one_day_update", "one_day_update", "one-day update"),
+                          ("full_load", "pipeline_full_load", "  services"),
+                          ("one_day_update", "pipeline_one_day_update", "  services")):
     ps, pm = pick("pandas", step)
-    os_, om = pick("ours", step)
+    os_, om = pick("ours", ours)
     up = f"{ps / os_:.1f}x" if ps and os_ else "-"
     print(f"{label:<16}{fmt(ps, '.2f'):>10}{fmt(pm, '.0f'):>11}{fmt(os_, '.2f'):>10}"
           f"{fmt(om, '.0f'):>10}{up:>10}")

@@ -7,8 +7,9 @@
 # inset), so the asset is plain SVG path data: one path per county keyed by its 5-digit FIPS code,
 # coordinates scaled by SCALE (default 2: a 1950×1220 view box, half-pixel detail at 975 px),
 # rounded to integers and written relative ("m…l…z"), plus the state borders and the nation
-# outline as one path each, and the counties' names. The page sets the paths' fills; it decodes
-# nothing.
+# outline as one path each, and the counties' names; and one path per state (50 and DC) keyed by
+# its 2-digit FIPS code, with the states' names, for the map's states level. The page sets the
+# paths' fills; it decodes nothing.
 #
 # Usage: scripts/county-shapes.sh [output.json]
 set -euo pipefail
@@ -98,6 +99,15 @@ for (const f of topojson.feature(topology, topology.objects.counties).features) 
   counties[f.id] = d;
   names[f.id] = f.properties.name;
 }
+// The states level shades whole states: one path each (drawn from the same arcs as the
+// counties, so the outlines meet the county borders).
+const stateAreas = {};
+const stateNames = {};
+for (const f of topojson.feature(topology, topology.objects.states).features) {
+  if (!/^\d{2}$/.test(f.id)) throw new Error("a state without a 2-digit FIPS code: " + f.id);
+  stateAreas[f.id] = pathOf(rings(f.geometry), true);
+  stateNames[f.id] = f.properties.name;
+}
 const states = topojson.mesh(topology, topology.objects.states, (a, b) => a !== b);
 const nation = topojson.feature(topology, topology.objects.nation).features[0];
 const asset = {
@@ -108,7 +118,9 @@ const asset = {
   nation: pathOf(rings(nation.geometry), true),
   names,
   counties,
+  stateNames,
+  stateAreas,
 };
 fs.writeFileSync(out, JSON.stringify(asset) + "\n");
-console.log("[shapes] " + out + ": " + Object.keys(counties).length + " counties, " + fs.statSync(out).size + " bytes");
+console.log("[shapes] " + out + ": " + Object.keys(counties).length + " counties, " + Object.keys(stateAreas).length + " states, " + fs.statSync(out).size + " bytes");
 JS

@@ -491,7 +491,7 @@
       const run = JSON.parse(e.data);
       const dataset = run.dataset || "us";
       if (dataset !== "us") {
-        // A state or county run: the county map redraws itself; the national charts stay.
+        // A state or county run: the map redraws its level; the national charts stay.
         toast("Run landed (" + dataset + "): " + run.inserted + " new, " + run.updated + " updated, " + run.removed + " removed rows; data through " + run.last_date + ".", "loaded");
         window.dispatchEvent(new CustomEvent("covid:dataset-loaded", { detail: run }));
         loadRuns().catch((err) => showError("Could not load the runs: " + err.message));

@@ -88,9 +88,15 @@ fn trailing_average<R: DayValues>(rows: &[R], field: Field, window: u32) -> Vec<
                 return None;
             }
             let sum = span.iter().map(|r| r.value(field)).sum::<Option<i64>>()?;
-            Some(round2(sum as f64 / f64::from(window)))
+            Some(mean(sum, window))
         })
         .collect()
+}
+
+/// The mean of `days` daily values summing to `sum`, rounded to hundredths: every average the
+/// API serves (a series' and a list's) is this one.
+pub fn mean(sum: i64, days: u32) -> f64 {
+    round2(sum as f64 / f64::from(days))
 }
 
 fn round2(x: f64) -> f64 {

@@ -5,14 +5,15 @@
 //!   `/api/v1/us/daily` (the parameters, the shaping and the rendering are [`crate::daily`]'s);
 //! - `GET /api/v1/{states,counties}/latest`: every key's values on one date.
 //!
-//! [`params`] reads the keys and the list's parameters, [`query`] holds the SQL (every statement
-//! served by one of the tables' indexes), [`render`] writes the list and [`routes`] are the
-//! handlers.
+//! [`params`] reads the keys and the list's parameters, [`statements`] holds the SQL (every
+//! statement served by one of the tables' indexes or their key lists), [`query`] asks it,
+//! [`render`] writes the list and [`routes`] are the handlers.
 
 pub mod params;
 pub mod query;
 pub mod render;
 pub mod routes;
+pub mod statements;
 
 use crate::daily::Field;
 

@@ -1,11 +1,11 @@
 //! The keyed routes' own parameters: the key of a series (`state`; for a county `state` and
-//! `county`, or `fips`) and the list's (`date`, `state`, `format`). The series' options are
+//! `county`, or `fips`) and the list's (`date`, `state`, `avg`, `format`). The series' options are
 //! [`DailyQuery`]'s, read from the same [`Params`].
 
 use chrono::NaiveDate;
 
 use super::{Dataset, FIELDS};
-use crate::daily::{self, DailyQuery, Format};
+use crate::daily::{self, DailyQuery, Format, MAX_AVG};
 use crate::params::{BadParameter, Params};
 
 /// A longer value is not a state or county name (the longest NYT names are about 35 characters).
@@ -151,19 +151,27 @@ pub struct LatestQuery {
     pub date: Option<NaiveDate>,
     /// Counties only: one state's counties (`None`: every county).
     pub state: Option<String>,
+    /// Days in the trailing average of `new_cases` and `new_deaths` ending on the date, as
+    /// `avg` of the series (2 to [`MAX_AVG`]); `None`: no averages.
+    pub avg: Option<u32>,
     pub format: Format,
 }
 
 impl LatestQuery {
     pub fn parse(dataset: Dataset, raw: Option<&str>) -> Result<Self, BadParameter> {
         let known: &[&str] = match dataset {
-            Dataset::States => &["date", "format"],
-            Dataset::Counties => &["date", "state", "format"],
+            Dataset::States => &["date", "avg", "format"],
+            Dataset::Counties => &["date", "state", "avg", "format"],
         };
         let params = Params::parse(raw, known)?;
+        let avg = match params.get("avg") {
+            None => None,
+            Some(_) => Some(params.integer("avg", 7, 2, MAX_AVG)?),
+        };
         Ok(Self {
             date: params.date("date")?,
             state: name(&params, "state")?,
+            avg,
             format: Format::from_params(&params)?,
         })
     }
@@ -171,10 +179,11 @@ impl LatestQuery {
     /// A canonical form of the request for cache keys.
     pub fn cache_key(&self, dataset: Dataset) -> String {
         format!(
-            "{}|latest|{:?}|{:?}|{:?}",
+            "{}|latest|{:?}|{:?}|{:?}|{:?}",
             dataset.name(),
             self.date,
             self.state,
+            self.avg,
             self.format
         )
     }
@@ -269,6 +278,30 @@ mod tests {
                 .unwrap_err()
                 .parameter,
             "date"
+        );
+    }
+
+    #[test]
+    fn the_list_takes_a_trailing_average_as_the_series_do() {
+        let q = LatestQuery::parse(Dataset::States, Some("avg=7&date=2021-01-05")).unwrap();
+        assert_eq!(q.avg, Some(7));
+        assert_eq!(
+            LatestQuery::parse(Dataset::Counties, None).unwrap().avg,
+            None
+        );
+        for bad in ["avg=1", "avg=61", "avg=x", "avg=7&avg=7"] {
+            assert_eq!(
+                LatestQuery::parse(Dataset::Counties, Some(bad))
+                    .unwrap_err()
+                    .parameter,
+                "avg",
+                "{bad}"
+            );
+        }
+        let plain = LatestQuery::parse(Dataset::States, Some("date=2021-01-05")).unwrap();
+        assert_ne!(
+            q.cache_key(Dataset::States),
+            plain.cache_key(Dataset::States)
         );
     }
 

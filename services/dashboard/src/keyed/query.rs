@@ -1,8 +1,5 @@
-//! The keyed datasets' SQL, one statement per question, each served by an index of the tables
-//! (migration 0004; `tests/it/api_keyed.rs` checks the plans): a key's rows through the primary
-//! key `(state[, county], date)`, one date's rows through `(date)`, a county by its FIPS code
-//! through `(fips, date)`. Dates are bounded with `coalesce(…, '±infinity')` rather than
-//! `$n IS NULL OR …`, so even a generic plan keeps them as index conditions.
+//! The keyed datasets' questions to PostgreSQL, asked with the statements of
+//! [`super::statements`], and their answers as rows.
 //!
 //! Reads go through [`Db`]'s pool and its rule that a table not created yet reads as empty.
 
@@ -14,8 +11,11 @@ use tokio_postgres::Row;
 
 use super::Dataset;
 use super::params::KeyRequest;
+use crate::daily::shape::mean;
 use crate::daily::{DayValues, Field};
 use crate::db::{DataVersion, Db, DbError, quote_ident};
+
+pub use super::statements::Statements;
 
 /// A key the dataset holds, with its latest FIPS code (NULL for New York City and `Unknown`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl DayValues for KeyedDay {
 }
 
 /// One key's values on one date.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LatestRow {
     pub date: NaiveDate,
     pub state: String,
@@ -64,6 +64,11 @@ pub struct LatestRow {
     pub deaths: Option<i64>,
     pub new_cases: Option<i64>,
     pub new_deaths: Option<i64>,
+    /// With `avg`: the mean of `new_cases` over the window of days ending on `date`; `None`
+    /// when a day of the window is missing or not reported (as in a series' average).
+    pub new_cases_avg: Option<f64>,
+    /// With `avg`: the mean of `new_deaths`, as `new_cases_avg`.
+    pub new_deaths_avg: Option<f64>,
 }
 
 /// What the data version of a keyed dataset is made of: the loader records in `keyed_base`
@@ -75,81 +80,6 @@ pub struct KeyedVersion {
     pub version: DataVersion,
     /// The run the table holds; part of every cache key.
     pub run_id: Option<String>,
-}
-
-/// The statements, with the schema spliced in once. Public so the tests can read their plans.
-#[derive(Debug)]
-pub struct Statements {
-    /// `$1` dataset name.
-    pub version: String,
-    /// `$1` state.
-    pub state_key: String,
-    /// `$1` state, `$2` from, `$3` to, `$4` limit.
-    pub state_series: String,
-    /// `$1` date (NULL: the latest), `$2` limit.
-    pub states_latest: String,
-    /// `$1` state, `$2` county.
-    pub county_key: String,
-    /// `$1` FIPS code.
-    pub county_by_fips: String,
-    /// `$1` state, `$2` county, `$3` from, `$4` to, `$5` limit.
-    pub county_series: String,
-    /// `$1` date (NULL: the latest), `$2` state (NULL: every state), `$3` limit.
-    pub counties_latest: String,
-    /// `$1` state.
-    pub county_state: String,
-}
-
-impl Statements {
-    pub fn new(schema: &str) -> Self {
-        let values = "cases, deaths, new_cases, new_deaths";
-        let range = "date >= coalesce($from::date, '-infinity'::date) \
-                     AND date <= coalesce($to::date, 'infinity'::date)";
-        Self {
-            version: format!(
-                "SELECT run_id, rows, applied_at FROM {schema}.keyed_base WHERE dataset = $1"
-            ),
-            state_key: format!(
-                "SELECT state, NULL::text, fips FROM {schema}.states_daily \
-                 WHERE state = $1 ORDER BY date DESC LIMIT 1"
-            ),
-            state_series: format!(
-                "SELECT date, {values} FROM {schema}.states_daily \
-                 WHERE state = $1 AND {range} ORDER BY date LIMIT $4",
-                range = range.replace("$from", "$2").replace("$to", "$3")
-            ),
-            states_latest: format!(
-                "SELECT date, state, NULL::text, fips, {values} FROM {schema}.states_daily \
-                 WHERE date = coalesce($1::date, (SELECT max(date) FROM {schema}.states_daily)) \
-                 ORDER BY state LIMIT $2"
-            ),
-            county_key: format!(
-                "SELECT state, county, fips FROM {schema}.counties_daily \
-                 WHERE state = $1 AND county = $2 ORDER BY date DESC LIMIT 1"
-            ),
-            county_by_fips: format!(
-                "SELECT state, county, fips FROM {schema}.counties_daily \
-                 WHERE fips = $1 ORDER BY date DESC LIMIT 1"
-            ),
-            county_series: format!(
-                "SELECT date, {values} FROM {schema}.counties_daily \
-                 WHERE state = $1 AND county = $2 AND {range} ORDER BY date LIMIT $5",
-                range = range.replace("$from", "$3").replace("$to", "$4")
-            ),
-            counties_latest: format!(
-                "SELECT date, state, county, fips, {values} FROM {schema}.counties_daily \
-                 WHERE date = coalesce($1::date, (SELECT max(date) FROM {schema}.counties_daily)) \
-                 AND ($2::text IS NULL OR state = $2) \
-                 ORDER BY state, county LIMIT $3"
-            ),
-            // Ordered as the primary key, so the planner walks it rather than hoping to meet
-            // the state early in a table sorted by state.
-            county_state: format!(
-                "SELECT 1 FROM {schema}.counties_daily WHERE state = $1 \
-                 ORDER BY county, date LIMIT 1"
-            ),
-        }
-    }
 }
 
 /// The keyed datasets' questions.
@@ -266,34 +196,57 @@ impl KeyedDb {
     }
 
     /// Every key's row on `date` (`None`: the table's latest date), for counties only those of
-    /// `state` when given; at most `limit`, by key.
+    /// `state` when given; at most `limit`, by key. With `avg`, each row also has the trailing
+    /// `avg`-day means of its daily values ending on the date.
     pub async fn latest(
         &self,
         dataset: Dataset,
         date: Option<NaiveDate>,
         state: Option<&str>,
+        avg: Option<u32>,
         limit: i64,
     ) -> Result<Vec<LatestRow>, DbError> {
-        let (what, rows) = match dataset {
-            Dataset::States => (
-                "states_daily",
+        let days = avg.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        let what = match dataset {
+            Dataset::States => "states_daily",
+            Dataset::Counties => "counties_daily",
+        };
+        let rows = match (dataset, days) {
+            (Dataset::States, None) => {
                 self.db
-                    .query("states_daily", &self.sql.states_latest, &[&date, &limit])
-                    .await?,
-            ),
-            Dataset::Counties => (
-                "counties_daily",
+                    .query(what, &self.sql.states_latest, &[&date, &limit])
+                    .await?
+            }
+            (Dataset::States, Some(days)) => {
+                self.db
+                    .query(what, &self.sql.states_latest_avg, &[&date, &limit, &days])
+                    .await?
+            }
+            (Dataset::Counties, None) => {
+                self.db
+                    .query(what, &self.sql.counties_latest, &[&date, &state, &limit])
+                    .await?
+            }
+            (Dataset::Counties, Some(days)) => {
                 self.db
                     .query(
-                        "counties_daily",
-                        &self.sql.counties_latest,
-                        &[&date, &state, &limit],
+                        what,
+                        &self.sql.counties_latest_avg,
+                        &[&date, &state, &limit, &days],
                     )
-                    .await?,
-            ),
+                    .await?
+            }
         };
         rows.iter()
             .map(|row| {
+                let average = |column: usize| -> Result<Option<f64>, tokio_postgres::Error> {
+                    Ok(match avg {
+                        Some(n) => row
+                            .try_get::<_, Option<i64>>(column)?
+                            .map(|sum| mean(sum, n)),
+                        None => None,
+                    })
+                };
                 Ok(LatestRow {
                     date: row.try_get(0)?,
                     state: row.try_get(1)?,
@@ -303,6 +256,8 @@ impl KeyedDb {
                     deaths: row.try_get(5)?,
                     new_cases: row.try_get(6)?,
                     new_deaths: row.try_get(7)?,
+                    new_cases_avg: average(8)?,
+                    new_deaths_avg: average(9)?,
                 })
             })
             .collect::<Result<_, _>>()

@@ -1,11 +1,13 @@
 //! Writing the keyed answers: the list of keys on a date as JSON or CSV (names quoted as RFC 4180
-//! says where needed, "not reported" as `null` or an empty cell), a series' key for the series'
-//! JSON, and download names. The series itself is written by [`crate::daily::render`].
+//! says where needed, "not reported" as `null` or an empty cell; with `avg=N` the columns
+//! `new_cases_avgN` and `new_deaths_avgN`, named as a series' averages), a series' key for the
+//! series' JSON, and download names. The series itself is written by [`crate::daily::render`].
 
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 use super::Dataset;
 use super::query::{Key, LatestRow};
@@ -41,6 +43,8 @@ pub struct Latest<'a> {
     pub date: Option<NaiveDate>,
     /// Counties of this state only.
     pub state: Option<&'a str>,
+    /// Days in the rows' trailing averages; `None`: the rows have none.
+    pub avg: Option<u32>,
     pub rows: &'a [LatestRow],
     pub truncated: bool,
 }
@@ -53,6 +57,8 @@ struct LatestBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'a str>,
     fields: [&'static str; 4],
+    avg: Option<u32>,
+    averages: &'a [String],
     count: usize,
     truncated: bool,
     rows: Vec<LatestItem<'a>>,
@@ -68,18 +74,47 @@ struct LatestItem<'a> {
     deaths: Option<i64>,
     new_cases: Option<i64>,
     new_deaths: Option<i64>,
+    #[serde(flatten)]
+    averages: Averages<'a>,
+}
+
+/// A row's averages under their column names (nothing without `avg`).
+struct Averages<'a> {
+    names: &'a [String],
+    values: [Option<f64>; 2],
+}
+
+impl Serialize for Averages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.names.len()))?;
+        for (name, value) in self.names.iter().zip(&self.values) {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 const VALUE_COLUMNS: [&str; 4] = ["cases", "deaths", "new_cases", "new_deaths"];
 
 impl Latest<'_> {
+    /// The average columns' names: `new_cases_avgN`, `new_deaths_avgN` (none without `avg`).
+    fn average_columns(&self) -> Vec<String> {
+        match self.avg {
+            Some(n) => vec![format!("new_cases_avg{n}"), format!("new_deaths_avg{n}")],
+            None => Vec::new(),
+        }
+    }
+
     pub fn json(&self) -> Vec<u8> {
+        let averages = self.average_columns();
         let body = LatestBody {
             env: self.env,
             dataset: self.dataset.name(),
             date: self.date,
             state: self.state,
             fields: VALUE_COLUMNS,
+            avg: self.avg,
+            averages: &averages,
             count: self.rows.len(),
             truncated: self.truncated,
             rows: self
@@ -93,6 +128,10 @@ impl Latest<'_> {
                     deaths: row.deaths,
                     new_cases: row.new_cases,
                     new_deaths: row.new_deaths,
+                    averages: Averages {
+                        names: &averages,
+                        values: [row.new_cases_avg, row.new_deaths_avg],
+                    },
                 })
                 .collect(),
         };
@@ -106,7 +145,12 @@ impl Latest<'_> {
             Dataset::States => "date,state,fips",
             Dataset::Counties => "date,state,county,fips",
         });
-        for name in VALUE_COLUMNS {
+        let averages = self.average_columns();
+        for name in VALUE_COLUMNS
+            .iter()
+            .copied()
+            .chain(averages.iter().map(String::as_str))
+        {
             out.push(',');
             out.push_str(name);
         }
@@ -126,6 +170,14 @@ impl Latest<'_> {
                     let _ = write!(out, "{v}");
                 }
             }
+            if self.avg.is_some() {
+                for value in [row.new_cases_avg, row.new_deaths_avg] {
+                    out.push(',');
+                    if let Some(v) = value {
+                        let _ = write!(out, "{v}");
+                    }
+                }
+            }
             out.push('\n');
         }
         out
@@ -136,9 +188,10 @@ impl Latest<'_> {
             .state
             .map(|s| format!("-{}", slug(s)))
             .unwrap_or_default();
+        let avg = self.avg.map(|n| format!("-avg{n}")).unwrap_or_default();
         match self.date {
-            Some(date) => format!("covid-{}{state}-{date}.csv", self.dataset.name()),
-            None => format!("covid-{}{state}-latest.csv", self.dataset.name()),
+            Some(date) => format!("covid-{}{state}-{date}{avg}.csv", self.dataset.name()),
+            None => format!("covid-{}{state}-latest{avg}.csv", self.dataset.name()),
         }
     }
 }
@@ -201,6 +254,8 @@ mod tests {
             deaths: Some(1),
             new_cases: None,
             new_deaths: Some(0),
+            new_cases_avg: None,
+            new_deaths_avg: None,
         }
     }
 
@@ -215,6 +270,7 @@ mod tests {
             env: "prod",
             date: rows[0].date.into(),
             state: None,
+            avg: None,
             rows: &rows,
             truncated: false,
         };
@@ -242,6 +298,7 @@ mod tests {
             env: "prod",
             date: None,
             state: None,
+            avg: None,
             rows: &rows,
             truncated: false,
         };
@@ -252,6 +309,46 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&latest.json()).unwrap();
         assert!(body["rows"][0].get("county").is_none());
         assert_eq!(latest.csv_filename(), "covid-states-latest.csv");
+    }
+
+    #[test]
+    fn averages_are_columns_named_by_their_window() {
+        let mut rows = [
+            row("Ohio", None, Some("39"), Some(5)),
+            row("Utah", None, Some("49"), Some(6)),
+        ];
+        rows[0].new_cases_avg = Some(12.57);
+        rows[0].new_deaths_avg = Some(0.14);
+        rows[1].new_deaths_avg = Some(2.0);
+        let latest = Latest {
+            dataset: Dataset::States,
+            env: "prod",
+            date: rows[0].date.into(),
+            state: None,
+            avg: Some(7),
+            rows: &rows,
+            truncated: false,
+        };
+        assert_eq!(
+            latest.csv(),
+            "date,state,fips,cases,deaths,new_cases,new_deaths,new_cases_avg7,new_deaths_avg7\n\
+             2021-01-05,Ohio,39,5,1,,0,12.57,0.14\n\
+             2021-01-05,Utah,49,6,1,,0,,2\n"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&latest.json()).unwrap();
+        assert_eq!(
+            (&body["avg"], &body["averages"]),
+            (
+                &serde_json::json!(7),
+                &serde_json::json!(["new_cases_avg7", "new_deaths_avg7"])
+            )
+        );
+        assert_eq!(
+            body["rows"][1],
+            serde_json::json!({"state": "Utah", "fips": "49", "cases": 6, "deaths": 1,
+                "new_cases": null, "new_deaths": 0, "new_cases_avg7": null, "new_deaths_avg7": 2.0})
+        );
+        assert_eq!(latest.csv_filename(), "covid-states-2021-01-05-avg7.csv");
     }
 
     #[test]

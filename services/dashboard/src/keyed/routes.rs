@@ -159,7 +159,13 @@ async fn latest(
     let limit = i64::try_from(MAX_KEYS + 1).unwrap_or(i64::MAX);
     let mut rows = state
         .keyed
-        .latest(dataset, query.date, query.state.as_deref(), limit)
+        .latest(
+            dataset,
+            query.date,
+            query.state.as_deref(),
+            query.avg,
+            limit,
+        )
         .await?;
     if let Some(name) = &query.state
         && rows.is_empty()
@@ -177,6 +183,7 @@ async fn latest(
         env: state.env.as_str(),
         date: query.date.or(rows.first().map(|row| row.date)),
         state: query.state.as_deref(),
+        avg: query.avg,
         rows: &rows,
         truncated,
     };

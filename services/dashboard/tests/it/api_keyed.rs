@@ -41,7 +41,8 @@ const COUNTIES: [(i64, &str, &str, Option<&str>); 6] = [
 
 const DAYS: i64 = 40;
 
-/// Loads the fixture as the loader leaves it: rows, and `keyed_base` naming the run. Texas did not
+/// Loads the fixture as the loader leaves it: rows, their key lists, and `keyed_base` naming the
+/// run. Texas did not
 /// report cases on 2020-03-10 (day 9), so that day's and the next day's new cases are NULL.
 async fn load_fixture(db: &TestDb) {
     let s = db.schema();
@@ -75,6 +76,7 @@ async fn load_fixture(db: &TestDb) {
         ))
         .await
         .expect("the keyed fixture loads");
+    db.refresh_keys().await;
 }
 
 /// A schema with the fixture, and a dashboard reading it.
@@ -434,6 +436,120 @@ async fn the_lists_show_every_key_on_the_latest_or_a_given_date() {
 }
 
 #[tokio::test]
+async fn the_lists_take_a_trailing_average_ending_on_the_date() {
+    let (_db, app) = seeded().await;
+    // Without `avg` the list has no averages (and a cached plain list is not served for one
+    // with them).
+    let plain = app.json("/api/v1/states/latest", 200).await;
+    assert_eq!(
+        (&plain["avg"], &plain["averages"]),
+        (&Value::Null, &json!([]))
+    );
+    assert!(plain["rows"][0].get("new_cases_avg7").is_none());
+
+    // The latest date: every day of the week adds 10 cases and 1 death.
+    let body = app.json("/api/v1/states/latest?avg=7", 200).await;
+    assert_eq!(
+        (&body["date"], &body["avg"], &body["averages"]),
+        (
+            &json!("2020-04-09"),
+            &json!(7),
+            &json!(["new_cases_avg7", "new_deaths_avg7"])
+        )
+    );
+    assert_eq!(
+        body["rows"][0],
+        json!({"state": "New York", "fips": "36", "cases": 1390, "deaths": 49, "new_cases": 10,
+               "new_deaths": 1, "new_cases_avg7": 10.0, "new_deaths_avg7": 1.0})
+    );
+
+    // The first week holds each key's first day (new cases 1000k, deaths 10k): (1000k + 60) / 7
+    // and (10k + 6) / 7, rounded to hundredths as a series' averages are.
+    let averages = |body: &Value| -> Vec<Value> {
+        body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| json!([r["state"], r["new_cases_avg7"], r["new_deaths_avg7"]]))
+            .collect()
+    };
+    let body = app
+        .json("/api/v1/states/latest?date=2020-03-07&avg=7", 200)
+        .await;
+    assert_eq!(
+        averages(&body),
+        vec![
+            json!(["New York", 151.43, 2.29]),
+            json!(["Texas", 294.29, 3.71]),
+            json!(["Washington", 437.14, 5.14]),
+        ]
+    );
+    // A week reaching before the first date is not full: no average, never a partial one.
+    let body = app
+        .json("/api/v1/states/latest?date=2020-03-06&avg=7", 200)
+        .await;
+    assert_eq!(body["count"], 3);
+    assert!(
+        averages(&body)
+            .iter()
+            .all(|r| r[1].is_null() && r[2].is_null()),
+        "{body}"
+    );
+    // Texas did not report new cases on 2020-03-10 and 03-11: every week holding either has no
+    // case average, while its deaths still have one.
+    for (day, texas) in [
+        ("2020-03-12", json!(["Texas", null, 1.0])),
+        ("2020-03-17", json!(["Texas", null, 1.0])),
+        ("2020-03-18", json!(["Texas", 10.0, 1.0])),
+    ] {
+        let body = app
+            .json(&format!("/api/v1/states/latest?date={day}&avg=7"), 200)
+            .await;
+        assert_eq!(averages(&body)[1], texas, "{day}");
+    }
+    // Any window from 2 to 60 days, as for a series.
+    let body = app
+        .json("/api/v1/states/latest?date=2020-03-02&avg=2", 200)
+        .await;
+    assert_eq!(
+        body["averages"],
+        json!(["new_cases_avg2", "new_deaths_avg2"])
+    );
+    assert_eq!(body["rows"][0]["new_cases_avg2"], 505.0);
+
+    // Counties, one state's, as CSV: Unknown reports no deaths.
+    let (disposition, text) = csv(
+        &app,
+        "/api/v1/counties/latest?state=Texas&date=2020-03-07&avg=7&format=csv",
+    )
+    .await;
+    assert_eq!(
+        disposition,
+        "attachment; filename=\"covid-counties-texas-2020-03-07-avg7.csv\""
+    );
+    assert_eq!(
+        text,
+        "date,state,county,fips,cases,deaths,new_cases,new_deaths,new_cases_avg7,new_deaths_avg7\n\
+         2020-03-07,Texas,Dallas,48113,2060,26,10,1,294.29,3.71\n\
+         2020-03-07,Texas,Harris,48201,3060,36,10,1,437.14,5.14\n\
+         2020-03-07,Texas,\"Odd, \"\"Name\"\"\",48999,4060,46,10,1,580,6.57\n\
+         2020-03-07,Texas,Unknown,,5060,,10,,722.86,\n"
+    );
+    let body = app.json("/api/v1/counties/latest?avg=7", 200).await;
+    assert_eq!(body["count"], 6);
+    assert_eq!(body["rows"][5]["county"], "King");
+    assert_eq!(body["rows"][5]["new_cases_avg7"], 10.0);
+
+    for bad in ["avg=1", "avg=61", "avg=week", "avg=7&avg=7"] {
+        let body = app
+            .json(&format!("/api/v1/counties/latest?{bad}"), 400)
+            .await;
+        assert_eq!(body["parameter"], "avg", "{bad}: {body}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn missing_or_bad_parameters_are_a_400_and_unknown_keys_a_404_naming_them() {
     let (_db, app) = seeded().await;
     let bad = [
@@ -547,6 +663,8 @@ async fn a_schema_without_the_keyed_tables_reads_as_empty() {
     let db = TestDb::new().await; // the loader has not run its migrations
     let app = TestApp::start(reader_config(&db.env)).await;
     let body = app.json("/api/v1/counties/latest", 200).await;
+    assert_eq!((&body["date"], &body["count"]), (&Value::Null, &json!(0)));
+    let body = app.json("/api/v1/states/latest?avg=7", 200).await;
     assert_eq!((&body["date"], &body["count"]), (&Value::Null, &json!(0)));
     let body = app.json("/api/v1/states/daily?state=Texas", 404).await;
     assert_eq!(body["parameter"], "state");

@@ -64,6 +64,7 @@ async fn load(db: &TestDb) {
         ))
         .await
         .expect("the state and county tables load");
+    db.refresh_keys().await;
 }
 
 /// One key's column in the table, oldest first: `table` is `states_daily` (`county` None) or
@@ -335,6 +336,7 @@ async fn land_harris_day(db: &TestDb, day: NaiveDate, cases: i64) {
         ))
         .await
         .expect("the county run is applied");
+    db.refresh_keys().await;
     let mut loaded = support::loaded_event(&db.env, "run-2", date(FIRST_DATE), day, 1);
     loaded.dataset = shared::Dataset::COUNTIES;
     let js = test_support::stores().await.js;

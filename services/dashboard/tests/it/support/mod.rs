@@ -75,6 +75,26 @@ impl TestDb {
         format!("\"{}\"", self.env)
     }
 
+    /// Lists the keys `states_daily` and `counties_daily` hold in `states_keys` and
+    /// `counties_keys` (migration 0006), as the loader does at the end of every load: fixtures
+    /// written straight into the tables call this after each change of their keys or dates.
+    pub async fn refresh_keys(&self) {
+        let s = self.schema();
+        self.client
+            .batch_execute(&format!(
+                "DELETE FROM {s}.states_keys;
+                 INSERT INTO {s}.states_keys (state, fips, first_date, last_date)
+                 SELECT state, (array_agg(fips ORDER BY date DESC))[1], min(date), max(date)
+                 FROM {s}.states_daily GROUP BY state;
+                 DELETE FROM {s}.counties_keys;
+                 INSERT INTO {s}.counties_keys (state, county, fips, first_date, last_date)
+                 SELECT state, county, (array_agg(fips ORDER BY date DESC))[1], min(date), max(date)
+                 FROM {s}.counties_daily GROUP BY state, county;"
+            ))
+            .await
+            .expect("the key lists are rebuilt");
+    }
+
     pub async fn insert_days(&self, days: &[Day], run_id: &str) {
         let sql = format!(
             "INSERT INTO {}.us_daily (date, cases, deaths, recovered, new_cases, new_deaths, new_recovered, updated_at, run_id)
