@@ -11,7 +11,8 @@
 //! PostgreSQL of this machine (`.stack/env`'s variables) load them; then the files V2 changes are
 //! committed and a trigger makes the next run. For each run it prints the time from the first
 //! extracted event (the extractor announces a dataset's files together, after checking them all)
-//! to the notification, and one JSON line per run (`step`: `pipeline_full_load`,
+//! to the notification, when the `transformed` and `loaded` events were stored after it, and
+//! one JSON line per run (`step`: `pipeline_full_load`,
 //! `pipeline_one_day_update`; `seconds`). Everything it wrote is removed at the end.
 
 use std::collections::BTreeMap;
@@ -67,12 +68,9 @@ async fn main() -> anyhow::Result<()> {
         .set("POLL_INTERVAL", "1h")
         .set("STALE_AFTER", "off");
     let mut notifications = test.notifications().await;
-    let mut extracted = EventLog::open(
-        &test.stores.js,
-        ETL_STREAM,
-        format!("etl.{env}.extracted.>"),
-    )
-    .await;
+    // Every stage's events, in the order the stream stored them.
+    let mut events = EventLog::open(&test.stores.js, ETL_STREAM, format!("etl.{env}.>")).await;
+    let subject = |stage: &str| format!("etl.{env}.{stage}");
 
     github.add_many(commits(&first));
     let pipeline = Pipeline::start(&vars, Stages::All)?;
@@ -85,10 +83,15 @@ async fn main() -> anyhow::Result<()> {
             github.add_many(commits(changed.clone()));
             trigger(env).await?;
         }
-        extracted
-            .next_within(RUN_WITHIN)
-            .await
-            .with_context(|| format!("no extracted event for {what}"))?;
+        let extracted = loop {
+            let message = events
+                .next_within(RUN_WITHIN)
+                .await
+                .with_context(|| format!("no extracted event for {what}"))?;
+            if message.subject.starts_with(&subject("extracted.")) {
+                break message;
+            }
+        };
         let announced = Instant::now();
         let notification = notifications
             .within(RUN_WITHIN)
@@ -98,20 +101,31 @@ async fn main() -> anyhow::Result<()> {
         if notification.status != RunStatus::Succeeded {
             bail!("{what} failed: {}", notification.text);
         }
+        // Where the time went: when the stream stored each stage's event, after the first
+        // extracted one. The run's other extracted events come before its transformed one.
+        let mut stages = Vec::new();
+        while let Some(message) = events.next_within(Duration::from_secs(5)).await {
+            let stage = message.subject.as_str();
+            if stage == subject("transformed") || stage == subject("loaded") {
+                stages.push(format!(
+                    "{} {:.0} ms",
+                    stage.rsplit('.').next().unwrap_or(stage),
+                    stored_between(&extracted, &message)? * 1000.0
+                ));
+            }
+            if stage == subject("loaded") {
+                break;
+            }
+        }
         println!(
-            "{what:<22} extracted → notification {:>7.0} ms  ({})",
+            "{what:<22} extracted → notification {:>7.0} ms  (after the extracted event: {})  {}",
             seconds * 1000.0,
+            stages.join(", "),
             notification.subject
         );
         runs.push(format!(
             "{{\"step\": \"{step}\", \"seconds\": {seconds:.3}}}"
         ));
-        // The run's other files' events are duplicates of it: skip them before the next run.
-        while extracted
-            .next_within(Duration::from_millis(500))
-            .await
-            .is_some()
-        {}
     }
     pipeline.stop().await;
     for run in runs {
@@ -135,6 +149,20 @@ fn read_dir(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
         }
     }
     Ok(files)
+}
+
+/// Seconds between the stream storing `earlier` and storing `later`.
+fn stored_between(
+    earlier: &async_nats::jetstream::Message,
+    later: &async_nats::jetstream::Message,
+) -> anyhow::Result<f64> {
+    let stored = |message: &async_nats::jetstream::Message| {
+        message
+            .info()
+            .map(|info| info.published)
+            .map_err(|err| anyhow::anyhow!("{err}"))
+    };
+    Ok((stored(later)? - stored(earlier)?).as_seconds_f64())
 }
 
 /// One commit per file, at the path the extractor is told to watch.
