@@ -20,6 +20,8 @@ use crate::run::Run;
 pub(crate) struct Handler {
     stores: Stores,
     config: Config,
+    /// What the keyed runs keep for the next run of their dataset.
+    keyed_cache: keyed::Cache,
 }
 
 /// What to do with an extracted event, decided from the latest extractions in KV.
@@ -39,7 +41,11 @@ enum Plan {
 
 impl Handler {
     pub fn new(stores: Stores, config: Config) -> Self {
-        Self { stores, config }
+        Self {
+            stores,
+            config,
+            keyed_cache: keyed::Cache::new(),
+        }
     }
 
     pub async fn handle(&self, delivery: Delivery) -> Result<(), Failure> {
@@ -54,7 +60,14 @@ impl Handler {
             ));
         };
         if !event.dataset.is_us() {
-            return keyed::handle(&self.stores, &self.config, event, &delivery).await;
+            return keyed::handle(
+                &self.stores,
+                &self.config,
+                &self.keyed_cache,
+                event,
+                &delivery,
+            )
+            .await;
         }
         let plan = self
             .plan(event, delivery.stream_sequence)

@@ -1,25 +1,48 @@
-//! The blocking part of a keyed run, in polars: the files read and curated, the comparison with
-//! the base, the Parquet and the delta CSVs encoded.
+//! The blocking part of a keyed run, in polars: the files parsed (those not already parsed)
+//! and combined, the comparison with the base, the Parquet and the delta CSVs encoded.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use dataset::DataError;
-use dataset::keyed::{self, Curated, Spec};
+use dataset::keyed::{self, Curated, ParsedFile, Spec};
 use shared::Env;
 use shared::events::Counts;
-use shared::ids::RunId;
+use shared::ids::{Digest, RunId};
 
 use crate::steps::elapsed_ms;
 
-/// The base read back: its run and its Parquet bytes (not yet checked to be a dataset).
-pub(super) struct Base {
-    pub run_id: RunId,
-    pub parquet: Vec<u8>,
+/// One input file of a run, named as upstream names it, by its payload's digest.
+pub(super) struct File {
+    pub name: String,
+    pub digest: Digest,
+    pub content: Content,
 }
 
-/// What the blocking part of a run makes: the curated dataset and its encodings.
+/// A file as the run has it: parsed by an earlier run (its digest unchanged), or its payload.
+pub(super) enum Content {
+    Parsed(Arc<ParsedFile>),
+    Payload(Vec<u8>),
+}
+
+/// The base of the delta: the previous run's curated dataset, still in memory, or its Parquet
+/// bytes read back (not yet checked to be a dataset).
+pub(super) enum Base {
+    Curated {
+        run_id: RunId,
+        curated: Arc<Curated>,
+    },
+    Parquet {
+        run_id: RunId,
+        parquet: Vec<u8>,
+    },
+}
+
+/// What the blocking part of a run makes: the parsed files, the curated dataset and its
+/// encodings.
 pub(super) struct Curation {
-    pub curated: Curated,
+    pub files: Vec<(Digest, Arc<ParsedFile>)>,
+    pub curated: Arc<Curated>,
     pub parquet: Vec<u8>,
     pub delta: Option<DeltaParts>,
     pub timings: Vec<(String, u64)>,
@@ -33,11 +56,12 @@ pub(super) struct DeltaParts {
     pub counts: Counts,
 }
 
-/// The blocking part of a run (polars): reads and curates the files, compares with the base when
-/// there is one, and encodes the Parquet and the delta CSVs. Each step is timed.
+/// The blocking part of a run (polars): parses the payloads and combines the files, compares
+/// with the base when there is one, and encodes the Parquet and the delta CSVs. Each step is
+/// timed.
 pub(super) fn curate(
     spec: &'static Spec,
-    files: &[(String, Vec<u8>)],
+    files: Vec<File>,
     base: Option<Base>,
     env: &Env,
     run_id: &RunId,
@@ -46,21 +70,48 @@ pub(super) fn curate(
     let mut step =
         |name: &str, started: Instant| timings.push((name.to_owned(), elapsed_ms(started)));
 
+    // In file order, so the first bad line reported is that of the first bad file, as when every
+    // file is read (a parsed file has none).
     let started = Instant::now();
-    let named: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
-        .collect();
-    let curated = keyed::read(spec, &named)?;
-    step("transform", started);
+    let mut parsed = Vec::with_capacity(files.len());
+    let mut names = Vec::with_capacity(files.len());
+    for File {
+        name,
+        digest,
+        content,
+    } in files
+    {
+        let file = match content {
+            Content::Parsed(file) => file,
+            Content::Payload(bytes) => Arc::new(keyed::parse_file(spec, &name, &bytes)?),
+        };
+        parsed.push((digest, file));
+        names.push(name);
+    }
+    step("parse", started);
 
     let started = Instant::now();
-    let base = base.and_then(|base| match Curated::from_parquet(spec, &base.parquet) {
-        Ok(curated) => Some((base.run_id, curated)),
-        Err(error) => {
-            tracing::warn!(%env, dataset = spec.name, %run_id, base = %base.run_id, %error, "the base's curated object is not a readable dataset; going on without a delta");
-            None
-        }
+    let named: Vec<(&str, &ParsedFile)> = names
+        .iter()
+        .zip(&parsed)
+        .map(|(name, (_, file))| (name.as_str(), file.as_ref()))
+        .collect();
+    let curated = keyed::combine(spec, &named)?;
+    step("combine", started);
+
+    let started = Instant::now();
+    let base = base.and_then(|base| match base {
+        Base::Curated { run_id, curated } => Some((run_id, curated)),
+        Base::Parquet {
+            run_id: base_run_id,
+            parquet,
+        } => match Curated::from_parquet(spec, &parquet) {
+            Ok(curated) => Some((base_run_id, Arc::new(curated))),
+            Err(error) => {
+                tracing::warn!(%env, dataset = spec.name, %run_id, base = %base_run_id, %error, "the base's curated object is not a readable dataset; going on without a delta");
+                None
+            }
+        },
     });
     step("base_parquet", started);
 
@@ -68,6 +119,7 @@ pub(super) fn curate(
     let delta = match base {
         Some((base_run_id, base)) => {
             let delta = keyed::delta(Some(&base), &curated)?;
+            drop(base);
             Some(DeltaParts {
                 base_run_id,
                 rows: delta.rows_csv()?,
@@ -84,7 +136,8 @@ pub(super) fn curate(
     let parquet = curated.to_parquet()?;
     step("parquet", started);
     Ok(Curation {
-        curated,
+        files: parsed,
+        curated: Arc::new(curated),
         parquet,
         delta,
         timings,
@@ -112,20 +165,77 @@ pub(super) fn same_rows(spec: &'static Spec, bytes: &[u8], curated: &Curated) ->
 mod tests {
     use super::*;
 
+    const HEADER: &str = "date,county,state,fips,cases,deaths\n";
+
+    fn env() -> Env {
+        Env::new("t_keyed").unwrap()
+    }
+
+    fn payloads(files: &[(&str, &str)]) -> Vec<File> {
+        files
+            .iter()
+            .map(|(name, body)| {
+                let bytes = format!("{HEADER}{body}").into_bytes();
+                File {
+                    name: (*name).to_owned(),
+                    digest: Digest::of(&bytes),
+                    content: Content::Payload(bytes),
+                }
+            })
+            .collect()
+    }
+
+    /// A first version as upstream splits it: a frozen year, the current year and the recent
+    /// days overlapping it; with an empty fips, an empty count and a falling count.
+    const V1: [(&str, &str); 3] = [
+        (
+            "us-counties-2020.csv",
+            "2020-03-01,Harris,Texas,48201,1,0\n\
+             2020-03-01,Unknown,Texas,,4,\n",
+        ),
+        (
+            "us-counties-2021.csv",
+            "2020-03-02,Harris,Texas,48201,3,0\n\
+             2020-03-02,Unknown,Texas,,2,1\n\
+             2020-03-03,Harris,Texas,48201,5,1\n",
+        ),
+        (
+            "us-counties-recent.csv",
+            "2020-03-02,Unknown,Texas,,2,1\n\
+             2020-03-03,Harris,Texas,48201,5,1\n",
+        ),
+    ];
+
+    /// The next version: the frozen year unchanged; a revised value, a removed row, a new day.
+    const V2: [(&str, &str); 3] = [
+        V1[0],
+        (
+            "us-counties-2021.csv",
+            "2020-03-02,Harris,Texas,48201,3,0\n\
+             2020-03-03,Harris,Texas,48201,6,1\n\
+             2020-03-04,Harris,Texas,48201,6,2\n\
+             2020-03-04,Unknown,Texas,,1,1\n",
+        ),
+        (
+            "us-counties-recent.csv",
+            "2020-03-03,Harris,Texas,48201,6,1\n\
+             2020-03-04,Harris,Texas,48201,6,2\n\
+             2020-03-04,Unknown,Texas,,1,1\n",
+        ),
+    ];
+
     #[test]
     fn without_a_base_the_run_has_no_delta_and_with_one_it_has() {
-        let first = b"date,state,fips,cases,deaths\n2020-03-01,Texas,48,1,0\n";
-        let next = b"date,state,fips,cases,deaths\n2020-03-01,Texas,48,2,0\n";
-        let files = |bytes: &[u8]| vec![("us-states.csv".to_owned(), bytes.to_vec())];
-        let env = Env::new("t_keyed").unwrap();
+        let first = payloads(&[("us-counties.csv", "2020-03-01,Harris,Texas,48201,1,0\n")]);
+        let next = payloads(&[("us-counties.csv", "2020-03-01,Harris,Texas,48201,2,0\n")]);
         let run_id = RunId::new("r1").unwrap();
-        let alone = curate(&keyed::STATES, &files(first), None, &env, &run_id).unwrap();
+        let alone = curate(&keyed::COUNTIES, first, None, &env(), &run_id).unwrap();
         assert!(alone.delta.is_none());
-        let base = Base {
+        let base = Base::Parquet {
             run_id: run_id.clone(),
             parquet: alone.parquet,
         };
-        let with_base = curate(&keyed::STATES, &files(next), Some(base), &env, &run_id).unwrap();
+        let with_base = curate(&keyed::COUNTIES, next, Some(base), &env(), &run_id).unwrap();
         let delta = with_base.delta.unwrap();
         assert_eq!(delta.base_run_id, run_id);
         assert_eq!(delta.counts.updated, 1);
@@ -134,16 +244,85 @@ mod tests {
 
     #[test]
     fn an_unreadable_base_means_no_delta_not_a_failure() {
-        let bytes = b"date,state,fips,cases,deaths\n2020-03-01,Texas,48,1,0\n";
-        let files = vec![("us-states.csv".to_owned(), bytes.to_vec())];
-        let env = Env::new("t_keyed").unwrap();
-        let run_id = RunId::new("r2").unwrap();
-        let base = Base {
+        let files = payloads(&[("us-counties.csv", "2020-03-01,Harris,Texas,48201,1,0\n")]);
+        let base = Base::Parquet {
             run_id: RunId::new("r1").unwrap(),
             parquet: b"not parquet".to_vec(),
         };
-        let curation = curate(&keyed::STATES, &files, Some(base), &env, &run_id).unwrap();
+        let run_id = RunId::new("r2").unwrap();
+        let curation = curate(&keyed::COUNTIES, files, Some(base), &env(), &run_id).unwrap();
         assert!(curation.delta.is_none());
-        assert_eq!(curation.curated.rows(), 1);
+        assert_eq!(curation.curated.rows(), 2 - 1);
+    }
+
+    /// What a run gives, byte for byte.
+    #[derive(Debug, PartialEq)]
+    struct Outputs {
+        parquet: Vec<u8>,
+        rows: Vec<u8>,
+        removed: Vec<u8>,
+        changes: Vec<u8>,
+        counts: Counts,
+        warnings: Vec<String>,
+    }
+
+    fn outputs(curation: &Curation) -> Outputs {
+        let delta = curation.delta.as_ref().expect("a delta");
+        Outputs {
+            parquet: curation.parquet.clone(),
+            rows: delta.rows.clone(),
+            removed: delta.removed.clone(),
+            changes: delta.changes.clone(),
+            counts: delta.counts,
+            warnings: curation.curated.warnings().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_run_with_parsed_files_and_its_base_in_memory_gives_the_bytes_of_a_cold_run() {
+        let spec = &keyed::COUNTIES;
+        let (first, second) = (RunId::new("r1").unwrap(), RunId::new("r2").unwrap());
+        let v1 = curate(spec, payloads(&V1), None, &env(), &first).unwrap();
+
+        let cold_base = Base::Parquet {
+            run_id: first.clone(),
+            parquet: v1.parquet.clone(),
+        };
+        let cold = curate(spec, payloads(&V2), Some(cold_base), &env(), &second).unwrap();
+
+        // Warm: the unchanged year as the first run parsed it, the base as it curated it.
+        let mut warm_files = payloads(&V2);
+        let (digest, parsed) = v1.files[0].clone();
+        assert_eq!(warm_files[0].digest, digest);
+        warm_files[0].content = Content::Parsed(parsed);
+        let warm_base = Base::Curated {
+            run_id: first.clone(),
+            curated: Arc::clone(&v1.curated),
+        };
+        let warm = curate(spec, warm_files, Some(warm_base), &env(), &second).unwrap();
+
+        assert_eq!(outputs(&warm), outputs(&cold));
+        let frame = |c: &Curation| c.curated.to_frame().unwrap();
+        assert!(frame(&warm).equals_missing(&frame(&cold)));
+        assert_eq!(warm.files, cold.files);
+        // The comparison is not vacuous: the delta has every kind of line, and warnings.
+        let counts = outputs(&cold).counts;
+        assert_eq!(
+            (
+                counts.inserted,
+                counts.updated,
+                counts.unchanged,
+                counts.removed,
+                counts.revised
+            ),
+            (2, 1, 3, 1, 1),
+            "{counts:?}"
+        );
+        assert_eq!(
+            cold.curated.warnings().len(),
+            1,
+            "{:?}",
+            cold.curated.warnings()
+        );
     }
 }

@@ -7,9 +7,16 @@
 //! run, a base object gone or unreadable, delta objects already there with other bytes) the run
 //! is announced with `delta: None` and the loader reconciles from the full Parquet.
 //!
+//! A daily run reads little: the files whose payload did not change (the frozen yearly county
+//! files) are reused as an earlier run parsed them, and the base is the curated dataset that
+//! run left in memory (`cache`), so only the changed files are downloaded and parsed.
+//!
 //! - `run`: one run, from the base's look-up to the announcement and the base's update;
-//! - `curate`: its blocking part in polars: read, compare with the base, encode.
+//! - `curate`: its blocking part in polars: parse, combine, compare with the base, encode;
+//! - `cache`: the parsed files and the curated dataset of each dataset's last run.
 
+mod cache;
+pub(crate) use cache::Cache;
 mod curate;
 mod run;
 
@@ -29,6 +36,7 @@ use run::{KeyedRun, Outcome};
 pub(crate) async fn handle(
     stores: &Stores,
     config: &Config,
+    cache: &Cache,
     event: &Extracted,
     delivery: &Delivery,
 ) -> Result<(), Failure> {
@@ -46,7 +54,7 @@ pub(crate) async fn handle(
             return Ok(());
         }
     };
-    match run.execute(stores, config).await {
+    match run.execute(stores, config, cache).await {
         Ok(Outcome::Superseded { by }) => {
             tracing::info!(env = %run.env, dataset = %run.dataset, run_id = %run.run_id, later = %by, "skipping a run older than the dataset's last curated run");
             Ok(())

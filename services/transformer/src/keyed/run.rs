@@ -3,6 +3,7 @@
 //! dataset's base.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use dataset::keyed::{Curated, Spec};
@@ -15,7 +16,8 @@ use shared::settle::RunContext;
 use shared::store::{self, StoreError, Stored};
 use shared::{Dataset, Env, run_id};
 
-use super::curate::{Base, Curation, DeltaParts, curate, same_rows};
+use super::cache::Cache;
+use super::curate::{Base, Content, Curation, DeltaParts, File, curate, same_rows};
 use crate::config::Config;
 use crate::error::RunError;
 use crate::run::{Placed, read_payload, store_curated_once};
@@ -88,6 +90,7 @@ impl KeyedRun {
         &self,
         stores: &Stores,
         config: &Config,
+        cache: &Cache,
     ) -> Result<Outcome, RunError> {
         let last = self.last_curated(stores).await?;
         if let Some(last) = &last {
@@ -106,14 +109,10 @@ impl KeyedRun {
             }
         }
         let mut steps = Steps::start();
-        let mut files = Vec::with_capacity(self.inputs.len());
-        for input in &self.inputs {
-            let bytes = read_payload(stores, input, config).await?;
-            files.push((input.upstream.path.clone(), bytes));
-        }
+        let files = self.files(stores, config, cache).await?;
         steps.lap("read");
         let base = match &last {
-            Some(last) => self.read_base(stores, config, last).await,
+            Some(last) => self.base(stores, config, cache, last).await,
             None => None,
         };
         steps.lap("base");
@@ -121,11 +120,12 @@ impl KeyedRun {
         let spec = self.spec;
         let (env, run_id) = (self.env.clone(), self.run_id.clone());
         let curation =
-            tokio::task::spawn_blocking(move || curate(spec, &files, base, &env, &run_id))
+            tokio::task::spawn_blocking(move || curate(spec, files, base, &env, &run_id))
                 .await
                 .map_err(|err| RunError::Panicked(panic_message(err)))??;
         record_inside(&mut steps, &curation.timings);
         let Curation {
+            files,
             curated,
             parquet,
             delta,
@@ -139,8 +139,16 @@ impl KeyedRun {
         let warnings = curated.warnings().to_vec();
         let rows = curated.rows();
         let object = self
-            .store_curated(stores, config, &parquet, curated, first_date, last_date)
+            .store_curated(
+                stores,
+                config,
+                &parquet,
+                Arc::clone(&curated),
+                first_date,
+                last_date,
+            )
             .await?;
+        drop(parquet);
         let delta = match delta {
             Some(parts) => self.store_delta(stores, config, parts).await?,
             None => None,
@@ -165,7 +173,52 @@ impl KeyedRun {
             delta,
         };
         self.announce(stores, &event).await?;
+        // Kept once the run is the dataset's base: its files for the next run to reuse, its
+        // curated dataset to be that run's base.
+        cache.keep(self.spec, files, self.run_id.clone(), curated);
         Ok(Outcome::Announced(Box::new(event)))
+    }
+
+    /// The run's files in the dataset's order: parsed by an earlier run when the payload's
+    /// digest is one that run had, else the payload read from `etl-raw`.
+    async fn files(
+        &self,
+        stores: &Stores,
+        config: &Config,
+        cache: &Cache,
+    ) -> Result<Vec<File>, RunError> {
+        let mut files = Vec::with_capacity(self.inputs.len());
+        for input in &self.inputs {
+            let digest = input.object.sha256.clone();
+            let content = match cache.file(self.spec, &digest) {
+                Some(parsed) => Content::Parsed(parsed),
+                None => Content::Payload(read_payload(stores, input, config).await?),
+            };
+            files.push(File {
+                name: input.upstream.path.clone(),
+                digest,
+                content,
+            });
+        }
+        Ok(files)
+    }
+
+    /// The base of the delta: the last run's curated dataset if this process made it and
+    /// still holds it, else its Parquet read back.
+    async fn base(
+        &self,
+        stores: &Stores,
+        config: &Config,
+        cache: &Cache,
+        last: &Transformed,
+    ) -> Option<Base> {
+        match cache.curated(self.spec, &last.run_id) {
+            Some(curated) => Some(Base::Curated {
+                run_id: last.run_id.clone(),
+                curated,
+            }),
+            None => self.read_base(stores, config, last).await,
+        }
     }
 
     /// Publishes the run's event, then records it as the dataset's last curated run: a run is
@@ -215,7 +268,7 @@ impl KeyedRun {
         let object = &last.object;
         match store::get_object(&stores.curated, object, object.bytes, config.store_deadline).await
         {
-            Ok(parquet) => Some(Base {
+            Ok(parquet) => Some(Base::Parquet {
                 run_id: last.run_id.clone(),
                 parquet,
             }),
@@ -233,7 +286,7 @@ impl KeyedRun {
         stores: &Stores,
         config: &Config,
         parquet: &[u8],
-        curated: Curated,
+        curated: Arc<Curated>,
         first_date: NaiveDate,
         last_date: NaiveDate,
     ) -> Result<ObjectRef, RunError> {

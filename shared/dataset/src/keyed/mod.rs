@@ -3,11 +3,13 @@
 //! and compared version to version as COPY-ready CSV.
 //!
 //! - `spec`: the two datasets, their key columns and tables ([`Spec`]);
-//! - `read`: each file's rows, checked as strictly as the `us` files (reusing `payload`, `csv`,
-//!   `header`, `values`), keys interned so the row loop allocates nothing per row;
-//! - `deltas`: in polars, the sort by (key, date), the duplicate check within a file and the
+//! - `read`: each file's rows ([`ParsedFile`]), checked as strictly as the `us` files (reusing
+//!   `payload`, `csv`, `header`, `values`), keys interned so the row loop allocates nothing per
+//!   row, then sorted by (key, date). It depends on the file's bytes alone, so a caller may keep
+//!   it for a file that has not changed (the transformer does, keyed by the payload's digest);
+//! - `combine`: one merge walk over the parsed files: the duplicate check within a file and the
 //!   agreement check across files, the per-key deltas and the negative-delta warnings;
-//! - `delta`: what a new version changes against its base ([`Delta`]), with polars joins;
+//! - `delta`: what a new version changes against its base ([`Delta`]), one merge walk over both;
 //! - `copy_csv`: the CSV buffers the loader `COPY`s; `parquet`: the `etl-curated` object.
 //!
 //! Choices the contract leaves open, made here:
@@ -18,9 +20,9 @@
 //!   its values (byte order), which is the order of the curated rows.
 //! - Warnings list negative deltas in key then date order.
 
+mod combine;
 mod copy_csv;
 mod delta;
-mod deltas;
 mod parquet;
 mod read;
 mod spec;
@@ -28,7 +30,9 @@ mod spec;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+pub use combine::combine;
 pub use delta::{Delta, check_removal, delta};
+pub use read::{ParsedFile, parse_file};
 pub use spec::{COUNTIES, STATES, Spec};
 
 use crate::error::DataError;
@@ -58,20 +62,16 @@ pub struct Curated {
 /// Reads, validates and curates the files of one version of a dataset, `(file name, bytes)`
 /// each: rows of all files together, a (date, key) in several files kept once when they agree.
 pub fn read(spec: &'static Spec, files: &[(&str, &[u8])]) -> Result<Curated, DataError> {
-    if files.is_empty() {
-        return Err(DataError::Invalid(format!(
-            "the {} dataset was given no file to read",
-            spec.name
-        )));
-    }
-    let bytes = files.iter().map(|(_, bytes)| bytes.len()).sum();
-    let mut raw = read::Raw::with_capacity(bytes);
-    for (index, (name, bytes)) in files.iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        raw.read_file(spec, index, name, bytes)?;
-    }
-    let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
-    deltas::curate(spec, raw, &names)
+    let parsed = files
+        .iter()
+        .map(|(name, bytes)| parse_file(spec, name, bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    let named: Vec<(&str, &ParsedFile)> = files
+        .iter()
+        .zip(&parsed)
+        .map(|((name, _), parsed)| (*name, parsed))
+        .collect();
+    combine(spec, &named)
 }
 
 impl Curated {
