@@ -43,20 +43,12 @@ async fn the_page_charts_the_database_its_toggles_work_and_a_new_run_appears_liv
     )
     .await;
     let app = TestApp::start(db.config()).await;
-
-    let driver = Chromedriver::start().await;
-    let profile = tempfile::tempdir().expect("temporary browser profile");
-    let client = driver.session(profile.path()).await;
-
-    // Asserts run inside catch_unwind so the browser is closed (and a screenshot kept) either way.
-    let outcome = AssertUnwindSafe(exercise(&client, &app, &db, &rows))
-        .catch_unwind()
-        .await;
-    finish(client, app, "final", outcome).await;
+    in_browser(app, "final", async |client, app| {
+        exercise(client, app, &db, &rows).await
+    })
+    .await;
 }
 
-/// Ends a browser test whose checks ran under `catch_unwind`: keeps a screenshot named `name`,
-/// closes the browser and the app, then fails the test if a check did.
 /// Stops the test at once, naming the fix, when the browser is not installed; and installs the
 /// TLS crypto provider the app's clients need.
 pub(crate) fn require_browser() {
@@ -69,12 +61,24 @@ pub(crate) fn require_browser() {
     shared::install_crypto_provider();
 }
 
-pub(crate) async fn finish(
-    client: Client,
+/// Runs `checks` in a fresh headless Chromium session on `app`'s page. The checks run under
+/// `catch_unwind`, so whatever they find the browser is closed, a screenshot named `name` kept and
+/// the app stopped; then the test fails if a check did.
+pub(crate) async fn in_browser(
     app: TestApp,
     name: &str,
-    outcome: std::thread::Result<()>,
+    checks: impl AsyncFnOnce(&Client, &TestApp),
 ) {
+    let driver = Chromedriver::start().await;
+    let profile = tempfile::tempdir().expect("temporary browser profile");
+    let client = driver.session(profile.path()).await;
+    let outcome = AssertUnwindSafe(checks(&client, &app)).catch_unwind().await;
+    finish(client, app, name, outcome).await;
+}
+
+/// Ends a browser test whose checks ran under `catch_unwind`: keeps a screenshot named `name`,
+/// closes the browser and the app, then fails the test if a check did.
+async fn finish(client: Client, app: TestApp, name: &str, outcome: std::thread::Result<()>) {
     let screenshot = client.screenshot().await;
     let _ = client.close().await;
     app.stop().await;

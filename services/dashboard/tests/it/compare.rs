@@ -4,17 +4,14 @@
 //! tables' mean (and "not reported" over a day not reported), a pick is removed, and a county run
 //! that lands while the page is open is drawn without a reload.
 
-use std::panic::AssertUnwindSafe;
-
 use chrono::{Days, NaiveDate};
 use dashboard::Config;
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
-use futures::FutureExt;
 use shared::Env;
 use test_support::stack::{self, Identity};
 
-use crate::browser::{Chromedriver, finish, require_browser, text, wait_for, write_screenshot};
+use crate::browser::{in_browser, require_browser, text, wait_for, write_screenshot};
 use crate::support::{self, TestApp, TestDb, date};
 
 const FIRST_DATE: &str = "2020-03-01";
@@ -110,13 +107,10 @@ async fn a_state_and_a_county_picked_are_compared_with_the_tables_values() {
     load(&db).await;
     let app = TestApp::start(reader_config(&db.env)).await;
 
-    let driver = Chromedriver::start().await;
-    let profile = tempfile::tempdir().expect("temporary browser profile");
-    let client = driver.session(profile.path()).await;
-    let outcome = AssertUnwindSafe(exercise(&client, &app, &db))
-        .catch_unwind()
-        .await;
-    finish(client, app, "compare", outcome).await;
+    in_browser(app, "compare", async |client, app| {
+        exercise(client, app, &db).await
+    })
+    .await;
 }
 
 /// Types `typed` into the picker and presses Enter, as a keyboard user does.

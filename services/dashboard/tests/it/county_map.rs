@@ -6,19 +6,17 @@
 //! asserted: speed is a benchmark's question.
 
 use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use dashboard::Config;
 use fantoccini::{Client, Locator};
-use futures::FutureExt;
 use serde::Deserialize;
 use shared::Env;
 use test_support::stack::{self, Identity};
 
-use crate::browser::{Chromedriver, finish, require_browser, set_date, text, thousands, wait_for};
+use crate::browser::{in_browser, require_browser, set_date, text, thousands, wait_for};
 use crate::map_probe::{assert_painted, hover};
 use crate::support::{TestApp, TestDb, date};
 
@@ -224,13 +222,10 @@ async fn the_county_map_of_a_full_table_draws_a_picked_date_with_each_countys_ro
     assert!(rows > 2_500_000, "{rows} rows is not the full size");
     let app = TestApp::start(reader_config(&db.env)).await;
 
-    let driver = Chromedriver::start().await;
-    let profile = tempfile::tempdir().expect("temporary browser profile");
-    let client = driver.session(profile.path()).await;
-    let outcome = AssertUnwindSafe(exercise(&client, &app, &db))
-        .catch_unwind()
-        .await;
-    finish(client, app, "county-map", outcome).await;
+    in_browser(app, "county-map", async |client, app| {
+        exercise(client, app, &db).await
+    })
+    .await;
 }
 
 /// One county's row on a date, from the table.

@@ -6,18 +6,13 @@
 //! level is shown again). How long each draw takes is printed (run with `--nocapture`), not
 //! asserted.
 
-use std::panic::AssertUnwindSafe;
-
 use chrono::{Days, NaiveDate};
 use dashboard::Config;
 use fantoccini::{Client, Locator};
-use futures::FutureExt;
 use shared::Env;
 use test_support::stack::{self, Identity};
 
-use crate::browser::{
-    Chromedriver, finish, require_browser, text, thousands, wait_for, write_screenshot,
-};
+use crate::browser::{in_browser, require_browser, text, thousands, wait_for, write_screenshot};
 use crate::map_probe::{assert_painted, hover};
 use crate::support::{self, TestApp, TestDb, date};
 
@@ -96,13 +91,10 @@ async fn the_map_draws_averages_and_states_and_redraws_the_level_a_run_lands_for
     load(&db).await;
     let app = TestApp::start(reader_config(&db.env)).await;
 
-    let driver = Chromedriver::start().await;
-    let profile = tempfile::tempdir().expect("temporary browser profile");
-    let client = driver.session(profile.path()).await;
-    let outcome = AssertUnwindSafe(exercise(&client, &app, &db))
-        .catch_unwind()
-        .await;
-    finish(client, app, "map-levels", outcome).await;
+    in_browser(app, "map-levels", async |client, app| {
+        exercise(client, app, &db).await
+    })
+    .await;
 }
 
 /// One key's figures on a date, from the table: the day's values and the mean of the 7 days

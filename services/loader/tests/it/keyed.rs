@@ -205,6 +205,14 @@ fn delta_csv(old: &[Row], new: &[Row]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     )
 }
 
+/// The rows CSV of `rows` with the first row once more at the end: a (date, key) given twice.
+fn with_first_row_again(rows: &[Row]) -> Vec<u8> {
+    let mut csv = rows_csv(rows);
+    csv.extend_from_slice(rows_csv(&rows[..1]).split(|&b| b == b'\n').nth(1).unwrap());
+    csv.push(b'\n');
+    csv
+}
+
 fn run(id: &str) -> RunId {
     RunId::new(id).unwrap()
 }
@@ -772,9 +780,7 @@ async fn a_first_load_with_a_repeated_row_fails_naming_it_and_leaves_the_table_a
     let (mut client, env) = fresh().await;
     let before = snapshot(&client, &env).await;
     let rows = dataset(&base_values());
-    let mut twice = rows_csv(&rows);
-    twice.extend_from_slice(rows_csv(&rows[..1]).split(|&b| b == b'\n').nth(1).unwrap());
-    twice.push(b'\n');
+    let twice = with_first_row_again(&rows);
 
     let tx = client.transaction().await.unwrap();
     let err = keyed::reconcile(&tx, &env, T, &run("run-a"), &twice, SHARE)
@@ -834,16 +840,7 @@ async fn a_csv_with_a_bad_value_fails_naming_the_table_and_changes_nothing() {
         .replace("fips,cases", "cases,fips");
     for (what, rows, expect) in [
         ("header", swapped.into_bytes(), "header"),
-        (
-            "repeated row",
-            {
-                let mut twice = rows_csv(&old[..2]);
-                twice.extend_from_slice(rows_csv(&old[..1]).split(|&b| b == b'\n').nth(1).unwrap());
-                twice.push(b'\n');
-                twice
-            },
-            "duplicate",
-        ),
+        ("repeated row", with_first_row_again(&old[..2]), "duplicate"),
     ] {
         let base = run("run-a");
         let tx = client.transaction().await.unwrap();
