@@ -7,6 +7,7 @@
 //! reconcile that changes nothing costs the COPY and one join, not a probe per row. An empty
 //! table (a first load) skips all that: the rows are copied straight into it.
 
+use deadpool_postgres::Pool;
 use shared::Env;
 use shared::events::Counts;
 use shared::ids::RunId;
@@ -26,6 +27,9 @@ use super::{Applied, guarded, lock, steps};
 /// ends); the caller checks run order first (see the module [`keyed`](super)). DESIGN rule 7 is
 /// checked on the share of stored rows that would go, before anything changes. On any error
 /// nothing is changed and the transaction is still usable.
+///
+/// `fillers`, a pool of connections besides the caller's, lets a first load into an empty table
+/// copy its rows over several connections at once (`fill`).
 pub async fn reconcile(
     tx: &Transaction<'_>,
     env: &Env,
@@ -33,14 +37,25 @@ pub async fn reconcile(
     run_id: &RunId,
     all_rows: &[u8],
     max_removed_share: f64,
+    fillers: Option<&Pool>,
 ) -> Result<Applied, KeyedError> {
     lock(tx, env, table).await?;
+    let rows = Rows {
+        csv: all_rows,
+        fillers,
+    };
     guarded(
         tx,
         table,
-        reconcile_all(tx, env, table, run_id, all_rows, max_removed_share),
+        reconcile_all(tx, env, table, run_id, rows, max_removed_share),
     )
     .await
+}
+
+/// A whole dataset's rows CSV, and the connections that may copy it into an empty table.
+struct Rows<'a> {
+    csv: &'a [u8],
+    fillers: Option<&'a Pool>,
 }
 
 async fn reconcile_all(
@@ -48,12 +63,13 @@ async fn reconcile_all(
     env: &Env,
     table: &Table,
     run_id: &RunId,
-    all_rows: &[u8],
+    rows: Rows<'_>,
     max_removed_share: f64,
 ) -> Result<Applied, KeyedError> {
     let mut steps = steps();
+    let all_rows = rows.csv;
     if is_empty(tx, env, table).await? {
-        let inserted = copy_into_empty(tx, env, table, all_rows, run_id).await?;
+        let inserted = copy_into_empty(tx, env, table, all_rows, run_id, rows.fillers).await?;
         steps.lap("load");
         base::record(tx, env, table, run_id, inserted).await?;
         return Ok(Applied {

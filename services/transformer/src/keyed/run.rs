@@ -180,27 +180,26 @@ impl KeyedRun {
     }
 
     /// The run's files in the dataset's order: parsed by an earlier run when the payload's
-    /// digest is one that run had, else the payload read from `etl-raw`.
+    /// digest is one that run had, else the payload read from `etl-raw`, all read at once.
     async fn files(
         &self,
         stores: &Stores,
         config: &Config,
         cache: &Cache,
     ) -> Result<Vec<File>, RunError> {
-        let mut files = Vec::with_capacity(self.inputs.len());
-        for input in &self.inputs {
+        let reads = self.inputs.iter().map(|input| async move {
             let digest = input.object.sha256.clone();
             let content = match cache.file(self.spec, &digest) {
                 Some(parsed) => Content::Parsed(parsed),
                 None => Content::Payload(read_payload(stores, input, config).await?),
             };
-            files.push(File {
+            Ok::<_, RunError>(File {
                 name: input.upstream.path.clone(),
                 digest,
                 content,
-            });
-        }
-        Ok(files)
+            })
+        });
+        futures::future::try_join_all(reads).await
     }
 
     /// The base of the delta: the last run's curated dataset if this process made it and

@@ -114,7 +114,7 @@ impl Curated {
 
     /// Every row as the contract's `rows` CSV, for a full reconcile.
     pub fn rows_csv(&self) -> Result<Vec<u8>, DataError> {
-        copy_csv::write(&self.to_frame()?)
+        copy_csv::rows(self)
     }
 
     /// The `etl-curated` object.
