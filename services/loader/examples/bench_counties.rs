@@ -45,10 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| loader::config::DEFAULT_DATABASE_URL.to_owned());
     shared::install_crypto_provider();
-    let database = shared::postgres::Database::from_url(&url)?;
-    // The loader's pool: a first load copies over several of its connections at once.
-    let fillers = loader::db::pool(&database);
-    let mut client = database
+    let mut client = shared::postgres::Database::from_url(&url)?
         .connect()
         .await
         .map_err(|err| anyhow::anyhow!(shared::postgres::explain(&err)))
@@ -78,17 +75,9 @@ async fn main() -> anyhow::Result<()> {
     let run_a = RunId::new("bench-counties-a")?;
     let at = Instant::now();
     let tx = client.transaction().await?;
-    let applied = loader::keyed::reconcile(
-        &tx,
-        &env,
-        table,
-        &run_a,
-        &rows,
-        MAX_REMOVED_SHARE,
-        Some(&fillers),
-    )
-    .await
-    .context("the first reconcile")?;
+    let applied = loader::keyed::reconcile(&tx, &env, table, &run_a, &rows, MAX_REMOVED_SHARE)
+        .await
+        .context("the first reconcile")?;
     tx.commit().await?;
     drop(rows);
     step("reconcile", at);

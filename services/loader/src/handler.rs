@@ -196,7 +196,8 @@ impl Handler {
     async fn load(&self, event: &Transformed) -> Result<Applied, LoadError> {
         self.ensure_migrated(&event.env).await?;
         if !event.dataset.is_us() {
-            return keyed_run::load(&self.stores.curated, &self.pool, &self.config, event).await;
+            let mut client = self.pool.get().await?;
+            return keyed_run::load(&self.stores.curated, &mut client, &self.config, event).await;
         }
         let read_started = Instant::now();
         let dataset = curated::read(

@@ -12,13 +12,6 @@ pub enum KeyedError {
         step: &'static str,
         source: tokio_postgres::Error,
     },
-    /// No connection to fill a first load with (`fill`): PostgreSQL out of reach, or the pool's
-    /// connections all busy for its wait timeout.
-    #[error("no PostgreSQL connection to fill {table}: {source}")]
-    Pool {
-        table: &'static str,
-        source: deadpool_postgres::PoolError,
-    },
     /// A CSV buffer PostgreSQL would not read: a bad value, a wrong header, a repeated
     /// (date, key), a missing key.
     #[error("the {what} CSV for {table} is invalid: {}", describe(source))]
@@ -73,7 +66,6 @@ impl KeyedError {
     pub fn is_transient(&self) -> bool {
         match self {
             KeyedError::Db { source, .. } => db::is_transient(source),
-            KeyedError::Pool { .. } => true,
             _ => false,
         }
     }
@@ -83,7 +75,6 @@ impl KeyedError {
         match self {
             KeyedError::Db { source, .. } if db::is_transient(source) => FailureKind::Unavailable,
             KeyedError::Db { .. } => FailureKind::Internal,
-            KeyedError::Pool { .. } => FailureKind::Unavailable,
             // The curated bytes are the ones announced, yet not a dataset.
             KeyedError::InvalidCsv { .. } => FailureKind::CorruptObject,
             KeyedError::SuspiciousRemoval { .. } => FailureKind::SuspiciousRemoval,

@@ -26,8 +26,7 @@
 //! the run as failed, or to reconcile after a delta that did not fit).
 //!
 //! - [`table`]: the two tables (on `dataset::keyed::Spec`), their key columns, SQL fragments;
-//! - `stage`: the staging tables and the COPY of each CSV; `fill`: a first load copied by
-//!   several connections at once;
+//! - `stage`: the staging tables and the COPY of each CSV;
 //! - `base`: `keyed_base`, and rule 7; `keys`: the key list readers go through (`<dataset>_keys`);
 //! - `write`: the statements shared by both paths (delete, upsert, the new base);
 //! - `apply`: [`apply_delta`]; `reconcile`: [`reconcile`];
@@ -37,7 +36,6 @@ mod apply;
 mod base;
 mod corrections;
 mod error;
-mod fill;
 mod keys;
 mod reconcile;
 mod stage;

@@ -7,7 +7,6 @@
 //! reconcile that changes nothing costs the COPY and one join, not a probe per row. An empty
 //! table (a first load) skips all that: the rows are copied straight into it.
 
-use deadpool_postgres::Pool;
 use shared::Env;
 use shared::events::Counts;
 use shared::ids::RunId;
@@ -27,9 +26,6 @@ use super::{Applied, guarded, lock, steps};
 /// ends); the caller checks run order first (see the module [`keyed`](super)). DESIGN rule 7 is
 /// checked on the share of stored rows that would go, before anything changes. On any error
 /// nothing is changed and the transaction is still usable.
-///
-/// `fillers`, a pool of connections besides the caller's, lets a first load into an empty table
-/// copy its rows over several connections at once (`fill`).
 pub async fn reconcile(
     tx: &Transaction<'_>,
     env: &Env,
@@ -37,25 +33,14 @@ pub async fn reconcile(
     run_id: &RunId,
     all_rows: &[u8],
     max_removed_share: f64,
-    fillers: Option<&Pool>,
 ) -> Result<Applied, KeyedError> {
     lock(tx, env, table).await?;
-    let rows = Rows {
-        csv: all_rows,
-        fillers,
-    };
     guarded(
         tx,
         table,
-        reconcile_all(tx, env, table, run_id, rows, max_removed_share),
+        reconcile_all(tx, env, table, run_id, all_rows, max_removed_share),
     )
     .await
-}
-
-/// A whole dataset's rows CSV, and the connections that may copy it into an empty table.
-struct Rows<'a> {
-    csv: &'a [u8],
-    fillers: Option<&'a Pool>,
 }
 
 async fn reconcile_all(
@@ -63,13 +48,12 @@ async fn reconcile_all(
     env: &Env,
     table: &Table,
     run_id: &RunId,
-    rows: Rows<'_>,
+    all_rows: &[u8],
     max_removed_share: f64,
 ) -> Result<Applied, KeyedError> {
     let mut steps = steps();
-    let all_rows = rows.csv;
-    if is_empty(tx, env, table).await? {
-        let inserted = copy_into_empty(tx, env, table, all_rows, run_id, rows.fillers).await?;
+    if is_empty(tx, env, table).await? && stays_empty(tx, env, table).await? {
+        let inserted = copy_into_empty(tx, env, table, all_rows, run_id).await?;
         steps.lap("load");
         base::record(tx, env, table, run_id, inserted).await?;
         return Ok(Applied {
@@ -217,6 +201,19 @@ async fn is_empty(tx: &Transaction<'_>, env: &Env, table: &Table) -> Result<bool
         .await
         .map_err(KeyedError::db(table.table_name(), "look for stored rows"))?
         .get(0))
+}
+
+/// Locks the empty `table` against every other session until the transaction ends (a first load
+/// empties it again, see `copy_into_empty`), then whether it is still empty: a row written
+/// between the look and the lock leaves it to the full reconcile, which keeps what it must.
+async fn stays_empty(tx: &Transaction<'_>, env: &Env, table: &Table) -> Result<bool, KeyedError> {
+    tx.batch_execute(&format!(
+        "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+        table.qualified(env)
+    ))
+    .await
+    .map_err(KeyedError::db(table.table_name(), "lock the empty table"))?;
+    is_empty(tx, env, table).await
 }
 
 /// Records, as `run_id`'s revisions, every cases or deaths value of a stored (date, key) that the

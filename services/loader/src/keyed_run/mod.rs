@@ -21,9 +21,8 @@ mod read;
 
 use async_nats::jetstream::object_store::ObjectStore;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
 use shared::events::{Dropped, Loaded, MAX_CORRECTIONS_IN_EVENT, SCHEMA_VERSION, Transformed};
-use tokio_postgres::Transaction;
+use tokio_postgres::{Client, Transaction};
 
 use crate::apply::{
     Applied, Steps, begin_locked, refuse_suspicious, settled_before, stage_timings,
@@ -37,10 +36,9 @@ use read::DeltaParts;
 
 /// Loads the run of `event`, whose dataset must be a keyed one, into its env's schema (which
 /// must be migrated), reading its objects from `store`.
-/// Its transaction takes one of `pool`'s connections; a first load may take more to copy with.
 pub(crate) async fn load(
     store: &ObjectStore,
-    pool: &Pool,
+    client: &mut Client,
     config: &Config,
     event: &Transformed,
 ) -> Result<Applied, LoadError> {
@@ -62,15 +60,14 @@ pub(crate) async fn load(
         None => None,
     };
     steps.lap("read");
-    let mut client = pool.get().await?;
-    let tx = begin_locked(&mut client, &event.env).await?;
+    let tx = begin_locked(client, &event.env).await?;
     if let Some(settled) = settled_before(&tx, event, run.times(Utc::now())).await? {
         tx.commit().await.map_err(LoadError::db("commit"))?;
         return Ok(settled);
     }
     steps.lap("lock");
 
-    let applied = match apply(&tx, store, pool, config, &run, parts.as_ref(), &mut steps).await {
+    let applied = match apply(&tx, store, config, &run, parts.as_ref(), &mut steps).await {
         Ok(applied) => applied,
         Err(LoadError::Keyed(err @ KeyedError::SuspiciousRemoval { .. })) => {
             // The keyed calls rolled back to their savepoint: the table is as it was.
@@ -164,7 +161,6 @@ const DELTA_SAVEPOINT: &str = "keyed_delta";
 async fn apply(
     tx: &Transaction<'_>,
     store: &ObjectStore,
-    pool: &Pool,
     config: &Config,
     run: &Run<'_>,
     parts: Option<&DeltaParts>,
@@ -230,7 +226,6 @@ async fn apply(
         &event.run_id,
         &full.csv,
         config.max_removed_share,
-        Some(pool),
     )
     .await?;
     steps.record("reconcile", &applied.timings);

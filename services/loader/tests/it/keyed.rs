@@ -7,11 +7,9 @@ use dataset::keyed::Curated;
 use futures::TryStreamExt;
 
 use chrono::NaiveDate;
-use deadpool_postgres::Pool;
 use loader::keyed::{self, Applied, Counts, Delta, DeltaOutcome, KeyedError, Table};
 use shared::Env;
 use shared::ids::RunId;
-use shared::postgres::Database;
 use test_support::stack::{self, Identity};
 use test_support::{drop_schema, migrate, unique_env};
 use tokio_postgres::Client;
@@ -224,18 +222,11 @@ async fn fresh() -> (Client, Env) {
     (migrate(&env).await, env)
 }
 
-/// The loader's pool, whose connections fill a first load ([`keyed::reconcile`]'s `fillers`).
-fn fillers() -> Pool {
-    loader::db::pool(&Database::from_url(&stack::database_url()).unwrap())
-}
-
-/// Reconciles `rows` as `run_id` and commits, a first load over several connections as the
-/// loader does. The fixtures are small: one row of ten is more than [`SHARE`], so a reconcile
-/// allows half.
+/// Reconciles `rows` as `run_id` and commits. The fixtures are small: one row of ten is more than
+/// [`SHARE`], so a reconcile allows half.
 async fn load(client: &mut Client, env: &Env, run_id: &str, rows: &[Row]) -> Applied {
     let tx = client.transaction().await.unwrap();
-    let csv = rows_csv(rows);
-    let applied = keyed::reconcile(&tx, env, T, &run(run_id), &csv, 0.5, Some(&fillers()))
+    let applied = keyed::reconcile(&tx, env, T, &run(run_id), &rows_csv(rows), 0.5)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -700,7 +691,7 @@ async fn rule_7_refuses_a_large_removal_before_changing_anything() {
 
     // The same by a reconcile; its transaction stays usable (to record the failed run).
     let tx = client.transaction().await.unwrap();
-    let err = keyed::reconcile(&tx, &env, T, &run("run-b"), &rows_csv(&new), SHARE, None)
+    let err = keyed::reconcile(&tx, &env, T, &run("run-b"), &rows_csv(&new), SHARE)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), shared::events::FailureKind::SuspiciousRemoval);
@@ -789,144 +780,30 @@ async fn a_first_load_with_a_repeated_row_fails_naming_it_and_leaves_the_table_a
     let (mut client, env) = fresh().await;
     let before = snapshot(&client, &env).await;
     let rows = dataset(&base_values());
-    // The row again at the end: in the other share when several connections copy.
     let twice = with_first_row_again(&rows);
-    let pool = fillers();
 
-    for fillers in [None, Some(&pool)] {
-        let tx = client.transaction().await.unwrap();
-        let err = keyed::reconcile(&tx, &env, T, &run("run-a"), &twice, SHARE, fillers)
-            .await
-            .unwrap_err();
-        still_usable(&tx).await;
-        tx.commit().await.unwrap();
-        let text = err.to_string();
-        assert!(matches!(err, KeyedError::InvalidCsv { .. }), "{text}");
-        assert!(text.contains("counties_daily"), "{text}");
-        // PostgreSQL names the repeated key.
-        assert!(text.contains(&rows[0].county), "{text}");
-        assert_eq!(snapshot(&client, &env).await, before);
-        // The primary key the load dropped is back, and no table to fill is left over.
-        assert_eq!(
-            tables_and_indexes(&client, &env).await,
-            FRESH_COUNTIES_DAILY
-        );
-    }
-    drop_schema(&env).await;
-}
-
-/// The relations of `env`'s schema named after `counties_daily`, with their kind: the table,
-/// its index, and any table left from filling it.
-async fn tables_and_indexes(client: &Client, env: &Env) -> Vec<String> {
-    client
-        .query(
-            "SELECT relname || ' ' || relkind::text FROM pg_class
-             WHERE relnamespace = $1::text::regnamespace AND relname LIKE 'counties\\_daily%'
-               AND relname NOT LIKE 'counties\\_daily\\_changes%'
-             ORDER BY relname",
-            &[&format!("\"{env}\"")],
+    let tx = client.transaction().await.unwrap();
+    let err = keyed::reconcile(&tx, &env, T, &run("run-a"), &twice, SHARE)
+        .await
+        .unwrap_err();
+    still_usable(&tx).await;
+    tx.commit().await.unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, KeyedError::InvalidCsv { .. }), "{text}");
+    assert!(text.contains("counties_daily"), "{text}");
+    // PostgreSQL names the repeated key.
+    assert!(text.contains(&rows[0].county), "{text}");
+    assert_eq!(snapshot(&client, &env).await, before);
+    // The primary key the load dropped is back.
+    let keyed: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1::text::regclass AND indisprimary)",
+            &[&format!("\"{env}\".counties_daily")],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
-}
-
-/// [`tables_and_indexes`] as the migrations leave them.
-const FRESH_COUNTIES_DAILY: [&str; 2] = ["counties_daily r", "counties_daily_pkey i"];
-
-#[tokio::test]
-async fn a_first_load_swapped_in_keeps_the_tables_grants_comment_columns_and_index() {
-    let (mut client, env) = fresh().await;
-    let target = format!("\"{env}\".counties_daily");
-    client
-        .batch_execute(&format!(
-            "COMMENT ON TABLE {target} IS 'One county''s day.'"
-        ))
-        .await
-        .unwrap();
-    let before = table_facts(&client, &target).await;
-    let empty = oid(&client, &target).await;
-    let data = dataset(&base_values());
-    load(&mut client, &env, "run-a", &data).await;
-    assert_ne!(
-        oid(&client, &target).await,
-        empty,
-        "the filled table took its place"
-    );
-    assert_eq!(table_facts(&client, &target).await, before);
-    assert_eq!(
-        tables_and_indexes(&client, &env).await,
-        FRESH_COUNTIES_DAILY
-    );
-    assert_eq!(stored(&client, &env).await, sorted(data));
-    drop_schema(&env).await;
-}
-
-/// The table `target` names now.
-async fn oid(client: &Client, target: &str) -> u32 {
-    client
-        .query_one("SELECT $1::text::regclass::oid", &[&target])
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// What a swap must keep of `target`: its grants, its comment, its indexes, and each column's
-/// type, default and NOT NULL.
-async fn table_facts(client: &Client, target: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT coalesce(relacl::text, 'no grants') FROM pg_class
-             WHERE oid = $1::text::regclass
-             UNION ALL SELECT coalesce(obj_description($1::text::regclass, 'pg_class'), 'none')
-             UNION ALL (SELECT pg_get_indexdef(indexrelid) FROM pg_index
-                        WHERE indrelid = $1::text::regclass ORDER BY 1)
-             UNION ALL (SELECT concat_ws(' ', attname, format_type(atttypid, atttypmod),
-                                         pg_get_expr(d.adbin, d.adrelid), attnotnull)
-                        FROM pg_attribute a
-                        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-                        WHERE a.attrelid = $1::text::regclass AND a.attnum > 0
-                          AND NOT a.attisdropped
-                        ORDER BY a.attnum)",
-            &[&target],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
-}
-
-#[tokio::test]
-async fn a_first_load_into_a_table_a_view_reads_fills_it_in_place() {
-    let (mut client, env) = fresh().await;
-    client
-        .batch_execute(&format!(
-            "CREATE VIEW \"{env}\".king AS
-             SELECT * FROM \"{env}\".counties_daily WHERE county = 'King'"
-        ))
-        .await
-        .unwrap();
-    let target = format!("\"{env}\".counties_daily");
-    let empty = oid(&client, &target).await;
-    let data = dataset(&base_values());
-    load(&mut client, &env, "run-a", &data).await;
-    assert_eq!(
-        oid(&client, &target).await,
-        empty,
-        "the table was filled in place"
-    );
-    assert_eq!(stored(&client, &env).await, sorted(data.clone()));
-    let king: i64 = client
-        .query_one(&format!("SELECT count(*) FROM \"{env}\".king"), &[])
         .await
         .unwrap()
         .get(0);
-    let expected = data.iter().filter(|row| row.county == "King").count();
-    assert!(expected > 0);
-    assert_eq!(usize::try_from(king).unwrap(), expected);
+    assert!(keyed);
     drop_schema(&env).await;
 }
 
@@ -940,7 +817,7 @@ async fn a_csv_with_a_bad_value_fails_naming_the_table_and_changes_nothing() {
     let mut csv = String::from_utf8(rows_csv(&old)).unwrap();
     csv = csv.replacen(",150,", ",15O,", 1);
     let tx = client.transaction().await.unwrap();
-    let err = keyed::reconcile(&tx, &env, T, &run("run-b"), csv.as_bytes(), SHARE, None)
+    let err = keyed::reconcile(&tx, &env, T, &run("run-b"), csv.as_bytes(), SHARE)
         .await
         .unwrap_err();
     still_usable(&tx).await;
@@ -1067,7 +944,7 @@ async fn a_load_holds_the_envs_load_lock_until_its_transaction_ends() {
     assert!(lock_free_elsewhere(&env).await);
 
     let tx = client.transaction().await.unwrap();
-    keyed::reconcile(&tx, &env, T, &run("run-a"), &rows_csv(&old), SHARE, None)
+    keyed::reconcile(&tx, &env, T, &run("run-a"), &rows_csv(&old), SHARE)
         .await
         .unwrap();
     assert!(!lock_free_elsewhere(&env).await);
@@ -1278,17 +1155,9 @@ async fn the_producers_buffers_load(
     let table = &table;
     let (mut client, env) = fresh().await;
     let tx = client.transaction().await.unwrap();
-    let applied = keyed::reconcile(
-        &tx,
-        &env,
-        table,
-        &run("run-1"),
-        &produced.first_rows,
-        SHARE,
-        Some(&fillers()),
-    )
-    .await
-    .unwrap();
+    let applied = keyed::reconcile(&tx, &env, table, &run("run-1"), &produced.first_rows, SHARE)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(applied.counts, produced.first_counts);
     assert_eq!(applied.rows, produced.first_len);
