@@ -104,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         // Where the time went: when the stream stored each stage's event, after the first
         // extracted one. The run's other extracted events come before its transformed one.
         let mut stages = Vec::new();
+        let mut steps = String::new();
         while let Some(message) = events.next_within(Duration::from_secs(5)).await {
             let stage = message.subject.as_str();
             if stage == subject("transformed") || stage == subject("loaded") {
@@ -114,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
                 ));
             }
             if stage == subject("loaded") {
+                steps = timings(&message.payload)?;
                 break;
             }
         }
@@ -123,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
             stages.join(", "),
             notification.subject
         );
+        println!("{:<22} steps (ms): {steps}", "");
         runs.push(format!(
             "{{\"step\": \"{step}\", \"seconds\": {seconds:.3}}}"
         ));
@@ -149,6 +152,18 @@ fn read_dir(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
         }
     }
     Ok(files)
+}
+
+/// The steps a `loaded` event says its run took, the transformer's and the loader's, as
+/// `name ms, …`.
+fn timings(loaded: &[u8]) -> anyhow::Result<String> {
+    let event: serde_json::Value = serde_json::from_slice(loaded).context("a loaded event")?;
+    let steps = event["timings"].as_array().cloned().unwrap_or_default();
+    Ok(steps
+        .iter()
+        .filter_map(|step| Some(format!("{} {}", step[0].as_str()?, step[1].as_u64()?)))
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 /// Seconds between the stream storing `earlier` and storing `later`.

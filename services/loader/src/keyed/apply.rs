@@ -6,7 +6,7 @@ use shared::Env;
 use shared::ids::RunId;
 use tokio_postgres::Transaction;
 
-use super::base;
+use super::{base, keys};
 use super::error::KeyedError;
 use super::stage::{Kind, stage};
 use super::table::Table;
@@ -122,6 +122,8 @@ async fn apply(
             ))
         })?;
     base::record(tx, env, table, run_id, after).await?;
+    keys::follow(tx, env, table, &rows, &removed).await?;
+    steps.lap("keys");
     Ok(DeltaOutcome::Applied(Applied {
         counts: Counts {
             inserted: up.inserted,

@@ -1,12 +1,10 @@
-//! `keyed_base`: which run a keyed table holds and how many rows (and, with it, the table's key
-//! list); and DESIGN rule 7.
+//! `keyed_base`: which run a keyed table holds and how many rows; and DESIGN rule 7.
 
 use shared::Env;
 use shared::ids::RunId;
 use tokio_postgres::Transaction;
 
 use super::error::KeyedError;
-use super::keys;
 use super::table::Table;
 use crate::db;
 
@@ -39,8 +37,8 @@ pub(crate) async fn read(
     }))
 }
 
-/// Records that `table` now holds `run_id`'s `rows` rows: its base, and the key list readers go
-/// through (`keys`).
+/// Records that `table` now holds `run_id`'s `rows` rows, its base. The caller brings the key list
+/// readers go through along (`keys`).
 pub(crate) async fn record(
     tx: &Transaction<'_>,
     env: &Env,
@@ -64,7 +62,6 @@ pub(crate) async fn record(
     )
     .await
     .map_err(KeyedError::db(table.table_name(), "record keyed_base"))?;
-    keys::refresh(tx, env, table).await?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `<dataset>_keys` (migration 0006): the keys a keyed table holds, with the FIPS code of each
 //! key's latest row and its first and last dates. Readers go through it instead of secondary
-//! indexes on the big table; the loader rebuilds it at the end of every load.
+//! indexes on the big table. A reconcile rebuilds it from the table ([`refresh`]); a delta,
+//! applied only to the base it was computed against, carries it along ([`follow`]).
 
 use shared::Env;
 use tokio_postgres::Transaction;
@@ -51,4 +52,53 @@ pub(crate) async fn refresh(
     )
     .await
     .map_err(KeyedError::db(table.table_name(), "list the table's keys"))
+}
+
+/// Carries `table`'s key list along a delta just applied, whose staged tables are `rows` (the new
+/// and changed rows) and `removed` (the rows that left), reading only those and the keys they
+/// touch. A key that lost rows is listed again from the table (or no longer, when none is left);
+/// a key with rows staged takes their first date if earlier, their last date if later, and the
+/// FIPS code of its latest row when that row is staged; a key new to the table is added. A daily
+/// county run stages a day for every county, so this costs a few thousand lines rather than the
+/// ten thousand index probes of a [`refresh`] (≈ 0.3 s at county scale).
+pub(crate) async fn follow(
+    tx: &Transaction<'_>,
+    env: &Env,
+    table: &Table,
+    rows: &str,
+    removed: &str,
+) -> Result<(), KeyedError> {
+    let table_rows = table.qualified(env);
+    let keys = table.qualified_keys(env);
+    let key = table.key_list();
+    let same = |a: &str, b: &str| {
+        table
+            .key()
+            .iter()
+            .map(|c| format!("{a}.{c} = {b}.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let failed = KeyedError::db(table.table_name(), "carry the key list along the delta");
+    tx.batch_execute(&format!(
+        "DELETE FROM {keys} k USING (SELECT DISTINCT {key} FROM {removed}) r WHERE {k_r};
+         INSERT INTO {keys} ({key}, fips, first_date, last_date)
+         SELECT {r_key}, l.fips, f.date, l.date FROM (SELECT DISTINCT {key} FROM {removed}) r
+         CROSS JOIN LATERAL (SELECT d.date FROM {table_rows} d WHERE {d_r}
+                             ORDER BY d.date LIMIT 1) f
+         CROSS JOIN LATERAL (SELECT d.date, d.fips FROM {table_rows} d WHERE {d_r}
+                             ORDER BY d.date DESC LIMIT 1) l;
+         INSERT INTO {keys} AS k ({key}, fips, first_date, last_date)
+         SELECT DISTINCT ON ({key}) {key}, fips, min(date) OVER (PARTITION BY {key}), date
+         FROM {rows} ORDER BY {key}, date DESC
+         ON CONFLICT ({key}) DO UPDATE SET
+             first_date = least(k.first_date, EXCLUDED.first_date),
+             fips = CASE WHEN EXCLUDED.last_date >= k.last_date THEN EXCLUDED.fips ELSE k.fips END,
+             last_date = greatest(k.last_date, EXCLUDED.last_date)",
+        k_r = same("k", "r"),
+        d_r = same("d", "r"),
+        r_key = table.key_of("r"),
+    ))
+    .await
+    .map_err(failed)
 }

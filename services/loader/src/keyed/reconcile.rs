@@ -12,12 +12,12 @@ use shared::events::Counts;
 use shared::ids::RunId;
 use tokio_postgres::Transaction;
 
-use super::base;
 use super::error::KeyedError;
 use super::stage::{Kind, copy_into_empty, stage};
 use super::table::Table;
 use super::write::{VALUES, count, delete_listed, unchanged, upsert};
 use super::{Applied, guarded, lock, steps};
+use super::{base, keys};
 
 /// Makes `table` in `env`'s schema hold exactly `all_rows` (the rows CSV of the whole dataset:
 /// `date,<key>,fips,cases,deaths,new_cases,new_deaths`) as `run_id`, inside the caller's
@@ -56,6 +56,7 @@ async fn reconcile_all(
         let inserted = copy_into_empty(tx, env, table, all_rows, run_id).await?;
         steps.lap("load");
         base::record(tx, env, table, run_id, inserted).await?;
+        keys::refresh(tx, env, table).await?;
         return Ok(Applied {
             counts: Counts {
                 inserted,
@@ -104,6 +105,7 @@ async fn reconcile_all(
         });
     }
     base::record(tx, env, table, run_id, staged).await?;
+    keys::refresh(tx, env, table).await?;
     Ok(Applied {
         counts: Counts {
             inserted: up.inserted,

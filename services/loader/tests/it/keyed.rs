@@ -624,6 +624,38 @@ async fn a_delta_removes_the_rows_of_a_key_that_left() {
 }
 
 #[tokio::test]
+async fn a_delta_carries_the_key_list_along() {
+    let (mut client, env) = fresh().await;
+    let old = dataset(&base_values());
+    load(&mut client, &env, "run-a", &old).await;
+
+    let mut values: Vec<Values> = base_values()
+        .into_iter()
+        // King keeps only its middle day: its first and last dates move inwards.
+        .filter(|v| v.2 != "King" || v.0 == 2)
+        // Doña Ana's latest row gets another FIPS code.
+        .map(|v| match v {
+            (3, state, county @ "Doña Ana, \"DA\"", _, cases, deaths) => {
+                (3, state, county, Some("35099"), cases, deaths)
+            }
+            other => other,
+        })
+        .collect();
+    values.extend([
+        // New York City reported a day earlier than before, and Harris is a new key.
+        (0, "New York", "New York City", None, Some(50), Some(1)),
+        (2, "Texas", "Harris", Some("48201"), Some(5), Some(0)),
+    ]);
+    let new = dataset(&values);
+    let applied =
+        expect_applied(apply(&mut client, &env, ("run-a", "run-b"), (&old, &new), 0.5).await);
+    assert_eq!((applied.counts.inserted, applied.counts.removed), (2, 2));
+    assert_eq!(stored(&client, &env).await, sorted(new.clone()));
+    assert_eq!(keys_of(&client, &env).await, keys_in(&new));
+    drop_schema(&env).await;
+}
+
+#[tokio::test]
 async fn a_delta_on_another_base_changes_nothing_and_asks_for_a_reconcile() {
     let (mut client, env) = fresh().await;
     let old = dataset(&base_values());
