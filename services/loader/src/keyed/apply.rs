@@ -6,12 +6,12 @@ use shared::Env;
 use shared::ids::RunId;
 use tokio_postgres::Transaction;
 
-use super::{base, keys};
 use super::error::KeyedError;
 use super::stage::{Kind, stage};
 use super::table::Table;
 use super::write::{count, delete_listed, unchanged, upsert};
 use super::{Applied, guarded, lock, steps};
+use super::{base, keys};
 use shared::events::Counts;
 
 /// A run's delta against its base, as the transformer writes it (the keyed contract's CSV).
