@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let run_a = RunId::new("bench-a")?;
     let (applied, took) = timed(async {
         let tx = client.transaction().await?;
-        let applied = keyed::reconcile(&tx, &env, table, &run_a, &first, SHARE).await?;
+        let applied = keyed::reconcile(&tx, &env, table, &run_a, &first, None, SHARE).await?;
         tx.commit().await?;
         anyhow::Ok(applied)
     })
@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let run_c = RunId::new("bench-c")?;
     let (applied, took) = timed(async {
         let tx = client.transaction().await?;
-        let applied = keyed::reconcile(&tx, &env, table, &run_c, &second, SHARE).await?;
+        let applied = keyed::reconcile(&tx, &env, table, &run_c, &second, None, SHARE).await?;
         tx.commit().await?;
         anyhow::Ok(applied)
     })

@@ -23,7 +23,7 @@ use shared::events::{
     Transformed,
 };
 use shared::ids::RunId;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, IsolationLevel, Transaction};
 
 use crate::db;
 use crate::error::LoadError;
@@ -189,13 +189,17 @@ impl Steps {
 }
 
 /// Begins the transaction a run is loaded in, holding the env's load lock until it ends: no two
-/// loads of an env overlap, across processes too.
+/// loads of an env overlap, across processes too. It is READ COMMITTED whatever the server's
+/// default: each statement must see what committed before it, the lock's holder included (a
+/// first keyed load looks again at its table once it has locked it).
 pub(crate) async fn begin_locked<'c>(
     client: &'c mut Client,
     env: &Env,
 ) -> Result<Transaction<'c>, LoadError> {
     let tx = client
-        .transaction()
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
         .await
         .map_err(LoadError::db("begin a transaction"))?;
     tx.execute(

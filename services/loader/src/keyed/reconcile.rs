@@ -26,21 +26,52 @@ use super::{base, keys};
 /// ends); the caller checks run order first (see the module [`keyed`](super)). DESIGN rule 7 is
 /// checked on the share of stored rows that would go, before anything changes. On any error
 /// nothing is changed and the transaction is still usable.
+///
+/// The key list (`keys`) becomes `all_keys` when given: the dataset's own
+/// (`Curated::keys_csv`), right since the table now holds exactly the dataset, and much cheaper
+/// than listing the keys from the table, which is done otherwise.
 pub async fn reconcile(
     tx: &Transaction<'_>,
     env: &Env,
     table: &Table,
     run_id: &RunId,
     all_rows: &[u8],
+    all_keys: Option<&[u8]>,
     max_removed_share: f64,
 ) -> Result<Applied, KeyedError> {
     lock(tx, env, table).await?;
+    let whole = Whole {
+        rows: all_rows,
+        keys: all_keys,
+    };
     guarded(
         tx,
         table,
-        reconcile_all(tx, env, table, run_id, all_rows, max_removed_share),
+        reconcile_all(tx, env, table, run_id, whole, max_removed_share),
     )
     .await
+}
+
+/// A whole dataset: its rows CSV, and its key list if known.
+#[derive(Clone, Copy)]
+struct Whole<'a> {
+    rows: &'a [u8],
+    keys: Option<&'a [u8]>,
+}
+
+impl Whole<'_> {
+    /// Makes the key list that of the table, which now holds exactly this dataset.
+    async fn list_keys(
+        self,
+        tx: &Transaction<'_>,
+        env: &Env,
+        table: &Table,
+    ) -> Result<(), KeyedError> {
+        match self.keys {
+            Some(csv) => keys::replace(tx, env, table, csv).await,
+            None => keys::refresh(tx, env, table).await.map(drop),
+        }
+    }
 }
 
 async fn reconcile_all(
@@ -48,15 +79,16 @@ async fn reconcile_all(
     env: &Env,
     table: &Table,
     run_id: &RunId,
-    all_rows: &[u8],
+    whole: Whole<'_>,
     max_removed_share: f64,
 ) -> Result<Applied, KeyedError> {
+    let all_rows = whole.rows;
     let mut steps = steps();
     if is_empty(tx, env, table).await? && stays_empty(tx, env, table).await? {
         let inserted = copy_into_empty(tx, env, table, all_rows, run_id).await?;
         steps.lap("load");
         base::record(tx, env, table, run_id, inserted).await?;
-        keys::refresh(tx, env, table).await?;
+        whole.list_keys(tx, env, table).await?;
         return Ok(Applied {
             counts: Counts {
                 inserted,
@@ -105,7 +137,7 @@ async fn reconcile_all(
         });
     }
     base::record(tx, env, table, run_id, staged).await?;
-    keys::refresh(tx, env, table).await?;
+    whole.list_keys(tx, env, table).await?;
     Ok(Applied {
         counts: Counts {
             inserted: up.inserted,
@@ -207,7 +239,9 @@ async fn is_empty(tx: &Transaction<'_>, env: &Env, table: &Table) -> Result<bool
 
 /// Locks the empty `table` against every other session until the transaction ends (a first load
 /// empties it again, see `copy_into_empty`), then whether it is still empty: a row written
-/// between the look and the lock leaves it to the full reconcile, which keeps what it must.
+/// between the look and the lock leaves it to the full reconcile, which keeps what it must. The
+/// second look sees such a row because the loader's transactions are READ COMMITTED
+/// (`apply::begin_locked`).
 async fn stays_empty(tx: &Transaction<'_>, env: &Env, table: &Table) -> Result<bool, KeyedError> {
     tx.batch_execute(&format!(
         "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",

@@ -262,7 +262,7 @@ impl Indexes {
 }
 
 /// Streams `csv` into a `COPY … FROM STDIN` statement; the rows PostgreSQL read.
-async fn copy(
+pub(crate) async fn copy(
     tx: &Transaction<'_>,
     statement: &str,
     csv: &[u8],

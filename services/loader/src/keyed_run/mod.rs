@@ -225,6 +225,7 @@ async fn apply(
         &run.table,
         &event.run_id,
         &full.csv,
+        Some(&full.keys),
         config.max_removed_share,
     )
     .await?;

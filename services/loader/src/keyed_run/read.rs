@@ -34,9 +34,11 @@ pub(crate) async fn delta_parts(
     })
 }
 
-/// A run's whole curated dataset as a reconcile takes it: every row as the `rows` CSV.
+/// A run's whole curated dataset as a reconcile takes it: every row as the `rows` CSV, and its
+/// key list.
 pub(crate) struct FullRows {
     pub csv: Vec<u8>,
+    pub keys: Vec<u8>,
 }
 
 /// Reads `event`'s curated dataset within `deadline` and decodes it; its rows and dates must be
@@ -52,13 +54,13 @@ pub(crate) async fn full_rows(
     let name = event.object.name.clone();
     // Polars' Parquet reader calls `block_in_place`, which panics on a current-thread runtime,
     // and the decoding is CPU work: a blocking thread does it.
-    let (curated, csv) = tokio::task::spawn_blocking(move || {
+    let (curated, full) = tokio::task::spawn_blocking(move || {
         let curated = Curated::from_parquet(spec, &object.bytes)
             .map_err(|error| LoadError::Parquet { name, error })?;
-        let csv = curated
-            .rows_csv()
-            .map_err(|error| LoadError::Decode(error.to_string()))?;
-        Ok::<_, LoadError>((curated, csv))
+        let decode = |error: dataset::DataError| LoadError::Decode(error.to_string());
+        let csv = curated.rows_csv().map_err(decode)?;
+        let keys = curated.keys_csv().map_err(decode)?;
+        Ok::<_, LoadError>((curated, FullRows { csv, keys }))
     })
     .await
     .map_err(|err| LoadError::Decode(err.to_string()))??;
@@ -68,7 +70,7 @@ pub(crate) async fn full_rows(
         curated.first_date(),
         curated.last_date(),
     )?;
-    Ok(FullRows { csv })
+    Ok(full)
 }
 
 /// The dataset holds the rows and dates its event announced.

@@ -226,7 +226,7 @@ async fn fresh() -> (Client, Env) {
 /// [`SHARE`], so a reconcile allows half.
 async fn load(client: &mut Client, env: &Env, run_id: &str, rows: &[Row]) -> Applied {
     let tx = client.transaction().await.unwrap();
-    let applied = keyed::reconcile(&tx, env, T, &run(run_id), &rows_csv(rows), 0.5)
+    let applied = keyed::reconcile(&tx, env, T, &run(run_id), &rows_csv(rows), None, 0.5)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -723,7 +723,7 @@ async fn rule_7_refuses_a_large_removal_before_changing_anything() {
 
     // The same by a reconcile; its transaction stays usable (to record the failed run).
     let tx = client.transaction().await.unwrap();
-    let err = keyed::reconcile(&tx, &env, T, &run("run-b"), &rows_csv(&new), SHARE)
+    let err = keyed::reconcile(&tx, &env, T, &run("run-b"), &rows_csv(&new), None, SHARE)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), shared::events::FailureKind::SuspiciousRemoval);
@@ -815,7 +815,7 @@ async fn a_first_load_with_a_repeated_row_fails_naming_it_and_leaves_the_table_a
     let twice = with_first_row_again(&rows);
 
     let tx = client.transaction().await.unwrap();
-    let err = keyed::reconcile(&tx, &env, T, &run("run-a"), &twice, SHARE)
+    let err = keyed::reconcile(&tx, &env, T, &run("run-a"), &twice, None, SHARE)
         .await
         .unwrap_err();
     still_usable(&tx).await;
@@ -849,7 +849,7 @@ async fn a_csv_with_a_bad_value_fails_naming_the_table_and_changes_nothing() {
     let mut csv = String::from_utf8(rows_csv(&old)).unwrap();
     csv = csv.replacen(",150,", ",15O,", 1);
     let tx = client.transaction().await.unwrap();
-    let err = keyed::reconcile(&tx, &env, T, &run("run-b"), csv.as_bytes(), SHARE)
+    let err = keyed::reconcile(&tx, &env, T, &run("run-b"), csv.as_bytes(), None, SHARE)
         .await
         .unwrap_err();
     still_usable(&tx).await;
@@ -976,7 +976,7 @@ async fn a_load_holds_the_envs_load_lock_until_its_transaction_ends() {
     assert!(lock_free_elsewhere(&env).await);
 
     let tx = client.transaction().await.unwrap();
-    keyed::reconcile(&tx, &env, T, &run("run-a"), &rows_csv(&old), SHARE)
+    keyed::reconcile(&tx, &env, T, &run("run-a"), &rows_csv(&old), None, SHARE)
         .await
         .unwrap();
     assert!(!lock_free_elsewhere(&env).await);
@@ -1137,13 +1137,34 @@ pub(crate) async fn stored_csv(
     copy_out(client, &query).await
 }
 
+/// The table's key list in the producer's columns and order (`Curated::keys_csv`).
+async fn stored_keys(client: &Client, env: &Env, table: &Table) -> String {
+    let keys = table.key().join(", ");
+    let order = table
+        .key()
+        .iter()
+        .map(|k| format!("{k} COLLATE \"C\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    copy_out(
+        client,
+        &format!(
+            "SELECT {keys}, fips, first_date, last_date FROM \"{env}\".{}_keys ORDER BY {order}",
+            table.dataset()
+        ),
+    )
+    .await
+}
+
 /// What the producer made of two versions' files: each version's rows CSV and row count, the
 /// first one's counts as a whole, the delta's buffers, counts and change lines.
 struct Produced {
     first_rows: Vec<u8>,
+    first_keys: Vec<u8>,
     first_len: u64,
     first_counts: Counts,
     next_rows: Vec<u8>,
+    next_keys: Vec<u8>,
     next_len: u64,
     delta: [Vec<u8>; 3],
     counts: Counts,
@@ -1158,9 +1179,11 @@ fn produce(table: Table, first: &[(&str, &str)], next: &[(&str, &str)]) -> Produ
     let delta = dataset::keyed::delta(Some(&first), &next).unwrap();
     Produced {
         first_rows: first.rows_csv().unwrap(),
+        first_keys: first.keys_csv().unwrap(),
         first_len: first.rows() as u64,
         first_counts: dataset::keyed::delta(None, &first).unwrap().counts,
         next_rows: next.rows_csv().unwrap(),
+        next_keys: next.keys_csv().unwrap(),
         next_len: next.rows() as u64,
         delta: [
             delta.rows_csv().unwrap(),
@@ -1187,15 +1210,28 @@ async fn the_producers_buffers_load(
     let table = &table;
     let (mut client, env) = fresh().await;
     let tx = client.transaction().await.unwrap();
-    let applied = keyed::reconcile(&tx, &env, table, &run("run-1"), &produced.first_rows, SHARE)
-        .await
-        .unwrap();
+    let applied = keyed::reconcile(
+        &tx,
+        &env,
+        table,
+        &run("run-1"),
+        &produced.first_rows,
+        None,
+        SHARE,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(applied.counts, produced.first_counts);
     assert_eq!(applied.rows, produced.first_len);
     assert_eq!(
         stored_csv(&client, &env, table, None).await,
         text(produced.first_rows.clone())
+    );
+    // The key list the loader lists from the table is the dataset's own.
+    assert_eq!(
+        stored_keys(&client, &env, table).await,
+        text(produced.first_keys.clone())
     );
 
     assert_eq!(produced.counts, expect, "the fixtures' delta");
@@ -1223,6 +1259,11 @@ async fn the_producers_buffers_load(
         stored_csv(&client, &env, table, Some("run-2")).await,
         text(changes.clone())
     );
+    // Carried along the delta, it is the next dataset's.
+    assert_eq!(
+        stored_keys(&client, &env, table).await,
+        text(produced.next_keys.clone())
+    );
     let base: (String, i64) = client
         .query_one(
             &format!("SELECT run_id, rows FROM \"{env}\".keyed_base WHERE dataset = $1"),
@@ -1232,6 +1273,28 @@ async fn the_producers_buffers_load(
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
     assert_eq!(base, ("run-2".to_owned(), produced.next_len as i64));
+    // A reconcile given the dataset's key list (as the loader's is) takes it as it is.
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(&format!(
+        "DELETE FROM {}",
+        format_args!("\"{env}\".{}_keys", table.dataset())
+    ))
+    .await
+    .unwrap();
+    let keys = produced.next_keys.clone();
+    keyed::reconcile(
+        &tx,
+        &env,
+        table,
+        &run("run-3"),
+        &produced.next_rows,
+        Some(&keys),
+        0.5,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(stored_keys(&client, &env, table).await, text(keys));
     drop_schema(&env).await;
 }
 

@@ -199,7 +199,9 @@ impl KeyedRun {
                 content,
             })
         });
-        futures::future::try_join_all(reads).await
+        // All awaited, so that of several failed reads the first in the dataset's order is the
+        // one reported, whichever failed first.
+        futures::future::join_all(reads).await.into_iter().collect()
     }
 
     /// The base of the delta: the last run's curated dataset if this process made it and

@@ -83,15 +83,75 @@ pub(crate) fn rows(curated: &Curated) -> Result<Vec<u8>, DataError> {
     Ok(out)
 }
 
+/// The key list of a whole dataset, as the loader's `<dataset>_keys` holds it:
+/// `<key columns>,fips,first_date,last_date`, one line per key in key order, with the FIPS code
+/// of the key's latest row and its first and last dates. The rows are sorted by key then date,
+/// so one pass finds each key's first and last rows.
+pub(crate) fn keys(curated: &Curated) -> Result<Vec<u8>, DataError> {
+    let rows = &curated.rows;
+    let column = |name: &str| rows.column(name).map_err(internal);
+    let ranks = column("key")?.u32().map_err(internal)?;
+    let dates = &column("date")?.date().map_err(internal)?.phys;
+    let fips = column("fips")?.u32().map_err(internal)?;
+    let mut header: Vec<&str> = curated.spec.keys.to_vec();
+    header.extend(["fips", "first_date", "last_date"]);
+    let mut out = Vec::with_capacity(curated.keys.len() * 64 + 64);
+    out.extend_from_slice(header.join(",").as_bytes());
+    out.push(b'\n');
+    let mut dates_text = DateFields::default();
+    // The key being walked: its rank, first date, and its latest row's date and fips code.
+    let mut current: Option<(u32, i32, i32, Option<u32>)> = None;
+    let mut flush = |out: &mut Vec<u8>, (rank, first, last, code): (u32, i32, i32, Option<u32>)| {
+        let key = curated
+            .keys
+            .get(rank as usize)
+            .ok_or_else(|| DataError::Internal(format!("no key numbered {rank}")))?;
+        out.extend_from_slice(&fields(key.split(KEY_SEPARATOR)));
+        out.push(b',');
+        if let Some(code) = code {
+            let code = curated
+                .fips_codes
+                .get(code as usize)
+                .ok_or_else(|| DataError::Internal(format!("no fips code numbered {code}")))?;
+            out.extend_from_slice(&fields([code.as_str()]));
+        }
+        out.push(b',');
+        out.extend_from_slice(dates_text.get(first)?);
+        out.push(b',');
+        out.extend_from_slice(dates_text.get(last)?);
+        out.push(b'\n');
+        Ok::<_, DataError>(())
+    };
+    for ((rank, date), code) in ranks.iter().zip(dates.iter()).zip(fips.iter()) {
+        let (Some(rank), Some(date)) = (rank, date) else {
+            return Err(DataError::Internal("a row has no key or date".into()));
+        };
+        current = match current {
+            Some((walked, first, _, _)) if walked == rank => Some((rank, first, date, code)),
+            done => {
+                if let Some(done) = done {
+                    flush(&mut out, done)?;
+                }
+                Some((rank, date, date, code))
+            }
+        };
+    }
+    if let Some(done) = current {
+        flush(&mut out, done)?;
+    }
+    Ok(out)
+}
+
 /// `values` as CSV fields joined by commas, each quoted as [`write`] quotes it (`Necessary`): when
-/// it holds a comma, a quote or a line break, with its quotes doubled.
+/// it is empty (unquoted, COPY would read NULL) or holds a comma, a quote or a line break, with
+/// its quotes doubled.
 fn fields<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
     let mut out = Vec::new();
     for (index, value) in values.into_iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
-        if value.contains([',', '"', '\n', '\r']) {
+        if value.is_empty() || value.contains([',', '"', '\n', '\r']) {
             out.push(b'"');
             out.extend_from_slice(value.replace('"', "\"\"").as_bytes());
             out.push(b'"');
@@ -154,5 +214,35 @@ mod tests {
             String::from_utf8(rows(&curated).unwrap()).unwrap(),
             String::from_utf8(expected).unwrap()
         );
+    }
+
+    /// One line per key: its first and last dates, the FIPS code of its latest row (empty when
+    /// that row has none, whatever the earlier rows had).
+    #[test]
+    fn the_key_list_has_each_keys_dates_and_latest_fips_code() {
+        let csv = "date,county,state,fips,cases,deaths\n\
+                   2020-03-02,\"Doña Ana, \"\"Old\"\"\",New Mexico,35013,3,\n\
+                   2020-03-01,\"Doña Ana, \"\"Old\"\"\",New Mexico,35013,1,0\n\
+                   2020-03-01,New York City,New York,36061,10,1\n\
+                   2020-03-05,New York City,New York,,8,2\n\
+                   2020-03-03,New York City,New York,36061,9,2\n\
+                   2021-12-31,Unknown,\"Virgin Islands, U.S.\",,,\n";
+        let curated = read(&COUNTIES, &[("us-counties.csv", csv.as_bytes())]).unwrap();
+        assert_eq!(
+            String::from_utf8(keys(&curated).unwrap()).unwrap(),
+            "state,county,fips,first_date,last_date\n\
+             New Mexico,\"Doña Ana, \"\"Old\"\"\",35013,2020-03-01,2020-03-02\n\
+             New York,New York City,,2020-03-01,2020-03-05\n\
+             \"Virgin Islands, U.S.\",Unknown,,2021-12-31,2021-12-31\n"
+        );
+    }
+
+    /// An empty text is quoted, as the polars writer quotes it: COPY reads it as an empty text,
+    /// where an empty field would be NULL.
+    #[test]
+    fn an_empty_text_is_quoted() {
+        assert_eq!(fields(["", "a,b", "c"]), b"\"\",\"a,b\",c");
+        let frame = df!("text" => ["", "x"]).unwrap();
+        assert_eq!(write(&frame).unwrap(), b"text\n\"\"\nx\n");
     }
 }

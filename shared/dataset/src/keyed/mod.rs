@@ -117,6 +117,12 @@ impl Curated {
         copy_csv::rows(self)
     }
 
+    /// The key list (`<key columns>,fips,first_date,last_date`, a line per key with its latest
+    /// row's FIPS code), the CSV the loader `COPY`s into `<dataset>_keys` with the rows.
+    pub fn keys_csv(&self) -> Result<Vec<u8>, DataError> {
+        copy_csv::keys(self)
+    }
+
     /// The `etl-curated` object.
     pub fn to_parquet(&self) -> Result<Vec<u8>, DataError> {
         parquet::write(&self.to_frame()?)

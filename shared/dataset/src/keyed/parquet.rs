@@ -10,10 +10,14 @@ use super::Curated;
 use super::spec::{KEY_SEPARATOR, Spec};
 use crate::error::DataError;
 
+/// Snappy rather than polars' default zstd: a run waits on this encoding, which snappy makes
+/// about a quarter faster (2.3 M county rows: ≈ 0.35 s instead of ≈ 0.46 s) for a quarter more
+/// bytes (9.7 MB instead of 7.7 MB); every Parquet reader reads both.
 pub(crate) fn write(frame: &DataFrame) -> Result<Vec<u8>, DataError> {
     let mut frame = frame.clone();
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes)
+        .with_compression(ParquetCompression::Snappy)
         .finish(&mut frame)
         .map_err(|err| DataError::Parquet(format!("could not be written: {err}")))?;
     Ok(bytes)
@@ -61,18 +65,26 @@ pub(crate) fn read(spec: &'static Spec, bytes: &[u8]) -> Result<Curated, DataErr
     })
 }
 
-/// Each row's fips code as a number into the distinct codes (NULL stays NULL).
+/// Each row's fips code as a number into the distinct codes (NULL stays NULL). A key's rows come
+/// together and mostly share their code, so a row with the code of the row before is numbered
+/// without a lookup.
 fn fips_ids(frame: &DataFrame) -> PolarsResult<(UInt32Chunked, Vec<String>)> {
     let codes = frame.column("fips")?.str()?;
     let mut ids: HashMap<&str, u32> = HashMap::new();
     let mut distinct = Vec::new();
     let mut out = PrimitiveChunkedBuilder::<UInt32Type>::new("fips".into(), codes.len());
+    let mut previous: Option<(&str, u32)> = None;
     for code in codes.iter() {
-        out.append_option(code.map(|code| {
-            *ids.entry(code).or_insert_with(|| {
-                distinct.push(code.to_owned());
-                u32::try_from(distinct.len() - 1).unwrap_or(u32::MAX)
-            })
+        out.append_option(code.map(|code| match previous {
+            Some((before, id)) if before == code => id,
+            _ => {
+                let id = *ids.entry(code).or_insert_with(|| {
+                    distinct.push(code.to_owned());
+                    u32::try_from(distinct.len() - 1).unwrap_or(u32::MAX)
+                });
+                previous = Some((code, id));
+                id
+            }
         }));
     }
     Ok((out.finish(), distinct))

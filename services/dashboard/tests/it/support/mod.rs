@@ -76,7 +76,7 @@ impl TestDb {
     }
 
     /// Lists the keys `states_daily` and `counties_daily` hold in `states_keys` and
-    /// `counties_keys` (migration 0006), as the loader does at the end of every load: fixtures
+    /// `counties_keys` (migration 0006), as a reconcile of the loader does: fixtures
     /// written straight into the tables call this after each change of their keys or dates.
     pub async fn refresh_keys(&self) {
         let s = self.schema();
