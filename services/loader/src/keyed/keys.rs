@@ -23,12 +23,7 @@ pub(crate) async fn refresh(
     let rows = table.qualified(env);
     let keys = table.qualified_keys(env);
     let key = table.key_list();
-    let same_key = table
-        .key()
-        .iter()
-        .map(|c| format!("d.{c} = k.{c}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let same_key = table.same_key("d", "k");
     tx.execute(&format!("DELETE FROM {keys}"), &[])
         .await
         .map_err(KeyedError::db(table.table_name(), "clear the key list"))?;
@@ -98,14 +93,6 @@ pub(crate) async fn follow(
     let table_rows = table.qualified(env);
     let keys = table.qualified_keys(env);
     let key = table.key_list();
-    let same = |a: &str, b: &str| {
-        table
-            .key()
-            .iter()
-            .map(|c| format!("{a}.{c} = {b}.{c}"))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
     let failed = KeyedError::db(table.table_name(), "carry the key list along the delta");
     tx.batch_execute(&format!(
         "DELETE FROM {keys} k USING (SELECT DISTINCT {key} FROM {removed}) r WHERE {k_r};
@@ -122,8 +109,8 @@ pub(crate) async fn follow(
              first_date = least(k.first_date, EXCLUDED.first_date),
              fips = CASE WHEN EXCLUDED.last_date >= k.last_date THEN EXCLUDED.fips ELSE k.fips END,
              last_date = greatest(k.last_date, EXCLUDED.last_date)",
-        k_r = same("k", "r"),
-        d_r = same("d", "r"),
+        k_r = table.same_key("k", "r"),
+        d_r = table.same_key("d", "r"),
         r_key = table.key_of("r"),
     ))
     .await

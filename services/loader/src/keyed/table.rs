@@ -84,13 +84,18 @@ impl Table {
             .join(", ")
     }
 
-    /// `a.date = b.date AND a.<key> = b.<key> ...`: the same row in two relations.
-    pub(crate) fn same_row(&self, a: &str, b: &str) -> String {
-        std::iter::once("date")
-            .chain(self.key().iter().copied())
+    /// `a.<key> = b.<key> AND ...`: the same key in two relations.
+    pub(crate) fn same_key(&self, a: &str, b: &str) -> String {
+        self.key()
+            .iter()
             .map(|c| format!("{a}.{c} = {b}.{c}"))
             .collect::<Vec<_>>()
             .join(" AND ")
+    }
+
+    /// `a.date = b.date AND a.<key> = b.<key> ...`: the same row in two relations.
+    pub(crate) fn same_row(&self, a: &str, b: &str) -> String {
+        format!("{a}.date = {b}.date AND {}", self.same_key(a, b))
     }
 
     /// A temporary staging table's name for this table: `<name>_<what>` (per table, so both
@@ -125,6 +130,10 @@ mod tests {
         assert_eq!(
             Table::COUNTIES.same_row("t", "s"),
             "t.date = s.date AND t.state = s.state AND t.county = s.county"
+        );
+        assert_eq!(
+            Table::COUNTIES.same_key("k", "r"),
+            "k.state = r.state AND k.county = r.county"
         );
         assert_eq!(Table::STATES.key_of("s"), "s.state");
         assert_eq!(Table::COUNTIES.key_list(), "state, county");

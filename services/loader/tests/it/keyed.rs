@@ -1116,12 +1116,7 @@ pub(crate) async fn stored_csv(
     revisions_of: Option<&str>,
 ) -> String {
     let keys = table.key().join(", ");
-    let order = table
-        .key()
-        .iter()
-        .map(|k| format!("{k} COLLATE \"C\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let order = byte_order(table);
     let query = match revisions_of {
         None => format!(
             "SELECT date, {keys}, fips, cases, deaths, new_cases, new_deaths
@@ -1137,15 +1132,20 @@ pub(crate) async fn stored_csv(
     copy_out(client, &query).await
 }
 
-/// The table's key list in the producer's columns and order (`Curated::keys_csv`).
-async fn stored_keys(client: &Client, env: &Env, table: &Table) -> String {
-    let keys = table.key().join(", ");
-    let order = table
+/// `table`'s key columns in byte order, the producer's (whatever the database's collation).
+fn byte_order(table: &Table) -> String {
+    table
         .key()
         .iter()
         .map(|k| format!("{k} COLLATE \"C\""))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// The table's key list in the producer's columns and order (`Curated::keys_csv`).
+async fn stored_keys(client: &Client, env: &Env, table: &Table) -> String {
+    let keys = table.key().join(", ");
+    let order = byte_order(table);
     copy_out(
         client,
         &format!(

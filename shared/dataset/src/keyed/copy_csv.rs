@@ -31,46 +31,25 @@ pub(crate) fn write(frame: &DataFrame) -> Result<Vec<u8>, DataError> {
 /// date is encoded once rather than once per row, which makes it several times faster at county
 /// scale, where a first load waits on it.
 pub(crate) fn rows(curated: &Curated) -> Result<Vec<u8>, DataError> {
-    let spec = curated.spec;
-    let rows = &curated.rows;
-    let column = |name: &str| rows.column(name).map_err(internal);
-    let keys = column("key")?.u32().map_err(internal)?;
-    let dates = &column("date")?.date().map_err(internal)?.phys;
-    let fips = column("fips")?.u32().map_err(internal)?;
+    let (keys, dates, fips) = key_columns(curated)?;
     let mut counts = Vec::with_capacity(4);
     for name in ["cases", "deaths", "new_cases", "new_deaths"] {
-        counts.push(column(name)?.i64().map_err(internal)?.iter());
+        counts.push(column(curated, name)?.i64().map_err(internal)?.iter());
     }
-
-    let key_fields: Vec<Vec<u8>> = curated
-        .keys
-        .iter()
-        .map(|key| {
-            let values = (0..spec.keys.len()).map(|index| key.split(KEY_SEPARATOR).nth(index));
-            fields(values.map(|value| value.unwrap_or("")))
-        })
-        .collect();
-    let fips_fields: Vec<Vec<u8>> = curated
-        .fips_codes
-        .iter()
-        .map(|code| fields([code.as_str()]))
-        .collect();
-    let mut date_fields = DateFields::default();
-
-    let mut out = Vec::with_capacity(rows.height() * 64 + 128);
-    out.extend_from_slice(spec.row_columns().join(",").as_bytes());
-    out.push(b'\n');
+    let mut fields = Fields::of(curated);
+    let mut out = Vec::with_capacity(curated.rows.height() * 64 + 128);
+    header(&mut out, &curated.spec.row_columns());
     let mut number = itoa::Buffer::new();
-    for (row, ((key, date), fips)) in keys.iter().zip(dates.iter()).zip(fips.iter()).enumerate() {
+    for ((key, date), code) in keys.iter().zip(dates.iter()).zip(fips.iter()) {
         let (Some(key), Some(date)) = (key, date) else {
-            return Err(DataError::Internal(format!("row {row} has no key or date")));
+            return Err(no_key_or_date());
         };
-        out.extend_from_slice(date_fields.get(date)?);
+        out.extend_from_slice(fields.date(date)?);
         out.push(b',');
-        out.extend_from_slice(entry(&key_fields, key)?);
+        out.extend_from_slice(fields.key(key)?);
         out.push(b',');
-        if let Some(fips) = fips {
-            out.extend_from_slice(entry(&fips_fields, fips)?);
+        if let Some(code) = code {
+            out.extend_from_slice(fields.fips(code)?);
         }
         for count in &mut counts {
             out.push(b',');
@@ -88,58 +67,127 @@ pub(crate) fn rows(curated: &Curated) -> Result<Vec<u8>, DataError> {
 /// of the key's latest row and its first and last dates. The rows are sorted by key then date,
 /// so one pass finds each key's first and last rows.
 pub(crate) fn keys(curated: &Curated) -> Result<Vec<u8>, DataError> {
-    let rows = &curated.rows;
-    let column = |name: &str| rows.column(name).map_err(internal);
-    let ranks = column("key")?.u32().map_err(internal)?;
-    let dates = &column("date")?.date().map_err(internal)?.phys;
-    let fips = column("fips")?.u32().map_err(internal)?;
-    let mut header: Vec<&str> = curated.spec.keys.to_vec();
-    header.extend(["fips", "first_date", "last_date"]);
+    let (keys, dates, fips) = key_columns(curated)?;
+    let mut fields = Fields::of(curated);
     let mut out = Vec::with_capacity(curated.keys.len() * 64 + 64);
-    out.extend_from_slice(header.join(",").as_bytes());
-    out.push(b'\n');
-    let mut dates_text = DateFields::default();
-    // The key being walked: its rank, first date, and its latest row's date and fips code.
-    let mut current: Option<(u32, i32, i32, Option<u32>)> = None;
-    let mut flush = |out: &mut Vec<u8>, (rank, first, last, code): (u32, i32, i32, Option<u32>)| {
-        let key = curated
-            .keys
-            .get(rank as usize)
-            .ok_or_else(|| DataError::Internal(format!("no key numbered {rank}")))?;
-        out.extend_from_slice(&fields(key.split(KEY_SEPARATOR)));
+    let mut columns = curated.spec.keys.to_vec();
+    columns.extend(["fips", "first_date", "last_date"]);
+    header(&mut out, &columns);
+    // A key's line: its rank, its first date, and its latest row's date and fips code.
+    let mut line = |out: &mut Vec<u8>, (key, first, last, code): KeyLine| {
+        out.extend_from_slice(fields.key(key)?);
         out.push(b',');
         if let Some(code) = code {
-            let code = curated
-                .fips_codes
-                .get(code as usize)
-                .ok_or_else(|| DataError::Internal(format!("no fips code numbered {code}")))?;
-            out.extend_from_slice(&fields([code.as_str()]));
+            out.extend_from_slice(fields.fips(code)?);
         }
         out.push(b',');
-        out.extend_from_slice(dates_text.get(first)?);
+        out.extend_from_slice(fields.date(first)?);
         out.push(b',');
-        out.extend_from_slice(dates_text.get(last)?);
+        out.extend_from_slice(fields.date(last)?);
         out.push(b'\n');
         Ok::<_, DataError>(())
     };
-    for ((rank, date), code) in ranks.iter().zip(dates.iter()).zip(fips.iter()) {
-        let (Some(rank), Some(date)) = (rank, date) else {
-            return Err(DataError::Internal("a row has no key or date".into()));
+    let mut walked: Option<KeyLine> = None;
+    for ((key, date), code) in keys.iter().zip(dates.iter()).zip(fips.iter()) {
+        let (Some(key), Some(date)) = (key, date) else {
+            return Err(no_key_or_date());
         };
-        current = match current {
-            Some((walked, first, _, _)) if walked == rank => Some((rank, first, date, code)),
+        walked = match walked {
+            Some((same, first, _, _)) if same == key => Some((key, first, date, code)),
             done => {
                 if let Some(done) = done {
-                    flush(&mut out, done)?;
+                    line(&mut out, done)?;
                 }
-                Some((rank, date, date, code))
+                Some((key, date, date, code))
             }
         };
     }
-    if let Some(done) = current {
-        flush(&mut out, done)?;
+    if let Some(done) = walked {
+        line(&mut out, done)?;
     }
     Ok(out)
+}
+
+/// A key's rank, first date, last date and the fips code of its last row.
+type KeyLine = (u32, i32, i32, Option<u32>);
+
+fn column<'a>(curated: &'a Curated, name: &str) -> Result<&'a Column, DataError> {
+    curated.rows.column(name).map_err(internal)
+}
+
+/// The internal `key`, `date` (days) and `fips` columns.
+fn key_columns(
+    curated: &Curated,
+) -> Result<(&UInt32Chunked, &Int32Chunked, &UInt32Chunked), DataError> {
+    Ok((
+        column(curated, "key")?.u32().map_err(internal)?,
+        &column(curated, "date")?.date().map_err(internal)?.phys,
+        column(curated, "fips")?.u32().map_err(internal)?,
+    ))
+}
+
+fn header(out: &mut Vec<u8>, columns: &[&str]) {
+    out.extend_from_slice(columns.join(",").as_bytes());
+    out.push(b'\n');
+}
+
+fn no_key_or_date() -> DataError {
+    DataError::Internal("a curated row has no key or date".into())
+}
+
+/// A dataset's keys, fips codes and dates as CSV fields, each encoded once.
+struct Fields {
+    keys: Vec<Vec<u8>>,
+    fips: Vec<Vec<u8>>,
+    /// Dates as `YYYY-MM-DD`, formatted when first met (a dataset spans a few hundred days).
+    dates: HashMap<i32, [u8; 10]>,
+}
+
+impl Fields {
+    fn of(curated: &Curated) -> Fields {
+        let arity = curated.spec.keys.len();
+        Fields {
+            keys: curated
+                .keys
+                .iter()
+                .map(|key| {
+                    let values = (0..arity).map(|index| key.split(KEY_SEPARATOR).nth(index));
+                    fields(values.map(|value| value.unwrap_or("")))
+                })
+                .collect(),
+            fips: curated
+                .fips_codes
+                .iter()
+                .map(|code| fields([code.as_str()]))
+                .collect(),
+            dates: HashMap::new(),
+        }
+    }
+
+    /// The key numbered `rank`: its values as fields.
+    fn key(&self, rank: u32) -> Result<&[u8], DataError> {
+        entry(&self.keys, rank, "key")
+    }
+
+    /// The fips code numbered `id`.
+    fn fips(&self, id: u32) -> Result<&[u8], DataError> {
+        entry(&self.fips, id, "fips code")
+    }
+
+    /// The date `days` after 1970-01-01.
+    fn date(&mut self, days: i32) -> Result<&[u8], DataError> {
+        match self.dates.entry(days) {
+            Entry::Occupied(known) => Ok(known.into_mut()),
+            Entry::Vacant(new) => {
+                let date = from_days(days)
+                    .ok_or_else(|| DataError::Internal(format!("day {days} is not a date")))?;
+                let text = date.format("%Y-%m-%d").to_string();
+                let bytes = <[u8; 10]>::try_from(text.as_bytes())
+                    .map_err(|_| DataError::Internal(format!("date {text} is not YYYY-MM-DD")))?;
+                Ok(new.insert(bytes))
+            }
+        }
+    }
 }
 
 /// `values` as CSV fields joined by commas, each quoted as [`write`] quotes it (`Necessary`): when
@@ -162,35 +210,13 @@ fn fields<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
     out
 }
 
-/// The encoded field numbered `index` of `table` (a key's or a fips code's).
-fn entry(table: &[Vec<u8>], index: u32) -> Result<&[u8], DataError> {
+/// The encoded field numbered `index` of `table` (a key's or a fips code's, `what`).
+fn entry<'a>(table: &'a [Vec<u8>], index: u32, what: &str) -> Result<&'a [u8], DataError> {
     usize::try_from(index)
         .ok()
         .and_then(|index| table.get(index))
         .map(Vec::as_slice)
-        .ok_or_else(|| DataError::Internal(format!("no key or fips code numbered {index}")))
-}
-
-/// Dates as `YYYY-MM-DD`, each formatted once (a dataset spans a few hundred distinct days).
-#[derive(Default)]
-struct DateFields {
-    formatted: HashMap<i32, [u8; 10]>,
-}
-
-impl DateFields {
-    fn get(&mut self, days: i32) -> Result<&[u8], DataError> {
-        match self.formatted.entry(days) {
-            Entry::Occupied(known) => Ok(known.into_mut()),
-            Entry::Vacant(new) => {
-                let date = from_days(days)
-                    .ok_or_else(|| DataError::Internal(format!("day {days} is not a date")))?;
-                let text = date.format("%Y-%m-%d").to_string();
-                let bytes = <[u8; 10]>::try_from(text.as_bytes())
-                    .map_err(|_| DataError::Internal(format!("date {text} is not YYYY-MM-DD")))?;
-                Ok(new.insert(bytes))
-            }
-        }
-    }
+        .ok_or_else(|| DataError::Internal(format!("no {what} numbered {index}")))
 }
 
 #[cfg(test)]
